@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(STAMP)
+
+# CPU PyTorch first and alone: any other torch spec would download a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	OMP_NUM_THREADS=2 $(VENV)/bin/autocl search --workload mnist --space search_spaces/default.yaml \
+		--profile hardware_profiles/cpu-local.yaml --study demo --trials 12
+
+test: $(STAMP)
+	OMP_NUM_THREADS=2 $(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/run.py
+
+clean:
+	rm -rf studies/*.db studies/cache

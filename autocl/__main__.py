@@ -1,0 +1,3 @@
+from autocl.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""The ``autocl`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from autocl.cli._inspect import layers
+from autocl.cli._search import front, search
+
+app = typer.Typer(
+    help=(
+        "Search pruning ratio, per-layer precision and distillation temperature for the best compressed "
+        "model per hardware target. Latency is measured with onnxruntime on the exported artifact.\n\n"
+        "Start with: autocl search --trials 12   then   autocl front"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(search)
+app.command()(front)
+app.command()(layers)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,63 @@
+"""Shared CLI pieces: one console, error handling, and the front table."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from autocl.errors import AutoclError
+from autocl.study import FrontRow
+
+# piped output (CI logs, `| tee`) gets a width that fits the front table instead of 80 columns
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
+
+F = TypeVar("F", bound=Callable)
+
+
+def handles_errors(fn: F) -> F:
+    """Turn an AutoclError into one clear line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AutoclError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: finished trials are saved; run the same command again to resume")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def front_table(rows: list[FrontRow], *, metric_name: str, baseline: dict | None, title: str) -> Table:
+    """The front as a table, the fp32 teacher first as the reference row. Distillation knobs show
+    as '-' for unpruned members: nothing was distilled there."""
+    table = Table(title=title, title_justify="left")
+    for col in ("trial", "prune", "T", "alpha", "bits per layer", metric_name, "Δ metric", "latency ms",
+                "± IQR", "speed-up", "size KB"):
+        table.add_column(col, justify="left" if col == "bits per layer" else "right", no_wrap=True)
+    if baseline:
+        table.add_row("fp32", "0.00", "-", "-", "teacher, unpruned", f"{baseline['metric']:.4f}", "",
+                      f"{baseline['latency_ms']:.3f}", f"{baseline['latency_iqr_ms']:.3f}", "1.00x",
+                      f"{baseline['size_kb']:.1f}", style="dim")
+    for r in rows:
+        distilled = r.prune_ratio > 0
+        table.add_row(
+            str(r.trial), f"{r.prune_ratio:.2f}", f"{r.temperature:g}" if distilled else "-",
+            f"{r.alpha:g}" if distilled else "-", r.bits, f"{r.metric:.4f}",
+            f"{r.metric - baseline['metric']:+.4f}" if baseline else "", f"{r.latency_ms:.3f}",
+            f"{r.latency_iqr_ms:.3f}", f"{baseline['latency_ms'] / r.latency_ms:.2f}x" if baseline else "",
+            f"{r.size_kb:.1f}",
+        )
+    return table
+
+
+BITS_LEGEND = "bits per layer: one character per quantizable layer in model order (8 = int8 QDQ, f = fp32)"

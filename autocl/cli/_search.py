@@ -1,0 +1,132 @@
+"""``autocl search`` and ``autocl front``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import optuna
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
+from autocl.errors import StudyError
+from autocl.hardware import load_profile
+from autocl.space import load_space
+from autocl.study import default_storage, load_existing, read_front, run_search
+from autocl.workloads import DEFAULT_WORKLOAD, load_workload
+
+
+class _ProgressReporter:
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=total)
+        self.failed = 0
+
+    def trial_started(self, number: int) -> None:
+        self.progress.update(self.task, description=f"trial {number}: sampling")
+
+    def stage(self, number: int, stage: str) -> None:
+        label = stage if number < 0 else f"trial {number}: {stage}"
+        self.progress.update(self.task, description=label)
+
+    def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == optuna.trial.TrialState.FAIL:
+            self.failed += 1
+            self.progress.console.print(f"[yellow]{trial.user_attrs.get('error', f'trial {trial.number} failed')}[/]")
+        else:
+            m, lat, size = trial.values
+            reused = " (student reused)" if trial.user_attrs.get("student_reused") else ""
+            self.progress.console.print(
+                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}")
+        self.progress.advance(self.task)
+
+
+def search(
+    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits) or 'package.module:function' returning an autocl Workload"),
+    space: Path = typer.Option(Path("search_spaces/default.yaml"), help="search-space YAML: which knobs and ranges"),
+    profile: Path = typer.Option(Path("hardware_profiles/cpu-local.yaml"), help="hardware-profile YAML: provider, threads, batch, measurement"),
+    study: str = typer.Option("demo", help="study name; an existing study of that name is resumed"),
+    trials: int = typer.Option(12, min=1, help="trials to add in this run"),
+    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
+    seed: int = typer.Option(0, help="seed of the sampler and of distillation"),
+) -> None:
+    """Search compression configurations and print the Pareto front.
+
+    Every trial prunes (structured channels), distills at the sampled temperature, exports ONNX,
+    quantizes layer by layer, computes the metric with onnxruntime on that artifact, and measures its
+    latency on the profile. The study lives in an SQL database: running the same command again adds
+    trials to it, and cached students are never trained twice.
+
+    Example: autocl search --workload mnist --study demo --trials 12
+    """
+    handles_errors(_search)(workload, space, profile, study, trials, storage, seed)
+
+
+def _search(workload, space, profile, study, trials, storage, seed) -> None:
+    space_cfg = load_space(space)
+    profile_cfg = load_profile(profile)
+    url = storage or default_storage(study)
+    console.print(f"workload [bold]{workload}[/], space {space}, profile [bold]{profile_cfg.name}[/] "
+                  f"({profile_cfg.execution_provider}, {profile_cfg.threads} thread(s), batch {profile_cfg.batch_size})")
+    wl = load_workload(workload)
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        reporter = _ProgressReporter(progress, trials)
+        result = run_search(wl, space_cfg, profile_cfg, study_name=study, storage=url, n_trials=trials,
+                            seed=seed, reporter=reporter)
+    done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
+                  f"{len(done)} complete in all, {reporter.failed} failed in this run")
+    _print_front(url, study, profile_cfg.name, result.study)
+
+
+def _print_front(url: str, study_name: str, profile: str | None, study: optuna.Study) -> None:
+    rows = read_front(url, study_name, profile)
+    if not rows:
+        raise StudyError(f"study {study_name!r} has no completed trial yet, so no Pareto front; "
+                         "run 'autocl search' (failed trials list their errors)")
+    meta = study.user_attrs.get("workload", {})
+    prof = profile or study.user_attrs.get("profile", {}).get("name", "")
+    table = front_table(rows, metric_name=meta.get("metric", "metric"), baseline=study.user_attrs.get("baseline"),
+                        title=f"Pareto front of '{study_name}' on profile '{prof}' ({len(rows)} of {len(study.trials)} trials)")
+    console.print(table)
+    console.print(f"[dim]{BITS_LEGEND}; layers: {' '.join(meta.get('layers', []))}[/]", soft_wrap=True)
+
+
+def front(
+    study: str = typer.Option("demo", help="study name"),
+    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
+    profile: Optional[str] = typer.Option(None, help="profile name (a study keeps one front per profile)"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+) -> None:
+    """Print the Pareto front of a study, read from autocl's table in the study database.
+
+    Example: autocl front --study demo --format csv > front.csv
+    """
+    handles_errors(_front)(study, storage, profile, fmt)
+
+
+def _front(study_name, storage, profile, fmt) -> None:
+    url = storage or default_storage(study_name)
+    if storage is None and not Path(url[len("sqlite:///"):]).is_file():
+        raise StudyError(f"no study database at {url[len('sqlite:///'):]}; run 'autocl search --study {study_name}' "
+                         "first, or pass --storage")
+    study = load_existing(study_name, url)
+    if fmt == "table":
+        _print_front(url, study_name, profile, study)
+        return
+    rows = read_front(url, study_name, profile)
+    if fmt == "json":
+        console.print_json(json.dumps([r.to_dict() for r in rows]))
+    elif fmt == "csv":
+        import csv
+        import sys
+
+        fields = list(rows[0].to_dict()) if rows else []
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(r.to_dict() for r in rows)
+    else:
+        raise StudyError(f"unknown --format {fmt!r}; use table, csv or json")

@@ -1,0 +1,75 @@
+"""Export a PyTorch model to ONNX, and map the model's layers to the graph's nodes.
+
+The TorchScript exporter (``dynamo=False``) is used: it needs no extra packages and names every
+node after the module scope it came from (``/stages/stages.0/conv1/Conv``), which is how a
+per-layer precision chosen by module name finds its node in the graph.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from autocl.errors import WorkloadError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+OPSET = 17
+LAYER_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path) -> Path:
+    """Write ``model`` (eval mode) to ``path`` with a dynamic batch axis."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    model.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (example_input,), str(tmp), dynamo=False, opset_version=OPSET,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+        onnx.checker.check_model(str(tmp))
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise WorkloadError(
+            f"the model will not export to ONNX (opset {OPSET}, TorchScript exporter): {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. Make forward() traceable: no data-dependent "
+            "Python control flow, tensor inputs and outputs only"
+        ) from exc
+    tmp.replace(path)
+    return path
+
+
+def _module_of(node_name: str) -> str:
+    """``/stages/stages.0/conv1/Conv`` -> ``stages.0.conv1``."""
+    parts = [p for p in node_name.split("/") if p][:-1]
+    fqn = ""
+    for part in parts:
+        if fqn and part.startswith(fqn + "."):
+            fqn = part
+        elif not fqn and "." in part:
+            fqn = part
+        else:
+            fqn = f"{fqn}.{part}" if fqn else part
+    return fqn
+
+
+def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]) -> dict[str, list[str]]:
+    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph (possibly none)."""
+    model = model_path if isinstance(model_path, onnx.ModelProto) else onnx.load(str(model_path), load_external_data=False)
+    wanted = set(layer_names)
+    found: dict[str, list[str]] = {name: [] for name in layer_names}
+    for node in model.graph.node:
+        if node.op_type in LAYER_OPS:
+            owner = _module_of(node.name)
+            if owner in wanted:
+                found[owner].append(node.name)
+    return found

@@ -1,0 +1,134 @@
+"""One configuration, end to end: prune -> distill -> export ONNX -> quantize per layer.
+
+Students (pruned and distilled, exported fp32) are cached on disk by ``CompressionConfig.student_key``,
+so trials that differ only in bit-widths, and resumed searches, never train the same student twice.
+Quantized artifacts are cached by student and precision map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+
+from autocl.compress.distill import distill, teacher_logits
+from autocl.compress.onnx_export import export_onnx, layer_nodes
+from autocl.compress.prune import count_parameters, prune_model
+from autocl.compress.quantize import quantize_model
+from autocl.config import CompressionConfig
+from autocl.workloads import Workload
+
+StageCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Student:
+    key: str
+    onnx_path: Path
+    weights_path: Path
+    parameters: int
+    reused: bool
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    sha256: str
+    size_bytes: int
+    student: Student
+    int8_layers: tuple[str, ...]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _weights_bytes(model: onnx.ModelProto) -> int:
+    return sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+
+
+class Compressor:
+    """Applies configurations to one workload, caching students under ``cache_root``."""
+
+    def __init__(self, workload: Workload, cache_root: Path, *, seed: int = 0) -> None:
+        self.workload = workload
+        self.seed = seed
+        self.root = Path(cache_root) / f"{workload.name}-{workload.key}"
+        self.layers = workload.layer_names()
+        self._x = torch.from_numpy(np.ascontiguousarray(workload.train[0], dtype=np.float32))
+        self._y = torch.from_numpy(np.asarray(workload.train[1])).long()
+        self._soft: torch.Tensor | None = None
+
+    def _teacher_outputs(self) -> torch.Tensor:
+        if self._soft is None:
+            self._soft = teacher_logits(self.workload.model, self._x)
+        return self._soft
+
+    def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
+        """Prune and distill a PyTorch student for ``cfg`` (no cache). An unpruned student is the
+        teacher itself: distilling it from itself has nothing to recover."""
+        w = self.workload
+        stage("pruning")
+        student = prune_model(w.model, w.example_input, cfg.prune, ignored_layers=w.ignored_layers)
+        if cfg.prune.ratio > 0:
+            stage("distilling")
+            distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed)
+        return student
+
+    def student_key(self, cfg: CompressionConfig) -> str:
+        if cfg.prune.ratio <= 0:  # no distillation happens, so its knobs do not matter
+            cfg = CompressionConfig(prune=cfg.prune)
+        return cfg.student_key(self.workload.key)
+
+    def student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Student:
+        key = self.student_key(cfg)
+        folder = self.root / "students" / key
+        onnx_path, weights_path, info_path = folder / "student.onnx", folder / "student.pt", folder / "info.json"
+        if info_path.is_file() and onnx_path.is_file():
+            info = json.loads(info_path.read_text())
+            return Student(key, onnx_path, weights_path, info["parameters"], reused=True)
+        student = self.build_student(cfg, stage)
+        stage("exporting")
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        export_onnx(student, self.workload.example_input, tmp / "student.onnx")
+        torch.save(student.state_dict(), tmp / "student.pt")
+        params = count_parameters(student)
+        (tmp / "info.json").write_text(json.dumps({"parameters": params, "config": cfg.to_dict()}))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.replace(folder)
+        return Student(key, onnx_path, weights_path, params, reused=False)
+
+    def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
+        """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
+        student = self.student(cfg, stage)
+        precisions = {name: cfg.quant.precision_of(name) for name in self.layers}
+        qkey = hashlib.sha256(json.dumps([precisions, cfg.quant.calibration_samples], sort_keys=True).encode()).hexdigest()[:16]
+        path = self.root / "artifacts" / f"{student.key}-{qkey}.onnx"
+        if not path.is_file():
+            stage("quantizing")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            quantize_model(student.onnx_path, tmp, cfg.quant, layer_nodes(student.onnx_path, self.layers),
+                           self.workload.calibration_inputs(cfg.quant.calibration_samples))
+            tmp.replace(path)
+        int8 = tuple(n for n, p in precisions.items() if p == "int8")
+        return Artifact(path, file_sha256(path), path.stat().st_size, student, int8)
+
+    def baseline(self) -> Path:
+        """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
+        path = self.root / "baseline.onnx"
+        if not path.is_file():
+            export_onnx(self.workload.model, self.workload.example_input, path)
+        return path

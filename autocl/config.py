@@ -1,0 +1,156 @@
+"""Validated, serializable records of one compression configuration, and YAML loading.
+
+Configuration is data: the search space samples a :class:`CompressionConfig`, the pipeline
+receives it, the study stores it (``to_dict``) and an exported ``config.yaml`` rebuilds it.
+Every file autocl reads goes through :func:`load_yaml_model`, so a bad file fails once, before
+any work starts, with an error naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autocl.errors import ConfigError
+
+Precision = Literal["fp32", "int8"]
+"""Per-layer precisions. ``int8`` is static QDQ: per-channel int8 weights, calibrated uint8
+activations with ``reduce_range`` (the fast int8 path on AVX2 CPUs without VNNI)."""
+
+PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+CONFIG_VERSION = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PruneConfig(_Record):
+    """Structured channel pruning: ``ratio`` of each prunable layer's output channels removed."""
+
+    ratio: float = Field(0.0, ge=0.0, le=0.9, description="fraction of channels removed per layer")
+    importance: Literal["l1", "l2"] = Field("l2", description="channel importance: weight magnitude norm")
+    ignored_layers: tuple[str, ...] = Field((), description="layers never pruned (e.g. the classifier)")
+    round_to: int | None = Field(8, ge=1, le=256, description=(
+        "keep channel counts multiples of this: ORT's CPU conv kernels work in blocks of 8 channels, and "
+        "unaligned counts measured slower than the unpruned model here"))
+
+
+class DistillConfig(_Record):
+    """Knowledge distillation of the pruned student from the unpruned teacher."""
+
+    temperature: float = Field(4.0, gt=0.0, le=50.0, description="softmax temperature T of the KD loss")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1-alpha weighs the hard labels")
+    steps: int = Field(60, ge=0, le=100_000, description="optimizer steps of fine-tuning")
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
+    batch_size: int = Field(64, ge=1, le=65_536)
+
+
+class QuantConfig(_Record):
+    """Per-layer precision: one mapping from module name to precision, with a default."""
+
+    default: Precision = "fp32"
+    layers: dict[str, Precision] = Field(default_factory=dict)
+    calibration_samples: int = Field(128, ge=1, le=100_000)
+
+    def precision_of(self, layer: str) -> str:
+        return self.layers.get(layer, self.default)
+
+    def compact(self, layer_names: list[str] | None = None) -> str:
+        """One character per layer (``8`` int8, ``f`` fp32), in the given or stored order."""
+        names = layer_names if layer_names is not None else list(self.layers)
+        code = {"fp32": "f", "int8": "8"}
+        return "".join(code.get(self.precision_of(n), "?") for n in names)
+
+
+class CompressionConfig(_Record):
+    """Everything one trial applies to the model: prune, then distill, then quantize."""
+
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    quant: QuantConfig = Field(default_factory=QuantConfig)
+
+    def student_key(self, workload_key: str) -> str:
+        """Key of the pruned and distilled student: bit-widths do not change it, so trials that
+        differ only in precision reuse one student."""
+        payload = json.dumps(
+            {"w": workload_key, "p": self.prune.model_dump(mode="json"), "d": self.distill.model_dump(mode="json")},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "autocl.CompressionConfig", "version": CONFIG_VERSION, **self.model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<config>") -> "CompressionConfig":
+        data = dict(data)
+        kind = data.pop("type", "autocl.CompressionConfig")
+        version = data.pop("version", CONFIG_VERSION)
+        if kind != "autocl.CompressionConfig":
+            raise ConfigError(f"expected type 'autocl.CompressionConfig', got {kind!r}", file=source, field="type")
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"unsupported version {version!r}; this autocl reads version {CONFIG_VERSION}",
+                              file=source, field="version")
+        return validate_model(cls, data, source=source)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _describe(err: dict[str, Any]) -> tuple[str, str]:
+    field = ".".join(str(p) for p in err.get("loc", ())) or "<top level>"
+    msg = err.get("msg", "invalid value")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field (check its spelling against the documented fields)"
+    elif "input" in err and err.get("type") != "missing":
+        msg += f" (got {err['input']!r})"
+    return field, msg
+
+
+def validate_model(model_cls: type[M], data: Any, *, source: str) -> M:
+    """Validate ``data`` into ``model_cls``; the first problem becomes a ConfigError naming
+    ``source`` and the dotted field path, the rest are listed after it."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        field, msg = _describe(errors[0])
+        more = ""
+        if len(errors) > 1:
+            others = "; ".join(f"{f}: {m}" for f, m in (_describe(e) for e in errors[1:4]))
+            more = f" (also: {others})"
+        raise ConfigError(msg + more, file=source, field=field) from None
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Read a YAML file, turning a missing file or a syntax error into a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("file not found (give a path to an existing YAML file)", file=str(path))
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+
+
+def load_yaml_model(path: str | Path, model_cls: type[M]) -> M:
+    """Load and validate a YAML file into ``model_cls``."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", file=str(path))
+    return validate_model(model_cls, data, source=str(path))
+
+
+__all__ = [
+    "CONFIG_VERSION", "PRECISIONS", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
+    "QuantConfig", "load_yaml", "load_yaml_model", "validate_model",
+]

@@ -1,0 +1,40 @@
+"""Where autocl keeps its files, and how many threads torch may use.
+
+``AUTOCL_HOME`` (default ``./studies``) holds study databases, exports and the cache of teachers,
+students and artifacts. Torch's thread count is set explicitly: on small machines the default
+oversubscribes the cores and makes training far slower.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("AUTOCL_HOME", "studies"))
+
+
+def cache_dir() -> Path:
+    path = home_dir() / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def train_threads() -> int:
+    env = os.environ.get("AUTOCL_TRAIN_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def set_torch_threads(n: int | None = None) -> None:
+    n = n or train_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # can only be set once, before any parallel work
+        pass

@@ -1,0 +1,53 @@
+"""autocl's own tables, in the same database as Optuna's.
+
+``autocl_pareto_front`` holds the current Pareto front of each (study, profile), one row per member,
+with the configuration and the measurements, so SQL alone answers "what is the front of study X".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, UniqueConstraint, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ParetoEntry(Base):
+    __tablename__ = "autocl_pareto_front"
+    __table_args__ = (UniqueConstraint("study_name", "profile", "trial_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), index=True)
+    profile: Mapped[str] = mapped_column(String(256))
+    trial_number: Mapped[int] = mapped_column(Integer)
+    metric_name: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    latency_iqr_ms: Mapped[float] = mapped_column(Float)
+    latency_p90_ms: Mapped[float] = mapped_column(Float)
+    size_kb: Mapped[float] = mapped_column(Float)
+    prune_ratio: Mapped[float] = mapped_column(Float)
+    temperature: Mapped[float] = mapped_column(Float)
+    alpha: Mapped[float] = mapped_column(Float)
+    bits: Mapped[str] = mapped_column(String(1024))
+    config: Mapped[dict] = mapped_column(JSON)
+    measurement: Mapped[dict] = mapped_column(JSON)
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL, with autocl's tables created if missing."""
+    if url not in _ENGINES:
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        _ENGINES[url] = engine
+    return _ENGINES[url]

@@ -1,0 +1,54 @@
+"""Workloads: the model, its data and its metric.
+
+``load_workload(name)`` accepts a built-in name (``mnist``, ``digits``) or a
+``package.module:function`` that returns a :class:`Workload`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from autocl.errors import WorkloadError
+from autocl.workloads._base import Workload, accuracy, validate_workload
+
+BUILTIN: dict[str, str] = {
+    "mnist": "autocl.workloads._digits:mnist",
+    "digits": "autocl.workloads._digits:digits",
+}
+DEFAULT_WORKLOAD = "mnist"
+
+
+def _resolve(spec: str) -> Callable[[], object]:
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise WorkloadError(
+            f"unknown workload {spec!r}: use a built-in ({', '.join(BUILTIN)}) or 'package.module:function'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise WorkloadError(f"workload {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        raise WorkloadError(f"workload {spec!r}: module {module_name!r} has no function {attr!r}")
+    return fn
+
+
+def load_workload(spec: str) -> Workload:
+    """Build the workload named by ``spec`` and check it is complete."""
+    fn = _resolve(BUILTIN.get(spec, spec))
+    try:
+        w = fn()
+    except WorkloadError:
+        raise
+    except Exception as exc:  # a user's factory failing is a workload problem, reported as such
+        raise WorkloadError(f"workload {spec!r}: its function raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(w, Workload):
+        validate_workload(w, source=f"workload {spec!r}")
+        raise WorkloadError(f"workload {spec!r}: the function must return autocl.workloads.Workload, "
+                            f"got {type(w).__name__}")
+    return w
+
+
+__all__ = ["BUILTIN", "DEFAULT_WORKLOAD", "Workload", "accuracy", "load_workload", "validate_workload"]
