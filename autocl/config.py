@@ -113,7 +113,7 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
     return field, msg
 
 
-def validate_model(model_cls: type[M], data: Any, *, source: str) -> M:
+def validate_model(model_cls: type[M], data: Any, *, source: str, error: type[ConfigError] = ConfigError) -> M:
     """Validate ``data`` into ``model_cls``; the first problem becomes a ConfigError naming
     ``source`` and the dotted field path, the rest are listed after it."""
     try:
@@ -125,29 +125,29 @@ def validate_model(model_cls: type[M], data: Any, *, source: str) -> M:
         if len(errors) > 1:
             others = "; ".join(f"{f}: {m}" for f, m in (_describe(e) for e in errors[1:4]))
             more = f" (also: {others})"
-        raise ConfigError(msg + more, file=source, field=field) from None
+        raise error(msg + more, file=source, field=field) from None
 
 
-def load_yaml(path: str | Path) -> Any:
+def load_yaml(path: str | Path, *, error: type[ConfigError] = ConfigError) -> Any:
     """Read a YAML file, turning a missing file or a syntax error into a ConfigError."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("file not found (give a path to an existing YAML file)", file=str(path))
+        raise error("file not found (give a path to an existing YAML file)", file=str(path))
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+        raise error(f"malformed YAML{where}: {problem}", file=str(path)) from None
 
 
-def load_yaml_model(path: str | Path, model_cls: type[M]) -> M:
-    """Load and validate a YAML file into ``model_cls``."""
-    data = load_yaml(path)
+def load_yaml_model(path: str | Path, model_cls: type[M], *, error: type[ConfigError] = ConfigError) -> M:
+    """Load and validate a YAML file into ``model_cls``; problems raise ``error`` (a ConfigError)."""
+    data = load_yaml(path, error=error)
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", file=str(path))
-    return validate_model(model_cls, data, source=str(path))
+        raise error(f"expected a mapping at the top level, got {type(data).__name__}", file=str(path))
+    return validate_model(model_cls, data, source=str(path), error=error)
 
 
 __all__ = [

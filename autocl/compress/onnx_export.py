@@ -49,16 +49,19 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
 
 
 def _module_of(node_name: str) -> str:
-    """``/stages/stages.0/conv1/Conv`` -> ``stages.0.conv1``."""
+    """``/stages/stages.1/shortcut/shortcut.0/Conv`` -> ``stages.1.shortcut.0``.
+
+    Each scope is a module's local name; a container's child repeats its parent's local name as a
+    prefix (``shortcut`` -> ``shortcut.0``), which adds only the suffix.
+    """
     parts = [p for p in node_name.split("/") if p][:-1]
-    fqn = ""
+    fqn, prev = "", ""
     for part in parts:
-        if fqn and part.startswith(fqn + "."):
-            fqn = part
-        elif not fqn and "." in part:
-            fqn = part
+        if prev and part.startswith(prev + "."):
+            fqn += part[len(prev):]
         else:
             fqn = f"{fqn}.{part}" if fqn else part
+        prev = part
     return fqn
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocl.config import load_yaml_model, validate_model
-from autocl.errors import ConfigError, ProfileError
+from autocl.errors import ProfileError
 
 
 class MeasurementSettings(BaseModel):
@@ -54,13 +54,13 @@ class HardwareProfile(BaseModel):
 
 def load_profile(path: str | Path) -> HardwareProfile:
     """Load and validate a profile YAML file; errors name the file and the field."""
-    profile = load_yaml_model(path, HardwareProfile)
+    profile = load_yaml_model(path, HardwareProfile, error=ProfileError)
     try:
         profile.check_available()
-    except ConfigError as exc:
+    except ProfileError as exc:
         raise ProfileError(str(exc), file=str(path)) from None
     return profile
 
 
 def profile_from_dict(data: dict[str, Any], *, source: str = "<profile>") -> HardwareProfile:
-    return validate_model(HardwareProfile, data, source=source)
+    return validate_model(HardwareProfile, data, source=source, error=ProfileError)

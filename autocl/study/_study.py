@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from autocl.errors import StudyError
 from autocl.runtime import home_dir
@@ -16,6 +17,8 @@ HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 40
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# heartbeats and metric names are marked experimental; they are what autocl is built on, on purpose
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def default_storage(study_name: str) -> str:
@@ -34,7 +37,7 @@ def make_storage(url: str) -> RDBStorage:
     try:
         storage = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
                              grace_period=GRACE_SECONDS,
-                             failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # bad URL, unreachable server, missing driver
         raise StudyError(f"cannot open storage {url!r}: {exc}. Give an SQLAlchemy URL such as "
                          "sqlite:///studies/demo.db or postgresql://user@host/db") from None

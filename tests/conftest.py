@@ -1,0 +1,45 @@
+"""Shared fixtures: a per-session AUTOCL_HOME, the tiny `digits` workload, fast spaces and profiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def autocl_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("autocl-home")
+    os.environ["AUTOCL_HOME"] = str(home)
+    os.environ.setdefault("AUTOCL_TRAIN_THREADS", "2")
+    return home
+
+
+@pytest.fixture(scope="session")
+def digits(autocl_home):
+    from autocl.workloads import load_workload
+
+    return load_workload("digits")
+
+
+@pytest.fixture(scope="session")
+def fast_profile():
+    from autocl.hardware import profile_from_dict
+
+    return profile_from_dict({"name": "test-cpu", "threads": 1, "batch_size": 4,
+                              "measurement": {"warmup": 2, "repeats": 5, "min_repeats": 3, "max_seconds": 0.5}})
+
+
+@pytest.fixture(scope="session")
+def fast_space():
+    from autocl.space import SearchSpace
+
+    return SearchSpace.model_validate({
+        "name": "test",
+        "prune": {"ratio": [0.0, 0.5]},
+        "distill": {"temperature": [2.0, 4.0], "alpha": 0.5, "steps": 8, "batch_size": 32},
+        "quant": {"precisions": ["fp32", "int8"], "calibration_samples": 32},
+    })
