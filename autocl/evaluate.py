@@ -9,15 +9,16 @@ import numpy as np
 
 from autocl.hardware import HardwareProfile, open_session
 from autocl.runtime import train_threads
-from autocl.workloads import Workload
+from autocl.workloads import Inputs, Workload, input_tuple, n_samples, take
 
 
-def predict(path: str | Path, x: np.ndarray, profile: HardwareProfile, *, batch_size: int = 256) -> np.ndarray:
-    """Run the artifact over ``x`` in batches and stack its first output."""
+def predict(path: str | Path, x: Inputs, profile: HardwareProfile, *, input_names: tuple[str, ...] | None = None,
+            batch_size: int = 256) -> np.ndarray:
+    """Run the artifact over the inputs ``x`` in batches and stack its first output."""
     sess = open_session(path, profile, threads=train_threads())
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)})[0]
-            for i in range(0, len(x), batch_size)]
+    names = input_names or tuple(i.name for i in sess.get_inputs())[:len(input_tuple(x))]
+    outs = [sess.run(None, dict(zip(names, take(x, slice(i, i + batch_size)))))[0]
+            for i in range(0, n_samples(x), batch_size)]
     return np.concatenate(outs)
 
 
@@ -27,5 +28,5 @@ def evaluate_artifact(path: str | Path, workload: Workload, profile: HardwarePro
     Returns NaN when the metric is not finite; the caller decides what a NaN trial means.
     """
     x, y = workload.validation
-    value = float(workload.metric(predict(path, x, profile), np.asarray(y)))
+    value = float(workload.metric(predict(path, x, profile, input_names=workload.input_names), np.asarray(y)))
     return value if math.isfinite(value) else float("nan")

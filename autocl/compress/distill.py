@@ -15,11 +15,12 @@ from autocl.config import DistillConfig
 from autocl.runtime import set_torch_threads
 
 
-def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Teacher outputs for all of ``x`` under no_grad (computed once per search, then reused)."""
+def teacher_logits(teacher: nn.Module, x: tuple[torch.Tensor, ...], batch_size: int = 256) -> torch.Tensor:
+    """Teacher outputs for all of the inputs ``x`` under no_grad (computed once per search, then reused)."""
     teacher.eval()
+    n = len(x[0])
     with torch.no_grad():
-        return torch.cat([teacher(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([teacher(*(a[i:i + batch_size] for a in x)) for i in range(0, n, batch_size)])
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -31,10 +32,11 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     return alpha * soft + (1.0 - alpha) * hard
 
 
-def distill(student: nn.Module, x: torch.Tensor, y: torch.Tensor, soft_targets: torch.Tensor,
-            cfg: DistillConfig, *, seed: int = 0, on_step=None) -> nn.Module:
+def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, soft_targets: torch.Tensor,
+            cfg: DistillConfig, *, seed: int = 0, loss_fn=None, on_step=None) -> nn.Module:
     """Fine-tune ``student`` in place for ``cfg.steps`` steps on (x, y) against the teacher's
-    logits ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``."""
+    outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
+    ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the logit KD loss."""
     if cfg.steps == 0:
         return student.eval()
     set_torch_threads()
@@ -43,14 +45,19 @@ def distill(student: nn.Module, x: torch.Tensor, y: torch.Tensor, soft_targets: 
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     student.train()
-    order = torch.randperm(len(x), generator=gen)
+    n = len(x[0])
+    order = torch.randperm(n, generator=gen)
     pos = 0
     for step in range(cfg.steps):
-        if pos + cfg.batch_size > len(x):
-            order, pos = torch.randperm(len(x), generator=gen), 0
+        if pos + cfg.batch_size > n:
+            order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
-        loss = kd_loss(student(x[idx]), soft_targets[idx], y[idx], cfg.temperature, cfg.alpha)
+        out = student(*(a[idx] for a in x))
+        if loss_fn is None:
+            loss = kd_loss(out, soft_targets[idx], y[idx], cfg.temperature, cfg.alpha)
+        else:
+            loss = loss_fn(out, soft_targets[idx], y[idx], cfg)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss became {loss.item()} at step {step}; lower distill.lr")
         opt.zero_grad()

@@ -16,14 +16,20 @@ from torch import nn
 
 from autocl.errors import WorkloadError
 
-INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 OPSET = 17
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path) -> Path:
-    """Write ``model`` (eval mode) to ``path`` with a dynamic batch axis."""
+def export_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path: str | Path, *,
+                input_names: tuple[str, ...] = ("input",),
+                dynamic_axes: dict[str, dict[int, str]] | None = None) -> Path:
+    """Write ``model`` (eval mode) to ``path``; every input and the output get a dynamic batch axis
+    unless ``dynamic_axes`` says otherwise."""
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    axes = dict(dynamic_axes or {name: {0: "batch"} for name in input_names})
+    axes.setdefault(OUTPUT_NAME, {0: "batch"})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
@@ -32,9 +38,8 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (example_input,), str(tmp), dynamo=False, opset_version=OPSET,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                model, tuple(example_inputs), str(tmp), dynamo=False, opset_version=OPSET,
+                input_names=list(input_names), output_names=[OUTPUT_NAME], dynamic_axes=axes,
             )
         onnx.checker.check_model(str(tmp))
     except Exception as exc:

@@ -23,7 +23,7 @@ from autocl.compress.onnx_export import export_onnx, layer_nodes
 from autocl.compress.prune import count_parameters, prune_model
 from autocl.compress.quantize import quantize_model
 from autocl.config import CompressionConfig
-from autocl.workloads import Workload
+from autocl.workloads import Workload, input_tuple
 
 StageCallback = Callable[[str], None]
 
@@ -66,8 +66,9 @@ class Compressor:
         self.seed = seed
         self.root = Path(cache_root) / f"{workload.name}-{workload.key}"
         self.layers = workload.layer_names()
-        self._x = torch.from_numpy(np.ascontiguousarray(workload.train[0], dtype=np.float32))
-        self._y = torch.from_numpy(np.asarray(workload.train[1])).long()
+        self._x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in input_tuple(workload.train[0]))
+        y = np.asarray(workload.train[1])
+        self._y = torch.from_numpy(y).long() if np.issubdtype(y.dtype, np.integer) else torch.from_numpy(y)
         self._soft: torch.Tensor | None = None
 
     def _teacher_outputs(self) -> torch.Tensor:
@@ -80,10 +81,11 @@ class Compressor:
         teacher itself: distilling it from itself has nothing to recover."""
         w = self.workload
         stage("pruning")
-        student = prune_model(w.model, w.example_input, cfg.prune, ignored_layers=w.ignored_layers)
+        student = prune_model(w.model, w.example_inputs(), cfg.prune, ignored_layers=w.ignored_layers)
         if cfg.prune.ratio > 0:
             stage("distilling")
-            distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed)
+            distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
+                    loss_fn=w.distill_loss)
         return student
 
     def student_key(self, cfg: CompressionConfig) -> str:
@@ -102,7 +104,7 @@ class Compressor:
         stage("exporting")
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        export_onnx(student, self.workload.example_input, tmp / "student.onnx")
+        self._export(student, tmp / "student.onnx")
         torch.save(student.state_dict(), tmp / "student.pt")
         params = count_parameters(student)
         (tmp / "info.json").write_text(json.dumps({"parameters": params, "config": cfg.to_dict()}))
@@ -121,7 +123,7 @@ class Compressor:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             quantize_model(student.onnx_path, tmp, cfg.quant, layer_nodes(student.onnx_path, self.layers),
-                           self.workload.calibration_inputs(cfg.quant.calibration_samples))
+                           self.workload.calibration_feeds(cfg.quant.calibration_samples))
             tmp.replace(path)
         int8 = tuple(n for n, p in precisions.items() if p == "int8")
         return Artifact(path, file_sha256(path), path.stat().st_size, student, int8)
@@ -130,5 +132,9 @@ class Compressor:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
         path = self.root / "baseline.onnx"
         if not path.is_file():
-            export_onnx(self.workload.model, self.workload.example_input, path)
+            self._export(self.workload.model, path)
         return path
+
+    def _export(self, model: torch.nn.Module, path: Path) -> Path:
+        w = self.workload
+        return export_onnx(model, w.example_inputs(), path, input_names=w.input_names, dynamic_axes=w.dynamic_axes)

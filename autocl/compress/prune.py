@@ -35,7 +35,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def prune_model(model: nn.Module, example_input: torch.Tensor, cfg: PruneConfig,
+def prune_model(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...], cfg: PruneConfig,
                 ignored_layers: tuple[str, ...] = ()) -> nn.Module:
     """Return a pruned copy of ``model``; ``model`` itself is left untouched.
 
@@ -48,7 +48,7 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, cfg: PruneConfig,
     keep = resolve_layers(student, tuple(ignored_layers) + tuple(cfg.ignored_layers), field="prune.ignored_layers")
     importance = tp.importance.GroupMagnitudeImportance(p=1 if cfg.importance == "l1" else 2)
     pruner = tp.pruner.MetaPruner(
-        student, example_input, importance=importance, pruning_ratio=cfg.ratio, ignored_layers=keep,
+        student, example_inputs, importance=importance, pruning_ratio=cfg.ratio, ignored_layers=keep,
         round_to=cfg.round_to,
     )
     with torch.no_grad():

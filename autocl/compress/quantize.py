@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from autocl.compress.onnx_export import INPUT_NAME
 from autocl.config import QuantConfig
 from autocl.errors import ConfigError
 
@@ -32,26 +31,27 @@ class _QuietPreprocessHint(logging.Filter):
 logging.getLogger().addFilter(_QuietPreprocessHint())
 
 
-class _ArrayReader(CalibrationDataReader):
-    def __init__(self, x: np.ndarray, batch_size: int = 32) -> None:
-        self._batches = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+class _FeedReader(CalibrationDataReader):
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds = feeds
         self._i = 0
 
     def get_next(self):
-        if self._i >= len(self._batches):
+        if self._i >= len(self._feeds):
             return None
         self._i += 1
-        return {INPUT_NAME: np.ascontiguousarray(self._batches[self._i - 1], dtype=np.float32)}
+        return self._feeds[self._i - 1]
 
     def rewind(self) -> None:
         self._i = 0
 
 
 def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig,
-                   nodes: dict[str, list[str]], calibration: np.ndarray) -> Path:
+                   nodes: dict[str, list[str]], calibration: list[dict[str, np.ndarray]]) -> Path:
     """Write the quantized model to ``out_path`` (a copy when every layer stays fp32).
 
-    ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``).
+    ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``); ``calibration``
+    is a list of onnxruntime feeds (``Workload.calibration_feeds``).
     """
     out_path = Path(out_path)
     unknown = sorted(set(cfg.layers) - set(nodes))
@@ -65,7 +65,7 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
         # calibration writes an augmented model next to a temp path; keep it out of the cache folder
         staged = Path(tmp) / "model.onnx"
         quantize_static(
-            str(fp32_path), str(staged), _ArrayReader(calibration[:cfg.calibration_samples]),
+            str(fp32_path), str(staged), _FeedReader(calibration),
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             nodes_to_quantize=int8_nodes, calibrate_method=CalibrationMethod.MinMax,

@@ -78,12 +78,10 @@ def device_description(profile: HardwareProfile) -> dict:
     }
 
 
-def measure_latency(path: str | Path, profile: HardwareProfile, input_shape: tuple[int, ...]) -> Measurement:
-    """Measure the latency of one batch of ``input_shape`` (without the batch axis) on ``profile``."""
+def measure_latency(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray]) -> Measurement:
+    """Measure the latency of running ``feed`` (one batch of the profile's size, see
+    ``Workload.sample_feed``) through the artifact on ``profile``."""
     sess = open_session(path, profile)
-    name = sess.get_inputs()[0].name
-    x = np.random.default_rng(0).standard_normal((profile.batch_size, *input_shape)).astype(np.float32)
-    feed = {name: x}
     settings = profile.measurement
     for _ in range(settings.warmup):
         sess.run(None, feed)

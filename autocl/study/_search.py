@@ -52,16 +52,12 @@ class SearchResult:
     new_trials: list[int] = field(default_factory=list)
 
 
-def _input_shape(workload: Workload) -> tuple[int, ...]:
-    return tuple(workload.example_input.shape[1:])
-
-
 def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload, profile: HardwareProfile) -> dict:
     """The unpruned fp32 teacher, evaluated and measured once per study: the reference point."""
     if "baseline" in study.user_attrs:
         return study.user_attrs["baseline"]
     path = compressor.baseline()
-    m = measure_latency(path, profile, _input_shape(workload))
+    m = measure_latency(path, profile, workload.sample_feed(profile.batch_size))
     base = {"metric": evaluate_artifact(path, workload, profile), "latency_ms": m.median_ms,
             "latency_iqr_ms": m.iqr_ms, "size_kb": path.stat().st_size / 1024}
     study.set_user_attr("baseline", base)
@@ -95,7 +91,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profile: HardwareProf
                                  trial=trial.number, stage="evaluating")
             on_stage("measuring")
             t1 = time.perf_counter()
-            m = measure_latency(artifact.path, profile, tuple(workload.example_input.shape[1:]))
+            m = measure_latency(artifact.path, profile, workload.sample_feed(profile.batch_size))
             trial.set_user_attr("student_key", artifact.student.key)
             trial.set_user_attr("student_reused", artifact.student.reused)
             trial.set_user_attr("parameters", artifact.student.parameters)

@@ -10,7 +10,7 @@ import importlib
 from typing import Callable
 
 from autocl.errors import WorkloadError
-from autocl.workloads._base import Workload, accuracy, validate_workload
+from autocl.workloads._base import Inputs, Workload, accuracy, input_tuple, n_samples, take, validate_workload
 
 BUILTIN: dict[str, str] = {
     "mnist": "autocl.workloads._digits:mnist",
@@ -51,4 +51,7 @@ def load_workload(spec: str) -> Workload:
     return w
 
 
-__all__ = ["BUILTIN", "DEFAULT_WORKLOAD", "Workload", "accuracy", "load_workload", "validate_workload"]
+__all__ = [
+    "BUILTIN", "DEFAULT_WORKLOAD", "Inputs", "Workload", "accuracy", "input_tuple", "load_workload", "n_samples", "take",
+    "validate_workload",
+]

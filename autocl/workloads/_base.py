@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -17,6 +17,22 @@ from torch import nn
 from autocl.errors import WorkloadError
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
+Inputs = Union[np.ndarray, tuple[np.ndarray, ...]]
+"""A model's inputs: one array, or a tuple of arrays in the order of ``Workload.input_names``
+(the first axis of each is the batch)."""
+
+
+def input_tuple(x: Inputs) -> tuple[np.ndarray, ...]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def take(x: Inputs, index) -> tuple[np.ndarray, ...]:
+    """Rows ``index`` (a slice or an index array) of every input array."""
+    return tuple(a[index] for a in input_tuple(x))
+
+
+def n_samples(x: Inputs) -> int:
+    return len(input_tuple(x)[0])
 
 
 def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
@@ -28,19 +44,26 @@ def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
 class Workload:
     """A trained model (the teacher), its data and its metric.
 
-    ``train`` is used for distillation and calibration, ``validation`` for the metric. Inputs are
-    float32 arrays whose first axis is the batch; ``example_input`` is one batch of size 1.
+    ``train`` (inputs, targets) is used for distillation and calibration, ``validation`` for the
+    metric, computed as ``metric(outputs, targets)`` on the artifact's first output. Inputs are one
+    array or a tuple of arrays (see :data:`Inputs`), passed to ``model(*inputs)`` and fed to the ONNX
+    graph under ``input_names``. ``example_input`` is one batch of size 1 (a tensor or a tuple).
+    ``distill_loss(student_out, teacher_out, targets, cfg)`` replaces logit distillation for
+    models whose outputs are not class scores.
     """
 
     name: str
     model: nn.Module
-    example_input: torch.Tensor
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray]
+    example_input: Union[torch.Tensor, tuple[torch.Tensor, ...]]
+    train: tuple[Inputs, np.ndarray]
+    validation: tuple[Inputs, np.ndarray]
     metric: MetricFn = accuracy
     metric_name: str = "accuracy"
     higher_is_better: bool = True
     ignored_layers: tuple[str, ...] = ()
+    input_names: tuple[str, ...] = ("input",)
+    dynamic_axes: dict[str, dict[int, str]] | None = None
+    distill_loss: Callable | None = None
     description: str = ""
     version: str = "1"
     extra: dict = field(default_factory=dict)
@@ -56,12 +79,30 @@ class Workload:
         for name, tensor in sorted(self.model.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        for arr in (*self.train, *self.validation):
+        for arr in (*input_tuple(self.train[0]), self.train[1], *input_tuple(self.validation[0]), self.validation[1]):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()[:16]
 
-    def calibration_inputs(self, n: int) -> np.ndarray:
-        return np.ascontiguousarray(self.train[0][:n], dtype=np.float32)
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        x = self.example_input
+        return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+    def feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """The onnxruntime feed for a batch of inputs."""
+        return {name: np.ascontiguousarray(a) for name, a in zip(self.input_names, input_tuple(inputs))}
+
+    def sample_feed(self, batch_size: int) -> dict[str, np.ndarray]:
+        """A feed of ``batch_size`` real validation rows (repeated if the split is smaller): what
+        latency is measured on."""
+        x = self.validation[0]
+        idx = np.arange(batch_size) % n_samples(x)
+        return self.feed(take(x, idx))
+
+    def calibration_feeds(self, n: int, batch_size: int = 32) -> list[dict[str, np.ndarray]]:
+        """The first ``n`` training rows, as feeds for activation calibration."""
+        x = self.train[0]
+        n = min(n, n_samples(x))
+        return [self.feed(take(x, slice(i, min(i + batch_size, n)))) for i in range(0, n, batch_size)]
 
     def layer_names(self) -> list[str]:
         """The quantizable layers (Conv and Linear modules), in model order."""
@@ -71,7 +112,7 @@ class Workload:
 _REQUIRED = {
     "name": str,
     "model": nn.Module,
-    "example_input": torch.Tensor,
+    "example_input": (torch.Tensor, tuple),
     "train": tuple,
     "validation": tuple,
 }
@@ -82,17 +123,23 @@ def validate_workload(w: object, *, source: str = "workload") -> None:
     for part, kind in _REQUIRED.items():
         value = getattr(w, part, None)
         if value is None:
-            raise WorkloadError(f"{source}: missing '{part}' (expected {kind.__name__})")
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise WorkloadError(f"{source}: missing '{part}' (expected {expected})")
         if not isinstance(value, kind):
-            raise WorkloadError(f"{source}: '{part}' must be a {kind.__name__}, got {type(value).__name__}")
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise WorkloadError(f"{source}: '{part}' must be a {expected}, got {type(value).__name__}")
     for part in ("train", "validation"):
         value = getattr(w, part)
-        if len(value) != 2 or len(value[0]) != len(value[1]) or len(value[0]) == 0:
+        if len(value) != 2 or n_samples(value[0]) != len(value[1]) or len(value[1]) == 0:
             raise WorkloadError(
                 f"{source}: '{part}' must be a non-empty (inputs, targets) pair of equal length"
             )
     if not callable(getattr(w, "metric", None)):
         raise WorkloadError(f"{source}: 'metric' must be a function (outputs, targets) -> float")
+    names = getattr(w, "input_names", ("input",))
+    n_inputs = len(input_tuple(w.train[0]))  # type: ignore[attr-defined]
+    if len(names) != n_inputs:
+        raise WorkloadError(f"{source}: 'input_names' has {len(names)} name(s) but the inputs have {n_inputs} array(s)")
     known = {n for n, _ in w.model.named_modules()}  # type: ignore[attr-defined]
     for layer in getattr(w, "ignored_layers", ()):
         if layer not in known:

@@ -51,7 +51,7 @@ def test_unknown_layer_in_quant_config_is_refused(compressor, tmp_path):
     cfg = QuantConfig(layers={"no.such.layer": "int8"})
     with pytest.raises(ConfigError, match="no.such.layer"):
         quantize_model(art.student.onnx_path, tmp_path / "q.onnx", cfg,
-                       layer_nodes(art.student.onnx_path, compressor.layers), np.zeros((4, 1, 8, 8), np.float32))
+                       layer_nodes(art.student.onnx_path, compressor.layers), [{"input": np.zeros((4, 1, 8, 8), np.float32)}])
 
 
 def test_the_metric_is_read_from_the_artifact_not_the_torch_model(compressor, digits, fast_profile, tmp_path):

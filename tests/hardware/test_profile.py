@@ -33,10 +33,10 @@ def test_unavailable_execution_provider_is_refused_with_the_available_ones(tmp_p
 def test_latency_is_measured_with_warmup_repeats_and_spread(digits, tmp_path):
     from autocl.compress import export_onnx
 
-    path = export_onnx(digits.model, digits.example_input, tmp_path / "m.onnx")
+    path = export_onnx(digits.model, digits.example_inputs(), tmp_path / "m.onnx")
     prof = profile_from_dict({"name": "t", "batch_size": 2,
                               "measurement": {"warmup": 1, "repeats": 7, "min_repeats": 3, "max_seconds": 5}})
-    m = measure_latency(path, prof, (1, 8, 8))
+    m = measure_latency(path, prof, digits.sample_feed(prof.batch_size))
     assert m.n == 7 == len(m.samples_ms)
     assert min(m.samples_ms) <= m.median_ms <= m.p90_ms <= max(m.samples_ms)
     assert m.iqr_ms >= 0 and m.batch_size == 2
