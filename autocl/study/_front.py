@@ -32,9 +32,10 @@ class FrontRow:
         return asdict(self)
 
 
-def row_from_trial(trial: optuna.trial.FrozenTrial) -> FrontRow:
+def row_from_trial(trial: optuna.trial.FrozenTrial, profile: str) -> FrontRow:
+    """A front row of ``trial`` with its latency on ``profile`` (``user_attrs['measurements'][profile]``)."""
     a = trial.user_attrs
-    cfg, m = a["config"], a["measurement"]
+    cfg, m = a["config"], a["measurements"][profile]
     return FrontRow(
         trial=trial.number, prune_ratio=cfg["prune"]["ratio"], bits=a.get("bits", ""),
         temperature=cfg["distill"]["temperature"], alpha=cfg["distill"]["alpha"], metric=trial.values[0],
@@ -51,7 +52,7 @@ def compute_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -> list[FrontRow]:
     """Replace the stored front of (study, profile) with Optuna's current one."""
     trials = compute_front(study)
-    rows = [row_from_trial(t) for t in trials]
+    rows = [row_from_trial(t, profile) for t in trials]
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with Session(engine_for(url)) as session, session.begin():
         session.execute(delete(ParetoEntry).where(ParetoEntry.study_name == study.study_name,
@@ -62,7 +63,7 @@ def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -
                 metric=r.metric, latency_ms=r.latency_ms, latency_iqr_ms=r.latency_iqr_ms,
                 latency_p90_ms=r.latency_p90_ms, size_kb=r.size_kb, prune_ratio=r.prune_ratio,
                 temperature=r.temperature, alpha=r.alpha, bits=r.bits, config=t.user_attrs["config"],
-                measurement=t.user_attrs["measurement"], artifact_sha256=r.artifact_sha256, updated_at=now,
+                measurement=t.user_attrs["measurements"][profile], artifact_sha256=r.artifact_sha256, updated_at=now,
             ))
     return rows
 

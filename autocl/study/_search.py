@@ -98,7 +98,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profile: HardwareProf
             trial.set_user_attr("artifact_sha256", artifact.sha256)
             trial.set_user_attr("size_bytes", artifact.size_bytes)
             trial.set_user_attr("int8_layers", list(artifact.int8_layers))
-            trial.set_user_attr("measurement", m.to_dict())
+            trial.set_user_attr("measurements", {profile.name: m.to_dict()})
             trial.set_user_attr("seconds", {"compress": round(t_compress, 3),
                                             "measure": round(time.perf_counter() - t1, 3)})
             return metric, m.median_ms, artifact.size_bytes / 1024

@@ -25,7 +25,7 @@ measurement: {warmup: 2, repeats: 5, min_repeats: 3, max_seconds: 0.5}
 
 def autocl(*args, cwd):
     return subprocess.run([sys.executable, "-m", "autocl", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
+                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)}, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ def test_every_trial_stores_its_config_and_measurements(searched):
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 4
     for t in done:
-        assert {"config", "measurement", "artifact_sha256", "size_bytes"} <= set(t.user_attrs)
-        assert t.values[1] == pytest.approx(t.user_attrs["measurement"]["median_ms"])
-        assert len(t.user_attrs["measurement"]["samples_ms"]) >= 3
+        assert {"config", "measurements", "artifact_sha256", "size_bytes"} <= set(t.user_attrs)
+        m = t.user_attrs["measurements"]["test-cpu"]
+        assert t.values[1] == pytest.approx(m["median_ms"])
+        assert len(m["samples_ms"]) >= 3
     assert result.study.metric_names == ["metric", "latency_ms", "size_kb"]
     # the first trial is the whole-model int8 reference, unpruned
     first = result.study.trials[0].user_attrs["config"]
