@@ -120,7 +120,8 @@ def importance_figure(imp: Importance) -> go.Figure:
         vals = imp.values.get(name, {})
         fig.add_trace(go.Bar(y=params, x=[vals.get(p, 0.0) for p in params], name=name, orientation="h",
                              hovertemplate="%{y}: %{x:.2f} of " + name + "<extra></extra>"))
-    fig.update_layout(title="hyperparameter importance (fANOVA, per objective)", barmode="group", **LAYOUT,
+    layout = {**LAYOUT, "legend": dict(orientation="h", y=1.0, yanchor="bottom", x=0.5)}
+    fig.update_layout(title="hyperparameter importance (fANOVA, per objective)", barmode="group", **layout,
                       height=180 + 22 * len(params) * max(1, len(imp.objectives)),
                       yaxis=dict(autorange="reversed"), xaxis_title="importance (sums to 1 per objective)")
     return fig
