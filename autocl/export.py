@@ -37,7 +37,7 @@ from autocl.config import CompressionConfig, load_yaml
 from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, WorkloadError
 from autocl.hardware import HardwareProfile, device_description, measure_latency, profile_from_dict
 from autocl.report import FAILED, FRONT, DOMINATED, Pick, StudyData, TrialInfo, pick, pruning_map, study_data
-from autocl.report._card import model_card
+from autocl.report._card import layer_rows, model_card
 from autocl.runtime import cache_dir
 from autocl.workloads import Workload, load_workload
 
@@ -303,23 +303,12 @@ def _facts(data: StudyData, t: TrialInfo, v: Verification, hw: HardwareProfile, 
 
 
 def _layer_rows(data: StudyData, t: TrialInfo, model_path: Path, hw: HardwareProfile, wl: Workload) -> list[dict]:
-    from autocl.report import layer_precisions
     from autocl.report._layer_time import layer_latency_shares
 
-    precisions = layer_precisions(data, t)
-    pruning = pruning_map(data, cache_dir(), [t])
     shares = {}
     if getattr(hw, "measure", "local") == "local":  # a remote device's layers cannot be profiled from here
         shares = layer_latency_shares(model_path, hw, wl.sample_feed(hw.batch_size), data.layers)
-    rows = []
-    for j, layer in enumerate(data.layers):
-        sens = (data.sensitivity or {}).get(layer)
-        rows.append({"layer": layer, "precision": precisions[layer], "pruning": pruning.labels[0][j],
-                     "removed": pruning.values[0][j], "latency_share": shares.get(layer),
-                     "sensitivity": sens})
-    if shares:
-        rows.append({"layer": "other (reorders, activations outside layers)", "latency_share": shares.get("other")})
-    return rows
+    return layer_rows(data, t, pruning_map(data, cache_dir(), [t]), shares)
 
 
 @dataclass(frozen=True)

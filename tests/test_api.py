@@ -83,16 +83,22 @@ def test_an_impossible_pick_exits_2_naming_the_condition(searched, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["report"], ["export", "--pick", "knee", "-o", "b"]])
-def test_empty_and_failed_only_studies_get_a_message_not_a_traceback(command, tmp_path):
+def test_empty_and_failed_only_studies_get_a_message_not_a_traceback(command, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from autocl.cli import app
+
     url = f"sqlite:///{tmp_path / 'bad.db'}"
     optuna.create_study(study_name="empty", storage=url, directions=["maximize", "minimize", "minimize"])
     synthetic_study([trial_row(None, None, None, error="trial 0 (distilling): loss is NaN")], name="failed",
                     storage=url)
-    run = autocl_cli(*command, "--study", "empty", "--storage", url, cwd=tmp_path)
-    assert run.returncode == 2 and "has no trials yet" in run.stderr and "Traceback" not in run.stderr
-    run = autocl_cli(*command, "--study", "failed", "--storage", url, cwd=tmp_path)
-    assert run.returncode == 2 and "1 failed" in run.stderr and "loss is NaN" in run.stderr
-    assert "Traceback" not in run.stderr
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    run = runner.invoke(app, [*command, "--study", "empty", "--storage", url])
+    assert run.exit_code == 2 and "has no trials yet" in run.output and run.exception.__class__ is SystemExit
+    run = runner.invoke(app, [*command, "--study", "failed", "--storage", url])
+    assert run.exit_code == 2 and "1 failed" in run.output and "loss is NaN" in run.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_front_json_and_the_api_agree(searched, tmp_path):

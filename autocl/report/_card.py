@@ -4,6 +4,20 @@
 from __future__ import annotations
 
 
+def layer_rows(data, t, pruning, shares: dict[str, float]) -> list[dict]:
+    """One row per layer of trial ``t``: precision, channels kept (``pruning``, a one-member
+    LayerMap), latency share (``shares``, possibly empty) and the study's sensitivity."""
+    from autocl.report._layers import layer_precisions
+
+    precisions = layer_precisions(data, t)
+    rows = [{"layer": layer, "precision": precisions[layer], "pruning": pruning.labels[0][j],
+             "removed": pruning.values[0][j], "latency_share": shares.get(layer),
+             "sensitivity": (data.sensitivity or {}).get(layer)} for j, layer in enumerate(data.layers)]
+    if shares:
+        rows.append({"layer": "other (reorders, activations outside layers)", "latency_share": shares.get("other")})
+    return rows
+
+
 def _f(x, spec: str, unit: str = "") -> str:
     return "-" if x is None else f"{format(x, spec)}{unit}"
 
@@ -122,4 +136,4 @@ def model_card(f: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["model_card"]
+__all__ = ["layer_rows", "model_card"]

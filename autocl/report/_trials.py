@@ -118,8 +118,22 @@ def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
+def _profile_dicts(study: optuna.Study) -> list[dict]:
+    """The stored profile settings, primary first (``profile`` a dict or a list; ``profiles`` a dict
+    by name or a list)."""
+    out: list[dict] = []
+    for key in ("profile", "profiles"):
+        stored = study.user_attrs.get(key)
+        items = stored.values() if isinstance(stored, dict) and "name" not in stored else \
+            [stored] if isinstance(stored, dict) else stored if isinstance(stored, list) else []
+        out += [p for p in items if isinstance(p, dict) and p.get("name")]
+    return out
+
+
 def primary_profile(study: optuna.Study) -> str:
-    return (study.user_attrs.get("profile") or {}).get("name", "")
+    """The profile the search optimized latency on (the first one given to ``autocl search``)."""
+    found = _profile_dicts(study)
+    return found[0]["name"] if found else ""
 
 
 def measured_profiles(study: optuna.Study) -> list[str]:
@@ -142,6 +156,8 @@ def _baseline_on(study: optuna.Study, profile: str) -> dict | None:
     base = study.user_attrs.get("baseline")
     if not base:
         return None
+    if "metric" not in base and isinstance(base.get(profile), dict):  # stored per profile
+        return dict(base[profile])
     if profile == primary_profile(study):
         return dict(base)
     return {k: v for k, v in base.items() if not k.startswith("latency")}
@@ -232,13 +248,7 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
             if name.startswith("bits.") and hasattr(dist, "choices"):
                 layer = name[len("bits."):]
                 choices[layer] = tuple(dict.fromkeys(choices.get(layer, ()) + tuple(map(str, dist.choices))))
-    profile_settings = study.user_attrs.get("profile") if profile == primary_profile(study) else None
-    if profile_settings is None:
-        stored = study.user_attrs.get("profiles")
-        if isinstance(stored, dict):
-            profile_settings = stored.get(profile)
-        elif isinstance(stored, list):
-            profile_settings = next((p for p in stored if isinstance(p, dict) and p.get("name") == profile), None)
+    profile_settings = max((p for p in _profile_dicts(study) if p["name"] == profile), key=len, default=None)
     return StudyData(
         study_name=study.study_name, profile=profile, profiles=tuple(profiles),
         metric_name=wl.get("metric", "metric"), higher_is_better=bool(wl.get("higher_is_better", True)),

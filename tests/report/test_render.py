@@ -23,7 +23,16 @@ def _chromium() -> str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get): "
                     "apt-get install -y chromium")
-    run = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def install():
+        return subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, timeout=900,
+                              env=env)
+
+    run = install()
+    if run.returncode != 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update"], capture_output=True, timeout=600, env=env)
+        run = install()
     found = shutil.which("chromium")
     if run.returncode != 0 or not found:
         pytest.skip(f"apt-get install -y chromium failed: {run.stderr.strip()[-300:]}")
