@@ -2,3 +2,14 @@
 compressed model per hardware target, with latency measured by onnxruntime on the artifact."""
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load_study"]
+
+
+def __getattr__(name: str):
+    # lazy, so `import autocl` stays light (no torch, onnxruntime or optuna until they are used)
+    if name == "load_study":
+        from autocl.api import load_study
+
+        return load_study
+    raise AttributeError(f"module 'autocl' has no attribute {name!r}")

@@ -6,6 +6,7 @@ import typer
 
 from autocl.cli._inspect import layers
 from autocl.cli._search import front, search
+from autocl.cli._ship import apply, export, report
 
 app = typer.Typer(
     help=(
@@ -21,6 +22,9 @@ app = typer.Typer(
 app.command()(search)
 app.command()(front)
 app.command()(layers)
+app.command()(report)
+app.command()(export)
+app.command()(apply)
 
 
 def main() -> None:

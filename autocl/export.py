@@ -1,0 +1,393 @@
+"""Ship exactly what was measured: one trial of a study as a verified bundle, and rebuilding it.
+
+``export_trial`` writes a directory with
+
+* ``model.onnx``: the quantized artifact the study evaluated and timed (its sha256 is checked
+  against the trial's ``artifact_sha256``);
+* ``weights.pt``: the pruned and distilled PyTorch student, a ``torch.save`` state dict that loads
+  with ``torch.load(..., weights_only=True)``;
+* ``config.yaml``: the trial's ``CompressionConfig``; ``autocl apply --config config.yaml
+  --workload NAME`` rebuilds the architecture and loads the weights;
+* ``MODEL_CARD.md``: measured metric, latency (median, spread, profile), size, per-layer precision
+  and pruning, the teacher, versions and date;
+* ``export.json``: the same facts for programs.
+
+Before anything is written, the bundle's ``model.onnx`` is verified in a fresh onnxruntime session:
+the metric must equal the study's (it is deterministic; ``metric_tolerance``), and the median
+latency must fall inside the study's interquartile band for that trial widened on both sides by
+``latency_tolerance`` x the study's median (measured twice at most, since a busy machine can spike
+once). A failure refuses the export with both sets of numbers and leaves no directory behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import yaml
+
+import autocl
+from autocl.config import CompressionConfig, load_yaml
+from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, WorkloadError
+from autocl.hardware import HardwareProfile, device_description, measure_latency, profile_from_dict
+from autocl.report import FAILED, FRONT, DOMINATED, Pick, StudyData, TrialInfo, pick, pruning_map, study_data
+from autocl.report._card import layer_rows, model_card
+from autocl.runtime import cache_dir
+from autocl.workloads import Workload, load_workload
+
+BUNDLE_FILES = ("model.onnx", "weights.pt", "config.yaml", "MODEL_CARD.md", "export.json")
+LATENCY_TOLERANCE = 0.5
+METRIC_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The bundle's model re-evaluated and re-timed, next to what the study stored."""
+
+    study_metric: float
+    metric: float
+    metric_tolerance: float
+    study_median_ms: float
+    study_q25_ms: float
+    study_q75_ms: float
+    band_ms: tuple[float, float]
+    median_ms: float
+    iqr_ms: float
+    p90_ms: float
+    latency_tolerance: float
+    attempts: int
+    sha256: str
+    study_sha256: str
+
+    @property
+    def metric_ok(self) -> bool:
+        return abs(self.metric - self.study_metric) <= self.metric_tolerance
+
+    @property
+    def latency_ok(self) -> bool:
+        return self.band_ms[0] <= self.median_ms <= self.band_ms[1]
+
+    @property
+    def sha_ok(self) -> bool:
+        return self.sha256 == self.study_sha256
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    directory: Path
+    trial: TrialInfo
+    profile: str
+    pick: Pick | None
+    verification: Verification
+    files: tuple[str, ...] = BUNDLE_FILES
+
+
+def resolve_workload(data: StudyData, workload: Workload | str | None) -> Workload:
+    """The study's workload (by its stored name unless given), refused if its teacher or data changed."""
+    if not isinstance(workload, Workload):
+        spec = workload or data.workload.get("name")
+        if not spec:
+            raise StudyError(f"study {data.study_name!r} does not record its workload; pass --workload")
+        try:
+            workload = load_workload(spec)
+        except WorkloadError as exc:
+            raise WorkloadError(f"{exc} (study {data.study_name!r} was searched on workload "
+                                f"{data.workload.get('name')!r}; pass --workload package.module:function for a "
+                                "user workload)") from None
+    want = data.fingerprint.get("workload_key")
+    if want and workload.key != want:
+        raise WorkloadError(f"workload {workload.name!r} now has key {workload.key} but study {data.study_name!r} was "
+                            f"searched with key {want}: its teacher weights or data changed, so the study's numbers "
+                            "do not describe what would be built now. Use the original workload")
+    return workload
+
+
+def resolve_profile(data: StudyData, profile: HardwareProfile | None) -> HardwareProfile:
+    if profile is not None:
+        return profile
+    if not data.profile_settings:
+        raise ProfileError(f"study {data.study_name!r} does not store the settings of profile {data.profile!r}; "
+                           "pass its YAML file as --profile PATH")
+    return profile_from_dict(data.profile_settings, source=f"study {data.study_name!r}: profile")
+
+
+def choose_trial(data: StudyData, trial: int | None, spec: str | None) -> tuple[TrialInfo, Pick | None]:
+    """Exactly one of ``trial`` or ``spec``; a trial must be completed, feasible and measured here."""
+    if (trial is None) == (spec is None):
+        raise ConfigError("give exactly one of --trial N or --pick SPEC", field="--trial/--pick")
+    if spec is not None:
+        chosen = pick(data, spec)
+        return chosen.trial, chosen
+    t = data.trial(trial)  # type: ignore[arg-type]
+    if t.status not in (FRONT, DOMINATED):
+        what = "failed" if t.status == FAILED else f"is {t.status}"
+        raise TrialError(f"{what} on profile {data.profile!r}, so there is nothing verified to ship: {t.reason}. "
+                         f"Choose a front member ('autocl front --study {data.study_name}')", trial=t.number,
+                         stage="export")
+    return t, None
+
+
+def _band(t: TrialInfo, tolerance: float) -> tuple[float, float, float, float, tuple[float, float]]:
+    m = t.measurement or {}
+    samples = np.asarray(m.get("samples_ms") or [], dtype=float)
+    median = float(m["median_ms"])
+    if samples.size >= 3:
+        q25, q75 = (float(q) for q in np.percentile(samples, [25, 75]))
+    else:  # no raw samples stored: the IQR around the median is all we know
+        half = float(m.get("iqr_ms") or 0.0) / 2
+        q25, q75 = median - half, median + half
+    width = tolerance * median
+    return median, q25, q75, width, (max(0.0, q25 - width), q75 + width)
+
+
+def verify(path: Path, t: TrialInfo, workload: Workload, profile: HardwareProfile, *, sha256: str,
+           latency_tolerance: float = LATENCY_TOLERANCE, metric_tolerance: float = METRIC_TOLERANCE) -> Verification:
+    """Re-evaluate and re-time ``path`` in fresh onnxruntime sessions and compare with trial ``t``."""
+    from autocl.evaluate import evaluate_artifact
+
+    metric = evaluate_artifact(path, workload, profile)
+    median, q25, q75, _, band = _band(t, latency_tolerance)
+    feed = workload.sample_feed(profile.batch_size)
+    attempts, m = 0, None
+    while attempts < 2:
+        attempts += 1
+        m = measure_latency(path, profile, feed)
+        if band[0] <= m.median_ms <= band[1]:
+            break
+    assert m is not None
+    return Verification(
+        study_metric=float(t.metric), metric=float(metric), metric_tolerance=metric_tolerance,  # type: ignore[arg-type]
+        study_median_ms=median, study_q25_ms=q25, study_q75_ms=q75, band_ms=band, median_ms=m.median_ms,
+        iqr_ms=m.iqr_ms, p90_ms=m.p90_ms, latency_tolerance=latency_tolerance, attempts=attempts, sha256=sha256,
+        study_sha256=t.artifact_sha256,
+    )
+
+
+def _refusal(v: Verification, t: TrialInfo, data: StudyData, profile: HardwareProfile) -> TrialError:
+    problems = []
+    if not v.metric_ok:
+        problems.append(f"{data.metric_name} is {v.metric:.6f} in a fresh onnxruntime session but the study stored "
+                        f"{v.study_metric:.6f} (tolerance {v.metric_tolerance:g})")
+    if not v.latency_ok:
+        problems.append(
+            f"median latency is {v.median_ms:.4f} ms on profile {profile.name!r} (best of {v.attempts} runs) but the "
+            f"study measured {v.study_median_ms:.4f} ms; allowed band [{v.band_ms[0]:.4f}, {v.band_ms[1]:.4f}] ms = "
+            f"the study's IQR [{v.study_q25_ms:.4f}, {v.study_q75_ms:.4f}] widened by {v.latency_tolerance:g} x the "
+            "study's median")
+    stored = (t.measurement or {}).get("device") or {}
+    here = device_description(profile)
+    changed = [f"{k} {stored.get(k)!r} -> {here.get(k)!r}" for k in ("cpu", "onnxruntime", "threads")
+               if k in stored and stored.get(k) != here.get(k)]
+    if changed:
+        problems.append("the device differs from the study's: " + ", ".join(changed))
+    return TrialError("refusing to export, the model does not reproduce the study: " + "; ".join(problems) +
+                      ". Nothing was written. Re-run on the machine and profile of the study (an idle one), or "
+                      "raise --latency-tolerance if this machine is known to be noisy", trial=t.number,
+                      stage="verifying")
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError(f"{out} exists and is not empty; choose a new directory or pass --overwrite",
+                          field="--out")
+
+
+def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None = None, spec: str | None = None,
+                 profile: str | HardwareProfile | None = None, workload: Workload | str | None = None,
+                 latency_tolerance: float = LATENCY_TOLERANCE, metric_tolerance: float = METRIC_TOLERANCE,
+                 overwrite: bool = False, accept_rebuilt: bool = False, storage: str = "",
+                 on_stage=lambda s: None) -> ExportResult:
+    """Export trial ``trial`` (or the front member ``spec`` picks, see ``autocl.report.pick``) of
+    ``study`` on ``profile`` to ``out_dir``, after verifying it (see the module docstring).
+
+    The artifact is taken from (or rebuilt into) the artifact cache; when its sha256 differs from
+    the one the study measured, export refuses unless ``accept_rebuilt`` (then the verification
+    alone vouches for it, and the card says so)."""
+    import onnx
+
+    from autocl.compress import Compressor
+
+    hw = profile if isinstance(profile, HardwareProfile) else None
+    data = study_data(study, hw.name if hw else profile)
+    t, chosen = choose_trial(data, trial, spec)
+    out = Path(out_dir)
+    _check_out_dir(out, overwrite)
+    hw = resolve_profile(data, hw)
+    wl = resolve_workload(data, workload)
+    cfg = CompressionConfig.from_dict(t.config, source=f"study {data.study_name!r}, trial {t.number}: config")
+    on_stage("building the artifact (from the cache when present)")
+    artifact = Compressor(wl, cache_dir()).artifact(cfg, on_stage)
+    if artifact.sha256 != t.artifact_sha256 and not accept_rebuilt:
+        raise TrialError(f"the artifact rebuilt now (sha256 {artifact.sha256[:12]}) is not the one the study measured "
+                         f"({t.artifact_sha256[:12]}): the artifact cache was cleared or moved (AUTOCL_HOME), so the "
+                         "student was trained again. Point AUTOCL_HOME at the search's cache, or pass --accept-rebuilt "
+                         "to ship the rebuilt model once it passes the same verification", trial=t.number,
+                         stage="export")
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        model_path = staging / "model.onnx"
+        shutil.copyfile(artifact.path, model_path)
+        onnx.checker.check_model(str(model_path))
+        on_stage("verifying in a fresh onnxruntime session")
+        v = verify(model_path, t, wl, hw, sha256=artifact.sha256, latency_tolerance=latency_tolerance,
+                   metric_tolerance=metric_tolerance)
+        if not (v.metric_ok and v.latency_ok):
+            raise _refusal(v, t, data, hw)
+        _write_weights(artifact.student.weights_path, staging / "weights.pt", t)
+        (staging / "config.yaml").write_text(_config_yaml(cfg, data, t, wl))
+        facts = _facts(data, t, v, hw, wl, chosen, storage, artifact.student.parameters)
+        facts["layers"] = _layer_rows(data, t, model_path, hw, wl)
+        (staging / "MODEL_CARD.md").write_text(model_card(facts))
+        (staging / "export.json").write_text(json.dumps(facts, indent=2, default=str))
+        if out.is_dir():
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+        staging.replace(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(out, t, data.profile, chosen, v)
+
+
+def _write_weights(src: Path, dst: Path, t: TrialInfo) -> None:
+    import torch
+
+    if not src.is_file():
+        raise TrialError(f"the student's weights {src} are missing from the cache; clear the student's cache folder "
+                         f"({src.parent}) so it is rebuilt, then export with --accept-rebuilt", trial=t.number,
+                         stage="export")
+    torch.load(src, weights_only=True, map_location="cpu")  # refuse anything that needs pickle to load
+    shutil.copyfile(src, dst)
+
+
+def _config_yaml(cfg: CompressionConfig, data: StudyData, t: TrialInfo, wl: Workload) -> str:
+    header = (f"# autocl configuration of study '{data.study_name}', trial {t.number} (workload '{wl.name}', key "
+              f"{wl.key}).\n# Rebuild it: autocl apply --config config.yaml --workload {wl.name}\n")
+    return header + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"autocl": autocl.__version__, "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+            "onnx": onnx.__version__, "optuna": optuna.__version__, "python": platform.python_version()}
+
+
+def _facts(data: StudyData, t: TrialInfo, v: Verification, hw: HardwareProfile, wl: Workload, chosen: Pick | None,
+           storage: str, parameters: int) -> dict:
+    return {
+        "study": data.study_name, "storage": storage, "trial": t.number, "status": t.status,
+        "pick": {"rule": chosen.rule, "why": chosen.why} if chosen else None,
+        "workload": {"name": wl.name, "key": wl.key, "metric": data.metric_name,
+                     "higher_is_better": data.higher_is_better, "description": wl.description},
+        "baseline": data.baseline, "metric": t.metric, "metric_drop": data.metric_drop(t),
+        "latency": {k: (t.measurement or {}).get(k) for k in ("median_ms", "p90_ms", "iqr_ms", "mean_ms", "n",
+                                                              "batch_size")},
+        "device": (t.measurement or {}).get("device"), "profile": hw.model_dump(mode="json"),
+        "size_kb": t.size_kb, "parameters": parameters, "bits": t.bits, "config": t.config,
+        "not_faster": t.not_faster, "memory": t.memory, "verification": {**asdict(v), "metric_ok": v.metric_ok,
+                                                                          "latency_ok": v.latency_ok,
+                                                                          "sha_ok": v.sha_ok},
+        "versions": _versions(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _layer_rows(data: StudyData, t: TrialInfo, model_path: Path, hw: HardwareProfile, wl: Workload) -> list[dict]:
+    from autocl.report._layer_time import layer_latency_shares
+
+    shares = {}
+    if getattr(hw, "measure", "local") == "local":  # a remote device's layers cannot be profiled from here
+        shares = layer_latency_shares(model_path, hw, wl.sample_feed(hw.batch_size), data.layers)
+    return layer_rows(data, t, pruning_map(data, cache_dir(), [t]), shares)
+
+
+@dataclass(frozen=True)
+class AppliedModel:
+    """A configuration applied to a workload's teacher: the rebuilt PyTorch model, and when asked
+    its quantized ONNX model and that model's metric."""
+
+    model: object
+    config: CompressionConfig
+    parameters: int
+    weights: Path | None
+    layer_shapes: dict[str, tuple[int, ...]]
+    onnx_path: Path | None = None
+    metric: float | None = None
+
+
+def _load_weights(model, weights: Path, config: Path) -> None:
+    import torch
+
+    try:
+        state = torch.load(weights, weights_only=True, map_location="cpu")
+    except Exception as exc:
+        raise ConfigError(f"cannot load the weights as a state dict with weights_only=True: {exc}",
+                          file=str(weights)) from None
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in state:
+            raise ConfigError(f"has no tensor {name!r}, which the architecture {config} builds has; the weights "
+                              "belong to another configuration or workload", file=str(weights))
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ConfigError(f"tensor {name!r} has shape {tuple(state[name].shape)} but pruning the teacher with "
+                              f"{config} gives {tuple(tensor.shape)}; the weights belong to another configuration "
+                              "or workload", file=str(weights))
+    extra = sorted(set(state) - set(own))
+    if extra:
+        raise ConfigError(f"has tensors the rebuilt architecture lacks ({', '.join(extra[:3])}); the weights belong "
+                          "to another configuration or workload", file=str(weights))
+    model.load_state_dict(state, strict=True)
+
+
+def apply_config(config: str | Path, workload: Workload | str, *, weights: str | Path | None = None,
+                 out_dir: str | Path | None = None, profile: HardwareProfile | None = None) -> AppliedModel:
+    """Rebuild a configuration (an exported ``config.yaml``) on ``workload``'s teacher.
+
+    The architecture comes from pruning the teacher with the stored PruneConfig (deterministic); the
+    weights from ``weights`` (default: ``weights.pt`` beside the config), loaded with
+    ``weights_only=True``, or, when there are none, from pruning and distilling again (the student
+    cache is used when it has them). With ``out_dir``, the model is exported and quantized as the
+    configuration says into ``out_dir/model.onnx`` and its metric computed with onnxruntime."""
+    from autocl.compress import Compressor, count_parameters, export_onnx, layer_nodes, prune_model, quantize_model
+    from autocl.evaluate import evaluate_artifact
+
+    config = Path(config)
+    cfg = CompressionConfig.from_dict(load_yaml(config) or {}, source=str(config))
+    wl = workload if isinstance(workload, Workload) else load_workload(workload)
+    weights = Path(weights) if weights else (config.parent / "weights.pt")
+    if not weights.is_file():
+        if weights != config.parent / "weights.pt":
+            raise ConfigError("file not found (give the weights.pt of the exported bundle)", file=str(weights))
+        weights = Compressor(wl, cache_dir()).student(cfg).weights_path
+    model = prune_model(wl.model, wl.example_inputs(), cfg.prune, ignored_layers=wl.ignored_layers)
+    _load_weights(model, weights, config)
+    model.eval()
+    modules = dict(model.named_modules())
+    shapes = {name: tuple(modules[name].weight.shape) for name in wl.layer_names()}
+    applied = AppliedModel(model, cfg, count_parameters(model), weights, shapes)
+    if out_dir is None:
+        return applied
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = export_onnx(model, wl.example_inputs(), out / "model.fp32.onnx", input_names=wl.input_names,
+                       dynamic_axes=wl.dynamic_axes)
+    path = quantize_model(fp32, out / "model.onnx", cfg.quant, layer_nodes(fp32, wl.layer_names()),
+                          wl.calibration_feeds(cfg.quant.calibration_samples))
+    profile = profile or profile_from_dict({"name": "apply-cpu"})
+    return AppliedModel(model, cfg, applied.parameters, weights, shapes, path, evaluate_artifact(path, wl, profile))
+
+
+__all__ = [
+    "BUNDLE_FILES", "AppliedModel", "ExportResult", "Verification", "apply_config", "choose_trial", "export_trial",
+    "resolve_profile", "resolve_workload", "verify",
+]

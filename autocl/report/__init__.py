@@ -1,0 +1,28 @@
+"""Inspecting a study: plain data first (trials classified, the feasible front, per-layer maps,
+importance, history), then plotly figures drawn from that data, then one self-contained HTML page.
+
+Nothing here writes to the study.
+"""
+
+from autocl.report._frames import FRONT_COLUMNS, front_frame, trials_frame
+from autocl.report._layers import (
+    BIT_WIDTHS, PRECISION_CODES, Explanation, LayerMap, LayerNote, bits_map, cached_artifact, explain_layers,
+    layer_precisions, precision_of, pruning_map,
+)
+from autocl.report._pick import FIELDS as PICK_FIELDS
+from autocl.report._pick import Pick, knee, parse_conditions, pick
+from autocl.report._progress import History, Importance, history, param_importances
+from autocl.report._report import ReportData, build_report, report_figures, write_report
+from autocl.report._trials import (
+    DOMINATED, FAILED, FRONT, INFEASIBLE, PENDING, STATUSES, UNMEASURED, StudyData, TrialInfo, dominates,
+    measured_profiles, primary_profile, require_front, study_data,
+)
+
+__all__ = [
+    "BIT_WIDTHS", "DOMINATED", "FAILED", "FRONT", "FRONT_COLUMNS", "INFEASIBLE", "PENDING", "PICK_FIELDS",
+    "PRECISION_CODES", "STATUSES", "UNMEASURED", "Explanation", "History", "Importance", "LayerMap", "LayerNote",
+    "Pick", "ReportData", "StudyData", "TrialInfo", "bits_map", "build_report", "cached_artifact", "dominates",
+    "explain_layers", "front_frame", "history", "knee", "layer_precisions", "measured_profiles",
+    "param_importances", "parse_conditions", "pick", "precision_of", "primary_profile", "pruning_map",
+    "report_figures", "require_front", "study_data", "trials_frame", "write_report",
+]

@@ -1,0 +1,84 @@
+"""Each layer's share of an artifact's latency, from onnxruntime's own per-node profiler.
+
+The session is opened as the profile says (provider, threads, optimization level), so the nodes
+profiled are the kernels that really run (fused Conv+Relu, QLinearConv, reorders, ...). The
+session's optimized graph is saved beside the profile to attribute each kernel to a layer: a kernel
+belongs to a layer when it consumes one of the layer's initializers (its weight or bias, directly or
+as the quantized tensor a DequantizeLinear read), which survives fusion; failing that, when its name
+carries the layer's module scope (``/stages/stages.0/conv1/...``). The rest (reorders, transposes,
+activations outside layers) is reported as ``other``. Shares are ratios of per-node median kernel
+times; the profiler's overhead inflates absolute times, so only shares are given.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+OTHER = "other"
+
+
+def _layer_keys(graph, layers: tuple[str, ...]) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Per layer: the initializer names its nodes read (through one DequantizeLinear for QDQ
+    weights), and the node-name prefix of its module scope."""
+    from autocl.compress.onnx_export import layer_nodes
+
+    inits = {i.name for i in graph.graph.initializer}
+    dq = {n.output[0]: n.input[0] for n in graph.graph.node if n.op_type == "DequantizeLinear"}
+    nodes = {n.name: n for n in graph.graph.node}
+    keys, scopes = {}, {}
+    for layer, names in layer_nodes(graph, list(layers)).items():
+        if not names:
+            continue
+        scopes[layer] = names[0].rsplit("/", 1)[0] + "/"
+        keys[layer] = {dq.get(i, i) for n in names for i in nodes[n].input[1:]} & inits
+    return keys, scopes
+
+
+def _owners(optimized, keys: dict[str, set[str]], scopes: dict[str, str]) -> dict[str, str]:
+    inits = {i.name for i in optimized.graph.initializer}
+    owner = {}
+    for node in optimized.graph.node:
+        used = {i for i in node.input if i in inits}
+        by_key = next((layer for layer, k in keys.items() if used & k), None)
+        by_scope = next((layer for layer, scope in scopes.items() if node.name.startswith(scope)), None)
+        owner[node.name] = by_key or by_scope or OTHER
+    return owner
+
+
+def layer_latency_shares(path: Path, profile, feed: dict[str, np.ndarray], layers: tuple[str, ...], *,
+                         runs: int = 30) -> dict[str, float]:
+    """Share of the summed per-node kernel time spent in each layer (and in ``other``)."""
+    import onnx
+    import onnxruntime as ort
+
+    from autocl.hardware import session_options
+
+    keys, scopes = _layer_keys(onnx.load(str(path)), layers)
+    opts = session_options(profile.threads, allow_spinning=profile.allow_spinning, level=profile.graph_optimization)
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "ort")
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        sess = ort.InferenceSession(str(path), sess_options=opts,
+                                    providers=[(profile.execution_provider, dict(profile.provider_options))])
+        for _ in range(max(2, profile.measurement.warmup) + runs):
+            sess.run(None, feed)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+        owner = _owners(onnx.load(opts.optimized_model_filepath), keys, scopes)
+    per_node: dict[str, list[float]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            per_node.setdefault(e["name"][: -len("_kernel_time")], []).append(float(e.get("dur", 0)))
+    totals = dict.fromkeys([*layers, OTHER], 0.0)
+    for node, durations in per_node.items():
+        fallback = next((layer for layer, scope in scopes.items() if node.startswith(scope)), OTHER)
+        totals[owner.get(node, fallback)] += float(np.median(durations))
+    whole = sum(totals.values())
+    return {k: v / whole for k, v in totals.items()} if whole > 0 else {}
+
+
+__all__ = ["OTHER", "layer_latency_shares"]

@@ -1,0 +1,228 @@
+"""Per-layer views of front members: precision, pruning, and why layers were spared.
+
+Precision comes from each trial's ``bits`` string (one character per layer of the workload, in
+model order). Pruning is read from the student's fp32 ONNX graph in the artifact cache: the output
+channels each layer kept against the teacher's, so what is shown is what the graph really has
+(``round_to`` and coupled channels included), not the nominal ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autocl.report._trials import StudyData, TrialInfo
+
+# bits character -> (precision name, bit width). Unknown characters are shown as such, never guessed.
+PRECISION_CODES: dict[str, tuple[str, int]] = {
+    "f": ("fp32", 32), "h": ("fp16", 16), "8": ("int8", 8), "d": ("int8_dynamic", 8), "4": ("int4", 4),
+}
+BIT_WIDTHS: dict[str, int] = {name: width for name, width in PRECISION_CODES.values()}
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """A members x layers grid: ``values[i][j]`` for trial ``trials[i]`` and layer ``layers[j]``
+    (``None`` where unknown), with a label per cell for hovering."""
+
+    title: str
+    layers: tuple[str, ...]
+    trials: tuple[int, ...]
+    values: tuple[tuple[float | None, ...], ...]
+    labels: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+    def value(self, trial: int, layer: str) -> float | None:
+        return self.values[self.trials.index(trial)][self.layers.index(layer)]
+
+
+def precision_of(code: str) -> tuple[str, int | None]:
+    """``'8'`` -> ``('int8', 8)``; an unknown character -> (``"unknown 'x'"``, None)."""
+    return PRECISION_CODES.get(code, (f"unknown {code!r}", None))
+
+
+def layer_precisions(data: StudyData, t: TrialInfo) -> dict[str, str]:
+    """Precision name per layer: from ``bits``, else from the stored QuantConfig."""
+    if t.bits and len(t.bits) == len(data.layers):
+        return {layer: precision_of(c)[0] for layer, c in zip(data.layers, t.bits)}
+    quant = t.config.get("quant") or {}
+    per_layer, default = quant.get("layers") or {}, quant.get("default", "fp32")
+    return {layer: per_layer.get(layer, default) for layer in data.layers}
+
+
+def bits_map(data: StudyData, trials: list[TrialInfo] | None = None) -> LayerMap:
+    """Bit width per layer of each front member (32 fp32, 16 fp16, 8 int8, 4 int4)."""
+    trials = data.front if trials is None else trials
+    values, labels = [], []
+    for t in trials:
+        precisions = layer_precisions(data, t)
+        values.append(tuple(BIT_WIDTHS.get(precisions[layer]) for layer in data.layers))
+        labels.append(tuple(precisions[layer] for layer in data.layers))
+    return LayerMap("bit width per layer", data.layers, tuple(t.number for t in trials), tuple(values), tuple(labels))
+
+
+def _cache_folder(data: StudyData, cache_root: Path) -> Path:
+    # mirrors Compressor's cache layout (autocl/compress/pipeline.py): <cache>/<workload>-<workload key>/
+    return Path(cache_root) / f"{data.workload.get('name', '')}-{data.fingerprint.get('workload_key', '')}"
+
+
+def student_graph(data: StudyData, cache_root: Path, student_key: str) -> Path:
+    """The cached fp32 student graph of ``student_key`` (the teacher's export for ``''``)."""
+    folder = _cache_folder(data, cache_root)
+    return folder / "students" / student_key / "student.onnx" if student_key else folder / "baseline.onnx"
+
+
+def cached_artifact(data: StudyData, cache_root: Path, t: TrialInfo) -> Path | None:
+    """The cached artifact that was measured for ``t``, identified by its sha256; None if gone."""
+    from autocl.compress import file_sha256
+
+    if not t.student_key or not t.artifact_sha256:
+        return None
+    for path in sorted((_cache_folder(data, cache_root) / "artifacts").glob(f"{t.student_key}-*.onnx")):
+        if file_sha256(path) == t.artifact_sha256:
+            return path
+    return None
+
+
+def output_channels(onnx_path: Path, layers: tuple[str, ...]) -> dict[str, int]:
+    """Output channels of each layer's weight in an fp32 graph (Conv, Gemm or MatMul nodes)."""
+    import onnx
+
+    from autocl.compress.onnx_export import layer_nodes
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    dims = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+    out: dict[str, int] = {}
+    for layer, names in layer_nodes(model, list(layers)).items():
+        for name in names:
+            node = nodes[name]
+            weight = next((dims[i] for i in node.input[1:2] if i in dims), None)
+            if not weight:
+                continue
+            if node.op_type == "Conv":
+                out[layer] = weight[0]
+            elif node.op_type == "Gemm":
+                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                out[layer] = weight[0] if trans_b else weight[-1]
+            else:  # MatMul: x @ W with W [in, out]
+                out[layer] = weight[-1]
+            break
+    return out
+
+
+def pruning_map(data: StudyData, cache_root: Path | None, trials: list[TrialInfo] | None = None) -> LayerMap:
+    """Fraction of each layer's output channels removed, per front member, measured on the cached
+    student graphs. Cells are ``None`` where the cache lacks the graph (the note says so)."""
+    trials = data.front if trials is None else trials
+    teacher: dict[str, int] = {}
+    base = student_graph(data, cache_root, "") if cache_root else None
+    if base and base.is_file():
+        teacher = output_channels(base, data.layers)
+    values, labels, missing = [], [], []
+    for t in trials:
+        path = student_graph(data, cache_root, t.student_key) if cache_root and t.student_key else None
+        kept = output_channels(path, data.layers) if teacher and path and path.is_file() else {}
+        if not kept:
+            missing.append(t.number)
+        row, lab = [], []
+        for layer in data.layers:
+            if layer in kept and teacher.get(layer):
+                removed = 1 - kept[layer] / teacher[layer]
+                row.append(removed)
+                lab.append(f"{kept[layer]}/{teacher[layer]} channels kept ({removed:.0%} removed)")
+            else:
+                row.append(None)
+                lab.append("not available")
+        values.append(tuple(row))
+        labels.append(tuple(lab))
+    note = ""
+    if missing:
+        note = (f"per-layer pruning of trial(s) {', '.join(map(str, missing))} is not available: their student "
+                "graphs are not in the artifact cache (report on the machine that ran the search, or set AUTOCL_HOME)")
+    return LayerMap("output channels removed per layer", data.layers, tuple(t.number for t in trials),
+                    tuple(values), tuple(labels), note)
+
+
+@dataclass(frozen=True)
+class LayerNote:
+    """Why one layer of one member was spared: kept at higher precision, or pruned less."""
+
+    layer: str
+    kind: str  # "precision" or "pruning"
+    text: str
+    sensitivity: float | None = None
+    latency_share: float | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    trial: int
+    summary: str
+    notes: tuple[LayerNote, ...] = field(default_factory=tuple)
+
+
+def _lower_choices(data: StudyData, layer: str, precision: str) -> list[str]:
+    width = BIT_WIDTHS.get(precision)
+    choices = data.layer_choices.get(layer, ())
+    return [c for c in choices if width and BIT_WIDTHS.get(c, 99) < width]
+
+
+def _sensitivity_text(data: StudyData, layer: str, lower: list[str]) -> tuple[str, float | None]:
+    table = (data.sensitivity or {}).get(layer)
+    if not table:
+        return "sensitivity not measured", None
+    drops = {p: table[p] for p in lower if isinstance(table.get(p), (int, float))}
+    if not drops:
+        return "sensitivity not measured at " + "/".join(lower), None
+    p, drop = min(drops.items(), key=lambda kv: kv[1])
+    return f"{p} alone costs {drop:+.4f} {data.metric_name}", float(drop)
+
+
+def _share_text(shares: dict[str, float] | None, layer: str) -> tuple[str, float | None]:
+    if not shares:
+        return "latency share not measured", None
+    share = shares.get(layer)
+    return (f"{share:.0%} of latency", share) if share is not None else ("latency share not measured", None)
+
+
+def explain_layers(data: StudyData, pruning: LayerMap | None = None,
+                   shares: dict[int, dict[str, float]] | None = None) -> list[Explanation]:
+    """For each front member: the layers kept above the lowest precision the space allowed, and the
+    layers pruned less than the member's nominal ratio, each with its sensitivity (the study's
+    ``sensitivity`` table) and its share of latency (``shares[trial][layer]``) where measured."""
+    out = []
+    for t in data.front:
+        precisions = layer_precisions(data, t)
+        member_shares = (shares or {}).get(t.number)
+        notes = []
+        for layer in data.layers:
+            lower = _lower_choices(data, layer, precisions[layer])
+            if lower:
+                sens, drop = _sensitivity_text(data, layer, lower)
+                share, frac = _share_text(member_shares, layer)
+                notes.append(LayerNote(layer, "precision", f"kept at {precisions[layer]} ({'/'.join(lower)} was "
+                                       f"allowed): {sens}; {share}", drop, frac))
+        ratio = t.prune_ratio or 0.0
+        if pruning is not None and t.number in pruning.trials and ratio > 0:
+            for layer in data.layers:
+                removed = pruning.value(t.number, layer)
+                if removed is not None and removed < ratio - 0.02:
+                    share, frac = _share_text(member_shares, layer)
+                    notes.append(LayerNote(layer, "pruning", f"pruned less: {removed:.0%} of its output channels "
+                                           f"removed against the nominal {ratio:.0%}; {share}", None, frac))
+        low = [layer for layer in data.layers if (BIT_WIDTHS.get(precisions[layer]) or 32) < 32]
+        summary = (f"trial {t.number}: {len(low)} of {len(data.layers)} layers below fp32, "
+                   f"{ratio:.0%} nominal pruning")
+        if pruning is not None and t.number in pruning.trials:
+            row = [v for v in pruning.values[pruning.trials.index(t.number)] if v is not None]
+            if not row:
+                summary += " (per-layer pruning not available)"
+        out.append(Explanation(t.number, summary, tuple(notes)))
+    return out
+
+
+__all__ = [
+    "BIT_WIDTHS", "PRECISION_CODES", "Explanation", "LayerMap", "LayerNote", "bits_map", "cached_artifact",
+    "explain_layers", "layer_precisions", "output_channels", "precision_of", "pruning_map",
+]
