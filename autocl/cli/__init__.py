@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from autocl.cli._hardware import agent, profiles, remeasure
 from autocl.cli._inspect import layers
 from autocl.cli._search import front, search
 
@@ -21,6 +22,9 @@ app = typer.Typer(
 app.command()(search)
 app.command()(front)
 app.command()(layers)
+app.command()(profiles)
+app.command()(agent)
+app.command()(remeasure)
 
 
 def main() -> None:
