@@ -241,8 +241,11 @@ def measure_local(paths: list[str | Path], profile: HardwareProfile, feed: dict[
 
 
 def measure_many(paths: list[str | Path], profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                 memory: bool | Sequence[bool] = False) -> list[Measurement]:
-    """Measure several artifacts in alternation on ``profile``: here, or on its remote agent."""
+                 memory: bool | Sequence[bool] | None = None) -> list[Measurement]:
+    """Measure several artifacts in alternation on ``profile``: here, or on its remote agent.
+    ``memory``: whose memory to measure too (default: all when ``measurement.memory`` says so)."""
+    if memory is None:
+        memory = profile.measurement.memory
     if profile.measure == "remote":
         from autocl.hardware._client import measure_remote
 
@@ -250,7 +253,8 @@ def measure_many(paths: list[str | Path], profile: HardwareProfile, feed: dict[s
     return measure_local(paths, profile, feed, memory=memory)
 
 
-def measure_latency(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray]) -> Measurement:
+def measure_latency(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *,
+                    memory: bool | None = None) -> Measurement:
     """Measure the latency of running ``feed`` (one batch of the profile's size, see
-    ``Workload.sample_feed``) through the artifact on ``profile``."""
-    return measure_many([path], profile, feed)[0]
+    ``Workload.sample_feed``) through the artifact on ``profile`` (and its memory, see ``measure_many``)."""
+    return measure_many([path], profile, feed, memory=memory)[0]

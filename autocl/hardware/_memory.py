@@ -2,13 +2,15 @@
 
 Memory is measured in a fresh Python process (``_memory_probe.py``), never in the searching one:
 there, memory freed by training is reused by the session and its growth would read near zero.
-The probe records resident memory (``VmRSS``) before the session, after creating it, after
-running it, and the peak (``VmHWM``, reset once imports are done). Reported, in MB:
+The probe records resident memory (``VmRSS``) after imports, after a one-node session (what
+onnxruntime itself costs), after creating the artifact's session, after running it, and the peak
+(``VmHWM``, reset once imports are done). Reported, in MB:
 
-* ``session_mb``: creating the session (weights, pre-packed kernels, graph);
-* ``arena_mb``: the first runs (activations and buffers, held by the CPU arena when it is on);
-* ``rss_delta_mb``: both together, what the process keeps for the session;
-* ``peak_rss_delta_mb``: the highest resident memory above the start, the number budgets use;
+* ``runtime_mb``: onnxruntime's own start-up (environment, thread pool), the same for any model;
+* ``session_mb``: creating the artifact's session (weights, pre-packed kernels, graph);
+* ``arena_mb``: its first runs (activations and buffers, kept by the CPU arena when it is on);
+* ``rss_delta_mb``: all three, what a process serving this model holds beyond Python and imports;
+* ``peak_rss_delta_mb``: the highest resident memory above that start, the number budgets use;
 * ``artifact_mb``: the artifact's file size.
 """
 
@@ -58,7 +60,8 @@ def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, n
         raise TrialError(f"the memory probe could not run {path.name}: {last}", stage="memory")
     r = json.loads(proc.stdout)
     out = {
-        "session_mb": _mb(r["session_kb"] - r["before_kb"]),
+        "runtime_mb": _mb(r["runtime_kb"] - r["before_kb"]),
+        "session_mb": _mb(r["session_kb"] - r["runtime_kb"]),
         "arena_mb": _mb(r["after_kb"] - r["session_kb"]),
         "rss_delta_mb": _mb(r["after_kb"] - r["before_kb"]),
         "peak_rss_delta_mb": _mb(max(r["peak_kb"], r["after_kb"]) - r["before_kb"]),
