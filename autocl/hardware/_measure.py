@@ -5,15 +5,21 @@ Protocol (settings in ``HardwareProfile.measurement``):
 1. Take the device's measurement lease (one measurement at a time per machine, see ``_lease``).
 2. Open one session per artifact as the profile says (provider and options, intra-op threads, no
    spinning unless asked); with ``affinity`` the threads are pinned to CPUs.
-3. ``warmup`` untimed runs of each session on the same feed (a batch of the profile's size).
+3. Warm-up: untimed runs of each session on the same feed (a batch of the profile's size), at
+   least ``warmup`` of them and for at least ``warmup_seconds``.
 4. Timed runs with ``perf_counter_ns`` and Python's garbage collector paused. Several artifacts
    are interleaved: one run of each per round, the order rotating every round, so a slow phase of
-   the machine hits all of them alike instead of whichever was measured then.
-5. Stop when the 95% confidence interval of every median is within ``target_rel_ci`` of it (after
-   ``min_repeats``), or after ``repeats`` rounds, or once ``max_seconds`` per artifact have passed.
+   the machine hits all of them alike instead of whichever was measured then. A run during which
+   the OS preempted the measuring thread (an involuntary context switch: another process took
+   the core) is flagged and left out of the statistics, kept in the raw samples.
+5. Stop once every artifact has ``min_repeats`` undisturbed samples, ``min_seconds`` of timed runs
+   have passed and the 95% confidence interval of every median is within ``target_rel_ci`` of it;
+   or after ``repeats`` rounds; or once ``max_seconds`` per artifact have passed (with at least
+   ``min_repeats`` rounds).
 6. Report per artifact the median (what is ranked on), p90, IQR, mean, a distribution-free 95%
    confidence interval of the median, the samples' coefficient of variation, why it stopped, the
-   raw samples and the device fingerprint (``_device``).
+   raw samples with the preempted ones marked, the 1-minute load average, and the device
+   fingerprint (``_device``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import contextlib
 import gc
 import math
 import os
+import resource
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -66,11 +73,15 @@ class Measurement:
     interleaved: int = 1
     memory: dict | None = None
     agent: str | None = None
+    preempted: tuple[int, ...] = ()
+    contended: bool = False
+    load_1m: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["samples_ms"] = [round(s, 5) for s in self.samples_ms]
         d["ci95_ms"] = [round(c, 5) for c in self.ci95_ms]
+        d["preempted"] = list(self.preempted)
         return d
 
     @classmethod
@@ -79,6 +90,7 @@ class Measurement:
         d = {k: v for k, v in data.items() if k in known}
         d["samples_ms"] = tuple(d.get("samples_ms", ()))
         d["ci95_ms"] = tuple(d.get("ci95_ms", (_NAN, _NAN)))
+        d["preempted"] = tuple(d.get("preempted", ()))
         return cls(**d)
 
 
@@ -154,54 +166,101 @@ def _pin_calling_thread(cpus: list[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+_RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)
+
+
+def _preemptions() -> int:
+    """Involuntary context switches of this thread so far (0 where the OS does not say)."""
+    return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw if _RUSAGE_THREAD is not None else 0
+
+
+@dataclass
+class Series:
+    """One session's timed runs: every sample in order, and which ones the OS preempted."""
+
+    samples: list[float] = field(default_factory=list)
+    preempted: list[int] = field(default_factory=list)
+    clean: list[float] = field(default_factory=list)
+
+    def add(self, ms: float, preempted: bool) -> None:
+        if preempted:
+            self.preempted.append(len(self.samples))
+        else:
+            self.clean.append(ms)
+        self.samples.append(ms)
+
+    def used(self, minimum: int) -> tuple[list[float], bool]:
+        """The samples the statistics use: the clean ones, or all of them (``contended``) when
+        fewer than ``minimum`` ran undisturbed."""
+        return (self.clean, False) if len(self.clean) >= minimum else (self.samples, True)
+
+
+def _warm_up(sess: ort.InferenceSession, feed: dict[str, np.ndarray], settings: MeasurementSettings) -> None:
+    start, runs = time.perf_counter(), 0
+    while runs < settings.warmup or time.perf_counter() - start < settings.warmup_seconds:
+        sess.run(None, feed)
+        runs += 1
+
+
 def time_interleaved(sessions: list[ort.InferenceSession], feed: dict[str, np.ndarray],
-                     settings: MeasurementSettings) -> tuple[list[list[float]], str]:
+                     settings: MeasurementSettings) -> tuple[list[Series], str]:
     """Warm up each session, then time rounds of one run per session (order rotating) until the
-    stopping rule holds; returns the samples in ms per session and why it stopped."""
+    stopping rule holds; returns each session's series and why it stopped.
+
+    A run during which the OS preempted the measuring thread (an involuntary context switch) is
+    kept in the series but flagged: it measured the machine's other work, not the model."""
     k = len(sessions)
     for sess in sessions:
-        for _ in range(settings.warmup):
-            sess.run(None, feed)
-    samples: list[list[float]] = [[] for _ in range(k)]
-    deadline = time.perf_counter() + settings.max_seconds * k
+        _warm_up(sess, feed, settings)
+    series = [Series() for _ in range(k)]
+    start = time.perf_counter()
+    deadline, minimum_until = start + settings.max_seconds * k, start + settings.min_seconds * k
     clock = time.perf_counter_ns
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed run is the process's noise, not the model's latency
     try:
-        rounds = 0
+        rounds, next_check = 0, settings.min_repeats
         while True:
             for j in range(k):
                 i = (rounds + j) % k
+                c0 = _preemptions()
                 t0 = clock()
                 sessions[i].run(None, feed)
-                samples[i].append((clock() - t0) / 1e6)
+                t1 = clock()
+                series[i].add((t1 - t0) / 1e6, _preemptions() != c0)
             rounds += 1
             if rounds >= settings.repeats:
-                return samples, "repeats"
-            if rounds >= settings.min_repeats:
-                if settings.target_rel_ci > 0 and rounds >= 6 and all(
-                        relative_ci(s) <= settings.target_rel_ci for s in samples):
-                    return samples, "converged"
-                if time.perf_counter() >= deadline:
-                    return samples, "time_cap"
+                return series, "repeats"
+            now = time.perf_counter()
+            if rounds >= settings.min_repeats and now >= deadline:
+                return series, "time_cap"
+            if (settings.target_rel_ci > 0 and rounds >= next_check and now >= minimum_until
+                    and min(len(s.clean) for s in series) >= max(6, settings.min_repeats)):
+                if all(relative_ci(s.clean) <= settings.target_rel_ci for s in series):
+                    return series, "converged"
+                next_check = rounds + max(1, rounds // 16)  # checks cost a sort: space them out
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def summarize(samples: list[float], *, profile: HardwareProfile, device: dict, stop: str, seconds: float,
+def summarize(series: Series, *, profile: HardwareProfile, device: dict, stop: str, seconds: float,
               lease_wait_s: float, interleaved: int, memory: dict | None = None) -> Measurement:
-    arr = np.asarray(samples, dtype=float)
+    """The statistics of one series: computed on its undisturbed samples (all of them when too
+    few were, then ``contended``); ``samples_ms`` keeps every sample, ``preempted`` their indices."""
+    used, contended = series.used(max(3, profile.measurement.min_repeats // 2))
+    arr = np.asarray(used, dtype=float)
     q25, q50, q75, q90 = np.percentile(arr, [25, 50, 75, 90])
     lo, hi = median_ci(arr)
     mean = float(arr.mean())
     return Measurement(
         profile=profile.name, median_ms=float(q50), p90_ms=float(q90), iqr_ms=float(q75 - q25), mean_ms=mean,
-        n=len(arr), batch_size=profile.batch_size, device=device, samples_ms=tuple(float(s) for s in arr),
+        n=len(arr), batch_size=profile.batch_size, device=device, samples_ms=tuple(series.samples),
         ci95_ms=(lo, hi), rel_ci=(hi - lo) / 2 / float(q50) if q50 > 0 else _NAN,
         cv=float(arr.std(ddof=1) / mean) if len(arr) > 1 and mean > 0 else _NAN, stop=stop,
         warmup=profile.measurement.warmup, seconds=round(seconds, 4), lease_wait_s=round(lease_wait_s, 4),
-        interleaved=interleaved, memory=memory,
+        interleaved=interleaved, memory=memory, preempted=tuple(series.preempted), contended=contended,
+        load_1m=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     )
 
 
@@ -231,13 +290,13 @@ def measure_local(paths: list[str | Path], profile: HardwareProfile, feed: dict[
         cpus = pinned_cpus(profile)
         sessions = [open_session(p, profile, cpus=cpus) for p in paths]
         with _pin_calling_thread(cpus):
-            samples, stop = time_interleaved(sessions, feed, settings)
+            series, stop = time_interleaved(sessions, feed, settings)
         seconds = time.perf_counter() - t0
         del sessions
         mems = [measure_memory(p, profile, feed) if flag else None for p, flag in zip(paths, flags)]
     device = device_description(profile, pinned=cpus)
     return [summarize(s, profile=profile, device=device, stop=stop, seconds=seconds, lease_wait_s=lease.waited_s,
-                      interleaved=len(paths), memory=m) for s, m in zip(samples, mems)]
+                      interleaved=len(paths), memory=m) for s, m in zip(series, mems)]
 
 
 def measure_many(paths: list[str | Path], profile: HardwareProfile, feed: dict[str, np.ndarray], *,

@@ -25,13 +25,17 @@ class _Strict(BaseModel):
 
 
 class MeasurementSettings(_Strict):
-    """The measurement protocol: ``warmup`` untimed runs, then timed runs until the 95% confidence
-    interval of the median is within ``target_rel_ci`` of it, ``repeats`` samples are taken, or
-    ``max_seconds`` have passed (at least ``min_repeats`` samples either way)."""
+    """The measurement protocol (see ``autocl.hardware._measure``): warm-up, then timed runs until
+    ``min_repeats`` undisturbed samples over ``min_seconds`` give a median whose 95% confidence
+    interval is within ``target_rel_ci`` of it; at most ``repeats`` runs or ``max_seconds``."""
 
     warmup: int = Field(10, ge=0, le=10_000, description="untimed runs first (allocations, caches)")
-    repeats: int = Field(50, ge=3, le=100_000, description="timed runs at most")
-    min_repeats: int = Field(10, ge=3, le=100_000, description="timed runs taken even past max_seconds")
+    warmup_seconds: float = Field(0.02, ge=0, le=60, description="and untimed runs for at least this long")
+    repeats: int = Field(2000, ge=3, le=1_000_000, description="timed runs at most")
+    min_repeats: int = Field(10, ge=3, le=100_000, description=(
+        "undisturbed timed runs wanted before stopping early; runs taken even past max_seconds"))
+    min_seconds: float = Field(0.05, ge=0, le=600, description=(
+        "timed runs last at least this long per artifact (short windows of tiny models drift)"))
     max_seconds: float = Field(5.0, gt=0, le=3600, description="time cap on the timed runs of one artifact")
     target_rel_ci: float = Field(0.01, ge=0, le=1, description=(
         "stop early once the 95% CI half-width of the median is this fraction of it (0: always take `repeats`)"))
@@ -45,7 +49,7 @@ class Budgets(_Strict):
     """Limits a configuration must meet on this target; each set one becomes a search constraint."""
 
     latency_ms: float | None = Field(None, gt=0, description="median latency of one batch")
-    memory_mb: float | None = Field(None, gt=0, description="peak process memory growth of the inference session")
+    memory_mb: float | None = Field(None, gt=0, description="peak private memory of the inference session (peak_mb)")
     size_mb: float | None = Field(None, gt=0, description="artifact file size")
 
     def items(self) -> list[tuple[str, float]]:

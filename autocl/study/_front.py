@@ -62,7 +62,7 @@ def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: floa
         trial=trial, prune_ratio=cfg["prune"]["ratio"], bits=bits, temperature=cfg["distill"]["temperature"],
         alpha=cfg["distill"]["alpha"], metric=metric, latency_ms=m["median_ms"], latency_iqr_ms=m["iqr_ms"],
         latency_p90_ms=m["p90_ms"], size_kb=size_kb, artifact_sha256=sha, speedup=m.get("speedup"),
-        not_faster=m.get("not_faster"), peak_memory_mb=memory.get("peak_rss_delta_mb"),
+        not_faster=m.get("not_faster"), peak_memory_mb=memory.get("peak_mb"),
         remeasured_ms=again.get("median_ms"), latency_changed=again.get("changed"),
     )
 

@@ -102,7 +102,7 @@ def constraint_values(profiles: list[HardwareProfile], results: dict[str, Target
             elif kind == "size_mb":
                 value = size_bytes / 2**20
             else:
-                peak = (m.memory or {}).get("peak_rss_delta_mb")
+                peak = (m.memory or {}).get("peak_mb")
                 value = float(peak) if peak is not None else math.inf
             values.append(value / limit - 1 if math.isfinite(value) else 1e9)
     return values

@@ -2,20 +2,22 @@
 
 import gc
 import os
+import time
 
 import numpy as np
 import pytest
 
 from autocl.hardware import (
     Measurement, MeasurementSettings, comparable, measure_latency, measure_many, median_ci, profile_from_dict,
-    time_interleaved,
+    summarize, time_interleaved,
 )
 
 from tests.hardware.conftest import feed_for
 
 
 def profile(**kw):
-    settings = {"warmup": 2, "repeats": 30, "min_repeats": 5, "max_seconds": 5, "target_rel_ci": 0, "memory": False,
+    settings = {"warmup": 2, "warmup_seconds": 0, "repeats": 30, "min_repeats": 5, "min_seconds": 0, "max_seconds": 5,
+                "target_rel_ci": 0, "memory": False,
                 **kw.pop("measurement", {})}
     return profile_from_dict({"name": "t", "batch_size": 4, "measurement": settings, **kw})
 
@@ -26,7 +28,8 @@ def test_latency_is_measured_with_warmup_repeats_and_spread(digits, tmp_path):
     path = export_onnx(digits.model, digits.example_inputs(), tmp_path / "m.onnx")
     prof = profile(batch_size=2, measurement={"warmup": 1, "repeats": 7, "min_repeats": 3})
     m = measure_latency(path, prof, digits.sample_feed(prof.batch_size))
-    assert m.n == 7 == len(m.samples_ms) and m.stop == "repeats"
+    assert len(m.samples_ms) == 7 and m.stop == "repeats"
+    assert m.n == 7 - len(m.preempted) or (m.contended and m.n == 7)  # preempted runs are left out
     assert min(m.samples_ms) <= m.ci95_ms[0] <= m.median_ms <= m.ci95_ms[1] <= max(m.samples_ms)
     assert m.median_ms <= m.p90_ms <= max(m.samples_ms)
     assert m.iqr_ms >= 0 and m.batch_size == 2 and m.cv >= 0 and m.rel_ci >= 0
@@ -46,14 +49,53 @@ class FakeSession:
 def test_candidates_are_interleaved_in_rotating_order_with_gc_paused():
     log = []
     sessions = [FakeSession(n, log) for n in "abc"]
-    settings = MeasurementSettings(warmup=1, repeats=4, min_repeats=3, target_rel_ci=0)
+    settings = MeasurementSettings(warmup=1, warmup_seconds=0, repeats=4, min_repeats=3, target_rel_ci=0)
     was_enabled = gc.isenabled()
     samples, stop = time_interleaved(sessions, {}, settings)
-    assert stop == "repeats" and [len(s) for s in samples] == [4, 4, 4]
+    assert stop == "repeats" and [len(s.samples) for s in samples] == [4, 4, 4]
     timed = [name for name, _ in log[3:]]  # after one warm-up run each
     rounds = [timed[i:i + 3] for i in range(0, 12, 3)]
     assert rounds == [list("abc"), list("bca"), list("cab"), list("abc")]
     assert not any(enabled for _, enabled in log[3:]) and gc.isenabled() == was_enabled
+
+
+def test_preempted_runs_are_kept_but_left_out_of_the_statistics(monkeypatch):
+    import autocl.hardware._measure as measure_mod
+
+    switches = {"n": 0}
+
+    class Disturbed:  # every third run is preempted by "another process" and takes 10x longer
+        runs = 0
+
+        def run(self, outputs, feed):
+            Disturbed.runs += 1
+            if Disturbed.runs % 3 == 0:
+                switches["n"] += 1
+                time.sleep(0.01)
+            else:
+                time.sleep(0.001)
+
+    monkeypatch.setattr(measure_mod, "_preemptions", lambda: switches["n"])
+    settings = MeasurementSettings(warmup=0, warmup_seconds=0, repeats=30, min_repeats=6, min_seconds=0,
+                                   target_rel_ci=0)
+    (series,), stop = time_interleaved([Disturbed()], {}, settings)
+    assert len(series.samples) == 30 and len(series.preempted) == 10
+    m = summarize(series, profile=profile(measurement={"min_repeats": 6}), device={}, stop=stop, seconds=0,
+                  lease_wait_s=0, interleaved=1)
+    assert m.n == 20 and not m.contended and m.median_ms < 5 and max(m.samples_ms) >= 10
+    assert list(m.preempted) == series.preempted and all(m.samples_ms[i] >= 10 for i in m.preempted)
+    few = measure_mod.Series()
+    for i in range(10):
+        few.add(10.0 + i, preempted=i > 1)
+    crowded = summarize(few, profile=profile(measurement={"min_repeats": 10}), device={}, stop=stop, seconds=0,
+                        lease_wait_s=0, interleaved=1)
+    assert crowded.contended and crowded.n == 10  # too few undisturbed runs: all of them, flagged
+
+
+def test_timed_runs_last_at_least_min_seconds(small_and_large):
+    m = measure_latency(small_and_large[0], profile(measurement={"repeats": 1_000_000, "min_seconds": 0.2,
+                                                                 "target_rel_ci": 0.5}), feed_for())
+    assert m.stop == "converged" and sum(m.samples_ms) / 1000 >= 0.15
 
 
 def test_the_time_cap_stops_after_min_repeats_and_the_ci_rule_stops_early(small_and_large):
