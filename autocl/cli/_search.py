@@ -38,8 +38,10 @@ class _ProgressReporter:
         else:
             m, lat, size = trial.values
             reused = " (student reused)" if trial.user_attrs.get("student_reused") else ""
+            slower = [p for p, flag in trial.user_attrs.get("not_faster", {}).items() if flag]
+            flagged = f" [yellow]not faster than fp32 on {', '.join(slower)}[/]" if slower else ""
             self.progress.console.print(
-                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}")
+                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}{flagged}")
         self.progress.advance(self.task)
 
 
