@@ -107,8 +107,11 @@ def bench_workload(name: str, args, profile, space) -> dict:
     first = [measure_latency(p, profile, feed, memory=False).median_ms for p in paths]
     second = [measure_latency(p, profile, feed, memory=False).median_ms for p in reversed(paths)][::-1]
     searched = [lat for _, lat in artifacts.values()]
+    loads = [t.user_attrs["measurements"][profile.name].get("load_1m") for t in done]
+    loads = [x for x in loads if x is not None]
     return {
         "workload": name, "trials": len(done), "search_seconds": round(search_s, 1),
+        "load_1m_during_trials": [min(loads), max(loads)] if loads else None,
         "cost": {"measure_fraction_of_trial_time": round(measure_total / trial_total, 4),
                  "median_fraction_per_trial": round(statistics.median(p["fraction"] for p in per_trial), 4),
                  "mean_measure_seconds": round(measure_total / len(per_trial), 3),
@@ -133,8 +136,8 @@ def _markdown(out: dict) -> str:
              f"{out['device']['onnxruntime']}, {out['profile']['threads']} thread(s), batch "
              f"{out['profile']['batch_size']}, affinity {out['profile']['affinity']}", "",
              "| workload | trials | protocol time / trial time | mean protocol s / trial | CV fp32 | CV compressed "
-             "| CV speed-up (interleaved) | Spearman rho (2 passes) | rho (search vs pass) | artifacts |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| CV speed-up (interleaved) | Spearman rho (2 passes) | rho (search vs pass) | artifacts | load (1 min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in out["workloads"]:
         c, k = r["cv"], r["rank_correlation"]
         lines.append(
@@ -143,9 +146,15 @@ def _markdown(out: dict) -> str:
             f"{c['fp32 baseline']['cv']:.2%} | {c['fastest compressed']['cv']:.2%} | "
             f"{c['speed-up, interleaved with the baseline']['cv']:.2%} | {k['spearman_two_passes']:.3f} | "
             f"{k['spearman_search_vs_pass']:.3f} | {k['artifacts']} ({k['latency_range_ms'][0]:.3f}-"
-            f"{k['latency_range_ms'][1]:.3f} ms) |")
-    lines += ["", "Targets: CV < 3%, Spearman rho > 0.95, protocol < 10% of a trial. Raw numbers: the .json file."]
+            f"{k['latency_range_ms'][1]:.3f} ms) | {_load(r['load_1m_during_trials'])} |")
+    lines += ["", "Targets: CV < 3%, Spearman rho > 0.95, protocol < 10% of a trial. The machine is shared: the load "
+              "column is the 1-minute load average during the trials (the protocol's share of a trial shrinks as "
+              "load slows training down, its noise grows). Raw numbers: the .json file."]
     return "\n".join(lines) + "\n"
+
+
+def _load(span: list[float] | None) -> str:
+    return f"{span[0]:.1f}-{span[1]:.1f} on {os.cpu_count()} CPUs" if span else "?"
 
 
 def main() -> None:
