@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from autocl.cli._hardware import agent, profiles, remeasure
 from autocl.cli._inspect import layers
 from autocl.cli._search import front, search
 from autocl.cli._ship import apply, export, report
@@ -25,6 +26,9 @@ app.command()(layers)
 app.command()(report)
 app.command()(export)
 app.command()(apply)
+app.command()(profiles)
+app.command()(remeasure)
+app.command()(agent)
 
 
 def main() -> None:

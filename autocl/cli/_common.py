@@ -37,25 +37,37 @@ def handles_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _notes(r: FrontRow) -> str:
+    notes = []
+    if r.not_faster:
+        notes.append("not faster than fp32")
+    if r.latency_changed:
+        notes.append(f"re-measured {r.remeasured_ms:.3f} ms")
+    return "; ".join(notes)
+
+
 def front_table(rows: list[FrontRow], *, metric_name: str, baseline: dict | None, title: str) -> Table:
     """The front as a table, the fp32 teacher first as the reference row. Distillation knobs show
-    as '-' for unpruned members: nothing was distilled there."""
+    as '-' for unpruned members: nothing was distilled there. The speed-up is the one measured in
+    the trial, in alternation with the baseline, when there is one."""
     table = Table(title=title, title_justify="left")
     for col in ("trial", "prune", "T", "alpha", "bits per layer", metric_name, "Δ metric", "latency ms",
-                "± IQR", "speed-up", "size KB"):
-        table.add_column(col, justify="left" if col == "bits per layer" else "right", no_wrap=True)
+                "± IQR", "speed-up", "size KB", "peak MB", "notes"):
+        table.add_column(col, justify="left" if col in ("bits per layer", "notes") else "right", no_wrap=True)
     if baseline:
         table.add_row("fp32", "0.00", "-", "-", "teacher, unpruned", f"{baseline['metric']:.4f}", "",
                       f"{baseline['latency_ms']:.3f}", f"{baseline['latency_iqr_ms']:.3f}", "1.00x",
-                      f"{baseline['size_kb']:.1f}", style="dim")
+                      f"{baseline['size_kb']:.1f}", "", "", style="dim")
     for r in rows:
         distilled = r.prune_ratio > 0
+        speedup = r.speedup if r.speedup else (baseline["latency_ms"] / r.latency_ms if baseline else None)
         table.add_row(
             str(r.trial), f"{r.prune_ratio:.2f}", f"{r.temperature:g}" if distilled else "-",
             f"{r.alpha:g}" if distilled else "-", r.bits, f"{r.metric:.4f}",
             f"{r.metric - baseline['metric']:+.4f}" if baseline else "", f"{r.latency_ms:.3f}",
-            f"{r.latency_iqr_ms:.3f}", f"{baseline['latency_ms'] / r.latency_ms:.2f}x" if baseline else "",
-            f"{r.size_kb:.1f}",
+            f"{r.latency_iqr_ms:.3f}", f"{speedup:.2f}x" if speedup else "", f"{r.size_kb:.1f}",
+            f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else "", _notes(r),
+            style="yellow" if r.not_faster or r.latency_changed else None,
         )
     return table
 

@@ -14,7 +14,7 @@ from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
 from autocl.errors import StudyError
 from autocl.hardware import load_profile
 from autocl.space import load_space
-from autocl.study import default_storage, load_existing, read_front, run_search
+from autocl.study import default_storage, load_existing, read_front, run_search, stored_profiles
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
@@ -38,15 +38,19 @@ class _ProgressReporter:
         else:
             m, lat, size = trial.values
             reused = " (student reused)" if trial.user_attrs.get("student_reused") else ""
+            slower = [p for p, flag in trial.user_attrs.get("not_faster", {}).items() if flag]
+            flagged = f" [yellow]not faster than fp32 on {', '.join(slower)}[/]" if slower else ""
             self.progress.console.print(
-                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}")
+                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}{flagged}")
         self.progress.advance(self.task)
 
 
 def search(
     workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits) or 'package.module:function' returning an autocl Workload"),
     space: Path = typer.Option(Path("search_spaces/default.yaml"), help="search-space YAML: which knobs and ranges"),
-    profile: Path = typer.Option(Path("hardware_profiles/cpu-local.yaml"), help="hardware-profile YAML: provider, threads, batch, measurement"),
+    profile: Optional[list[str]] = typer.Option(None, help=(
+        "hardware-profile YAML, or a name in hardware_profiles/ [default: cpu-local]; repeat it to measure every "
+        "artifact on several targets (the first is the primary: its latency is the search objective)")),
     study: str = typer.Option("demo", help="study name; an existing study of that name is resumed"),
     trials: int = typer.Option(12, min=1, help="trials to add in this run"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
@@ -66,30 +70,42 @@ def search(
 
 def _search(workload, space, profile, study, trials, storage, seed) -> None:
     space_cfg = load_space(space)
-    profile_cfg = load_profile(profile)
+    profiles = [load_profile(p) for p in (profile or ["hardware_profiles/cpu-local.yaml"])]
     url = storage or default_storage(study)
-    console.print(f"workload [bold]{workload}[/], space {space}, profile [bold]{profile_cfg.name}[/] "
-                  f"({profile_cfg.execution_provider}, {profile_cfg.threads} thread(s), batch {profile_cfg.batch_size})")
+    described = ", ".join(f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
+                          f", {p.threads} thread(s), batch {p.batch_size})" for p in profiles)
+    console.print(f"workload [bold]{workload}[/], space {space}, profile(s) {described}")
     wl = load_workload(workload)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
-        result = run_search(wl, space_cfg, profile_cfg, study_name=study, storage=url, n_trials=trials,
+        result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
                             seed=seed, reporter=reporter)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")
-    _print_front(url, study, profile_cfg.name, result.study)
+    for p in profiles:
+        _print_front(url, study, p.name, result.study)
+
+
+def _primary(study: optuna.Study) -> str | None:
+    return study.user_attrs.get("profile", {}).get("name")
 
 
 def _print_front(url: str, study_name: str, profile: str | None, study: optuna.Study) -> None:
+    profile = profile or _primary(study)
     rows = read_front(url, study_name, profile)
+    if not rows and profile and profile not in stored_profiles(url, study_name):
+        known = ", ".join(stored_profiles(url, study_name)) or "none"
+        raise StudyError(f"study {study_name!r} has no front for profile {profile!r} (profiles with a front: "
+                         f"{known}); pass one of those to --profile")
     if not rows:
         raise StudyError(f"study {study_name!r} has no completed trial yet, so no Pareto front; "
                          "run 'autocl search' (failed trials list their errors)")
     meta = study.user_attrs.get("workload", {})
-    prof = profile or study.user_attrs.get("profile", {}).get("name", "")
-    table = front_table(rows, metric_name=meta.get("metric", "metric"), baseline=study.user_attrs.get("baseline"),
+    prof = profile or ""
+    baseline = study.user_attrs.get("baselines", {}).get(prof) or study.user_attrs.get("baseline")
+    table = front_table(rows, metric_name=meta.get("metric", "metric"), baseline=baseline,
                         title=f"Pareto front of '{study_name}' on profile '{prof}' ({len(rows)} of {len(study.trials)} trials)")
     console.print(table)
     console.print(f"[dim]{BITS_LEGEND}; layers: {' '.join(meta.get('layers', []))}[/]", soft_wrap=True)
@@ -98,7 +114,7 @@ def _print_front(url: str, study_name: str, profile: str | None, study: optuna.S
 def front(
     study: str = typer.Option("demo", help="study name"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
-    profile: Optional[str] = typer.Option(None, help="profile name (a study keeps one front per profile)"),
+    profile: Optional[str] = typer.Option(None, help="profile name (a study keeps one front per profile) [default: the study's primary profile]"),
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
 ) -> None:
     """Print the Pareto front of a study, read from autocl's table in the study database.
@@ -117,7 +133,12 @@ def _front(study_name, storage, profile, fmt) -> None:
     if fmt == "table":
         _print_front(url, study_name, profile, study)
         return
+    profile = profile or _primary(study)
     rows = read_front(url, study_name, profile)
+    if profile and profile not in stored_profiles(url, study_name):
+        known = ", ".join(stored_profiles(url, study_name)) or "none"
+        raise StudyError(f"study {study_name!r} has no front for profile {profile!r} (profiles with a front: "
+                         f"{known}); pass one of those to --profile")
     if fmt == "json":
         console.print_json(json.dumps([r.to_dict() for r in rows]))
     elif fmt == "csv":

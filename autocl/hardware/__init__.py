@@ -1,9 +1,24 @@
-"""Hardware profiles and latency measurement with onnxruntime."""
+"""Hardware profiles, the latency measurement protocol, memory, the measurement lease, and the
+remote latency agent with its client."""
 
-from autocl.hardware._measure import Measurement, device_description, measure_latency, open_session, session_options
-from autocl.hardware._profile import HardwareProfile, MeasurementSettings, load_profile, profile_from_dict
+from autocl.hardware._agent import AgentServer, read_token_file, serve
+from autocl.hardware._client import agent_health, measure_remote
+from autocl.hardware._device import comparable, cpu_info, device_description, host_key, int8_warning
+from autocl.hardware._lease import DeviceLease, lease_dir
+from autocl.hardware._measure import (
+    Measurement, measure_latency, measure_local, measure_many, median_ci, open_session, pinned_cpus, relative_ci,
+    session_options, summarize, time_interleaved,
+)
+from autocl.hardware._memory import measure_memory
+from autocl.hardware._profile import (
+    Budgets, HardwareProfile, MeasurementSettings, RemoteSettings, load_profile, profile_from_dict,
+    resolve_profile_path,
+)
 
 __all__ = [
-    "HardwareProfile", "Measurement", "MeasurementSettings", "device_description", "load_profile",
-    "measure_latency", "open_session", "profile_from_dict", "session_options",
+    "AgentServer", "Budgets", "DeviceLease", "HardwareProfile", "Measurement", "MeasurementSettings",
+    "RemoteSettings", "agent_health", "comparable", "cpu_info", "device_description", "host_key", "int8_warning",
+    "lease_dir", "load_profile", "measure_latency", "measure_local", "measure_many", "measure_memory",
+    "measure_remote", "median_ci", "open_session", "pinned_cpus", "profile_from_dict", "read_token_file",
+    "relative_ci", "resolve_profile_path", "serve", "session_options", "summarize", "time_interleaved",
 ]

@@ -1,64 +1,203 @@
-"""Hardware profiles: the target a configuration is measured on, as validated YAML data."""
+"""Hardware profiles: the target a configuration is measured on, as validated YAML data.
+
+A profile says where latency is measured (``measure: local``, or ``remote`` through a latency
+agent running on the device), with which execution provider and options, threads, batch size and
+input shapes; which precisions the target runs well (the search space is narrowed to them);
+optional budgets that become constraints of the search; and the measurement protocol's settings.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from autocl.config import load_yaml_model, validate_model
+from autocl.config import Precision, load_yaml, validate_model
 from autocl.errors import ProfileError
 
+PROFILE_DIR = Path("hardware_profiles")
 
-class MeasurementSettings(BaseModel):
-    """How latency is measured: warm-up runs, then timed runs until ``repeats`` samples are taken
-    or ``max_seconds`` have passed (at least ``min_repeats``)."""
 
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MeasurementSettings(_Strict):
+    """The measurement protocol (see ``autocl.hardware._measure``): warm-up, then timed runs until
+    ``min_repeats`` undisturbed samples over ``min_seconds`` give a median whose 95% confidence
+    interval is within ``target_rel_ci`` of it; at most ``repeats`` runs or ``max_seconds``."""
 
     warmup: int = Field(10, ge=0, le=10_000, description="untimed runs first (allocations, caches)")
-    repeats: int = Field(50, ge=3, le=100_000, description="timed runs wanted")
-    min_repeats: int = Field(10, ge=3, le=100_000, description="timed runs taken even past max_seconds")
-    max_seconds: float = Field(5.0, gt=0, le=3600, description="time cap on the timed runs")
+    warmup_seconds: float = Field(0.02, ge=0, le=60, description="and untimed runs for at least this long")
+    repeats: int = Field(2000, ge=3, le=1_000_000, description="timed runs at most")
+    min_repeats: int = Field(10, ge=3, le=100_000, description=(
+        "undisturbed timed runs wanted before stopping early; runs taken even past max_seconds"))
+    min_seconds: float = Field(0.05, ge=0, le=600, description=(
+        "timed runs last at least this long per artifact (short windows of tiny models drift)"))
+    max_seconds: float = Field(5.0, gt=0, le=3600, description="time cap on the timed runs of one artifact")
+    target_rel_ci: float = Field(0.01, ge=0, le=1, description=(
+        "stop early once the 95% CI half-width of the median is this fraction of it (0: always take `repeats`)"))
+    noise_floor: float = Field(0.03, ge=0, le=1, description=(
+        "relative latency changes below this are noise when a front is re-measured, whatever the CIs say"))
+    memory: bool = Field(True, description="measure the session's memory (a fresh process) with every trial")
+    lease_timeout_s: float = Field(900.0, gt=0, description="longest wait for the device's measurement lease")
 
 
-class HardwareProfile(BaseModel):
-    """One target: execution provider, threads, batch size and measurement settings."""
+class Budgets(_Strict):
+    """Limits a configuration must meet on this target; each set one becomes a search constraint."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    latency_ms: float | None = Field(None, gt=0, description="median latency of one batch")
+    memory_mb: float | None = Field(None, gt=0, description="peak private memory of the inference session (peak_mb)")
+    size_mb: float | None = Field(None, gt=0, description="artifact file size")
+
+    def items(self) -> list[tuple[str, float]]:
+        return [(k, v) for k, v in self.model_dump().items() if v is not None]
+
+
+class RemoteSettings(_Strict):
+    """Where the latency agent of a remote device listens (see ``autocl agent``)."""
+
+    url: str = Field(pattern=r"^https?://", description="e.g. http://192.168.1.20:8765")
+    token_file: str | None = Field(None, description="file holding the agent's token (~ is expanded)")
+    token_env: str | None = Field(None, description="environment variable holding the token instead")
+    timeout_s: float = Field(300.0, gt=0, le=7200, description="longest wait for one measurement request")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> "RemoteSettings":
+        if not self.token_file and not self.token_env:
+            raise ValueError("give token_file or token_env: the agent refuses requests without its token")
+        return self
+
+    def token(self) -> str:
+        """The token, from the environment variable or the file; errors say which one is missing."""
+        if self.token_env:
+            value = os.environ.get(self.token_env, "").strip()
+            if value:
+                return value
+            if not self.token_file:
+                raise ProfileError(f"environment variable {self.token_env} is empty or unset; export the agent's "
+                                   "token there", field="remote.token_env")
+        path = Path(os.path.expanduser(self.token_file or ""))
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ProfileError(f"cannot read the agent token file {path} ({exc.strerror}); copy the token the "
+                               "agent was started with there", field="remote.token_file") from None
+        if not value:
+            raise ProfileError(f"the agent token file {path} is empty", field="remote.token_file")
+        return value
+
+
+Affinity = Union[Literal["none", "auto"], list[int]]
+
+
+class HardwareProfile(_Strict):
+    """One target: where and how latency is measured, what it runs well, and its budgets."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
+    measure: Literal["local", "remote"] = Field("local", description="measure here, or on a device's latency agent")
+    remote: RemoteSettings | None = None
     execution_provider: str = "CPUExecutionProvider"
     provider_options: dict[str, Any] = Field(default_factory=dict)
     threads: int = Field(1, ge=1, le=1024, description="intra-op threads of the session")
+    affinity: Affinity = Field("none", description=(
+        "pin the session's threads: 'none', 'auto' (the first `threads` CPUs this process may use) or CPU ids"))
     batch_size: int = Field(1, ge=1, le=65_536)
+    input_shapes: dict[str, list[int]] = Field(default_factory=dict, description=(
+        "expected shape of each input, batch first; a workload feeding other shapes is refused"))
     allow_spinning: bool = Field(False, description="let idle intra-op threads spin (steals cores from others)")
+    enable_cpu_mem_arena: bool = Field(True, description="onnxruntime's CPU memory arena")
     graph_optimization: Literal["basic", "extended", "all"] = "all"
+    precisions: list[Precision] = Field(["fp32", "int8"], min_length=1, description=(
+        "precisions this target runs well: the search space is narrowed to them"))
+    budgets: Budgets = Field(default_factory=Budgets)
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
 
-    def check_available(self) -> None:
-        """Refuse a profile whose execution provider this onnxruntime does not offer."""
+    @model_validator(mode="after")
+    def _consistent(self) -> "HardwareProfile":
+        if self.measure == "remote" and self.remote is None:
+            raise ValueError("measure: remote needs a `remote:` section with the agent's url and token")
+        if self.measurement.min_repeats > self.measurement.repeats:
+            raise ValueError(f"measurement.min_repeats ({self.measurement.min_repeats}) must be <= "
+                             f"measurement.repeats ({self.measurement.repeats})")
+        if self.budgets.memory_mb is not None and not self.measurement.memory:
+            raise ValueError("budgets.memory_mb needs measurement.memory: true (memory is what it limits)")
+        if isinstance(self.affinity, list) and len(self.affinity) != self.threads:
+            raise ValueError(f"affinity lists {len(self.affinity)} CPU(s) but threads is {self.threads}: "
+                             "give one CPU per thread")
+        for name, shape in self.input_shapes.items():
+            if not shape or shape[0] != self.batch_size or any(d < 1 for d in shape):
+                raise ValueError(f"input_shapes.{name} = {shape}: dimensions must be positive and the first "
+                                 f"one is the batch size ({self.batch_size})")
+        return self
+
+    def unavailable_reason(self) -> str | None:
+        """Why this profile cannot be measured locally, or None. Remote profiles are checked by
+        their agent, on the device."""
+        if self.measure == "remote":
+            return None
         import onnxruntime as ort
 
         available = ort.get_available_providers()
         if self.execution_provider not in available:
-            raise ProfileError(
-                f"execution provider {self.execution_provider!r} is not available in this onnxruntime "
-                f"({ort.__version__}; available: {', '.join(available)}). Use a profile for one of those, "
-                "or install the onnxruntime build that provides it",
-                field="execution_provider",
-            )
+            return (f"execution provider {self.execution_provider!r} is not available in this onnxruntime "
+                    f"({ort.__version__}; available: {', '.join(available)}). Use a profile for one of those, "
+                    "or install the onnxruntime build that provides it")
+        if isinstance(self.affinity, list):
+            allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+            missing = [c for c in self.affinity if allowed and c not in allowed]
+            if missing:
+                return f"affinity CPU(s) {missing} are not usable here (this process may use {allowed})"
+        return None
+
+    def check_available(self) -> None:
+        """Refuse a local profile whose execution provider or CPUs this machine does not offer."""
+        reason = self.unavailable_reason()
+        if reason:
+            field = "affinity" if reason.startswith("affinity") else "execution_provider"
+            raise ProfileError(reason, field=field)
+
+    def check_feed(self, feed: dict[str, Any]) -> None:
+        """Refuse a feed whose shapes differ from the declared ``input_shapes``."""
+        for name, shape in self.input_shapes.items():
+            if name not in feed:
+                raise ProfileError(f"profile {self.name!r} declares input {name!r} but the workload feeds "
+                                   f"{sorted(feed)}", field=f"input_shapes.{name}")
+            got = list(getattr(feed[name], "shape", ()))
+            if got != list(shape):
+                raise ProfileError(f"profile {self.name!r} expects input {name!r} of shape {shape} but the "
+                                   f"workload feeds {got}; fix input_shapes or use another profile",
+                                   field=f"input_shapes.{name}")
 
 
-def load_profile(path: str | Path) -> HardwareProfile:
-    """Load and validate a profile YAML file; errors name the file and the field."""
-    profile = load_yaml_model(path, HardwareProfile, error=ProfileError)
-    try:
-        profile.check_available()
-    except ProfileError as exc:
-        raise ProfileError(str(exc), file=str(path)) from None
+def resolve_profile_path(spec: str | Path) -> Path:
+    """A profile file from a path, or from a bare name found in ``hardware_profiles/``."""
+    path = Path(spec)
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        return path
+    for candidate in (PROFILE_DIR / f"{spec}.yaml", PROFILE_DIR / f"{spec}.yml"):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def load_profile(path: str | Path, *, check: bool = True) -> HardwareProfile:
+    """Load and validate a profile YAML file (a path or a name in ``hardware_profiles/``); errors
+    name the file and the field. ``check`` also refuses a profile this machine cannot run."""
+    path = resolve_profile_path(path)
+    data = load_yaml(path, error=ProfileError)
+    if not isinstance(data, dict):
+        raise ProfileError(f"expected a mapping at the top level, got {type(data).__name__}", file=str(path))
+    profile = validate_model(HardwareProfile, data, source=str(path), error=ProfileError)
+    if check:
+        try:
+            profile.check_available()
+        except ProfileError as exc:
+            raise ProfileError(str(exc).removeprefix(f"field '{exc.field}': "), file=str(path),
+                               field=exc.field) from None
     return profile
 
 

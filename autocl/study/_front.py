@@ -1,4 +1,9 @@
-"""The Pareto front of a study: computed by Optuna, stored in autocl's table, read back as rows."""
+"""Pareto fronts of a study, one per profile: computed here, stored in autocl's table, read back as rows.
+
+The front of a profile is the non-dominated set of completed, feasible trials (every constraint
+value <= 0) on (metric, median latency on that profile, artifact size). On the primary profile it
+is exactly Optuna's ``study.best_trials``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ from autocl.study._tables import ParetoEntry, engine_for
 
 @dataclass(frozen=True)
 class FrontRow:
-    """One member of a Pareto front, as shown and exported."""
+    """One member of a Pareto front, as shown and exported.
+
+    ``speedup`` is the fp32 baseline's median over this one's, both taken in alternation in the
+    trial; ``not_faster`` flags a pruned or int8 artifact that is not measurably faster than the
+    baseline; ``remeasured_ms`` and ``latency_changed`` come from re-measuring the front."""
 
     trial: int
     prune_ratio: float
@@ -27,31 +36,74 @@ class FrontRow:
     latency_p90_ms: float
     size_kb: float
     artifact_sha256: str
+    speedup: float | None = None
+    not_faster: bool | None = None
+    peak_memory_mb: float | None = None
+    remeasured_ms: float | None = None
+    latency_changed: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def row_from_trial(trial: optuna.trial.FrozenTrial, profile: str) -> FrontRow:
-    """A front row of ``trial`` with its latency on ``profile`` (``user_attrs['measurements'][profile]``)."""
+def _measurement(trial: optuna.trial.FrozenTrial, profile: str) -> dict:
+    """The trial's stored measurement on ``profile`` with the per-profile flags folded in."""
     a = trial.user_attrs
-    cfg, m = a["config"], a["measurements"][profile]
+    m = dict(a["measurements"][profile])
+    m.setdefault("speedup", a.get("speedup", {}).get(profile))
+    m.setdefault("not_faster", a.get("not_faster", {}).get(profile))
+    return m
+
+
+def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: float, sha: str) -> FrontRow:
+    memory = m.get("memory") or {}
+    again = m.get("remeasure") or {}
     return FrontRow(
-        trial=trial.number, prune_ratio=cfg["prune"]["ratio"], bits=a.get("bits", ""),
-        temperature=cfg["distill"]["temperature"], alpha=cfg["distill"]["alpha"], metric=trial.values[0],
-        latency_ms=m["median_ms"], latency_iqr_ms=m["iqr_ms"], latency_p90_ms=m["p90_ms"],
-        size_kb=a["size_bytes"] / 1024, artifact_sha256=a["artifact_sha256"],
+        trial=trial, prune_ratio=cfg["prune"]["ratio"], bits=bits, temperature=cfg["distill"]["temperature"],
+        alpha=cfg["distill"]["alpha"], metric=metric, latency_ms=m["median_ms"], latency_iqr_ms=m["iqr_ms"],
+        latency_p90_ms=m["p90_ms"], size_kb=size_kb, artifact_sha256=sha, speedup=m.get("speedup"),
+        not_faster=m.get("not_faster"), peak_memory_mb=memory.get("peak_mb"),
+        remeasured_ms=again.get("median_ms"), latency_changed=again.get("changed"),
     )
 
 
-def compute_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Optuna's Pareto-optimal completed trials, ordered by latency."""
-    return sorted(study.best_trials, key=lambda t: (t.values[1], t.number))
+def row_from_trial(trial: optuna.trial.FrozenTrial, profile: str) -> FrontRow:
+    """A front row of ``trial`` with its latency on ``profile`` (``user_attrs['measurements'][profile]``)."""
+    a = trial.user_attrs
+    return _row(trial.number, a["config"], a.get("bits", ""), trial.values[0], _measurement(trial, profile),
+                a["size_bytes"] / 1024, a["artifact_sha256"])
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def compute_front(study: optuna.Study, profile: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    """Pareto-optimal completed feasible trials on (metric, latency on ``profile``, size), ordered
+    by latency. ``profile=None`` takes the objective values (the primary profile)."""
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    points = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if not is_feasible(t):
+            continue
+        if profile is None:
+            latency = t.values[1]
+        elif profile in t.user_attrs.get("measurements", {}):
+            latency = t.user_attrs["measurements"][profile]["median_ms"]
+        else:
+            continue
+        points.append((t, (sign * t.values[0], latency, t.values[2])))
+
+    def dominates(a: tuple, b: tuple) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+    front = [(t, v) for t, v in points if not any(dominates(w, v) for _, w in points)]
+    return [t for t, v in sorted(front, key=lambda tv: (tv[1][1], tv[0].number))]
 
 
 def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -> list[FrontRow]:
-    """Replace the stored front of (study, profile) with Optuna's current one."""
-    trials = compute_front(study)
+    """Replace the stored front of (study, profile) with the current one."""
+    trials = compute_front(study, profile)
     rows = [row_from_trial(t, profile) for t in trials]
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with Session(engine_for(url)) as session, session.begin():
@@ -63,9 +115,19 @@ def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -
                 metric=r.metric, latency_ms=r.latency_ms, latency_iqr_ms=r.latency_iqr_ms,
                 latency_p90_ms=r.latency_p90_ms, size_kb=r.size_kb, prune_ratio=r.prune_ratio,
                 temperature=r.temperature, alpha=r.alpha, bits=r.bits, config=t.user_attrs["config"],
-                measurement=t.user_attrs["measurements"][profile], artifact_sha256=r.artifact_sha256, updated_at=now,
+                measurement=_measurement(t, profile), artifact_sha256=r.artifact_sha256, updated_at=now,
             ))
     return rows
+
+
+def annotate_front(url: str, study_name: str, profile: str, remeasured: dict[int, dict]) -> None:
+    """Store re-measurements (trial -> {median_ms, changed, ...}) with the front's rows of ``profile``."""
+    with Session(engine_for(url)) as session, session.begin():
+        entries = session.scalars(select(ParetoEntry).where(ParetoEntry.study_name == study_name,
+                                                            ParetoEntry.profile == profile)).all()
+        for e in entries:
+            if e.trial_number in remeasured:
+                e.measurement = {**e.measurement, "remeasure": remeasured[e.trial_number]}
 
 
 def read_front(url: str, study_name: str, profile: str | None = None) -> list[FrontRow]:
@@ -75,8 +137,11 @@ def read_front(url: str, study_name: str, profile: str | None = None) -> list[Fr
         query = query.where(ParetoEntry.profile == profile)
     with Session(engine_for(url)) as session:
         entries = session.scalars(query.order_by(ParetoEntry.latency_ms, ParetoEntry.trial_number)).all()
-        return [FrontRow(
-            trial=e.trial_number, prune_ratio=e.prune_ratio, bits=e.bits, temperature=e.temperature, alpha=e.alpha,
-            metric=e.metric, latency_ms=e.latency_ms, latency_iqr_ms=e.latency_iqr_ms,
-            latency_p90_ms=e.latency_p90_ms, size_kb=e.size_kb, artifact_sha256=e.artifact_sha256,
-        ) for e in entries]
+        return [_row(e.trial_number, e.config, e.bits, e.metric, e.measurement, e.size_kb, e.artifact_sha256)
+                for e in entries]
+
+
+def stored_profiles(url: str, study_name: str) -> list[str]:
+    """The profiles a study has a stored front for."""
+    with Session(engine_for(url)) as session:
+        return sorted(set(session.scalars(select(ParetoEntry.profile).where(ParetoEntry.study_name == study_name))))

@@ -46,7 +46,8 @@ def make_storage(url: str) -> RDBStorage:
 
 
 def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool) -> optuna.Study:
-    """Create the study, or resume it when ``fingerprint`` (workload, space, profile) matches."""
+    """Create the study, or resume it when ``fingerprint`` (workload, space, profile names in order)
+    matches."""
     storage = make_storage(url)
     directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
@@ -56,12 +57,17 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
         study.set_user_attr("fingerprint", fingerprint)
         return study
     for key in ("workload", "workload_key", "space", "profile"):
-        if stored.get(key) != fingerprint.get(key):
+        if _normalized(key, stored.get(key)) != _normalized(key, fingerprint.get(key)):
             raise StudyError(
                 f"study {name!r} in {url} was created with {key} = {stored.get(key)!r}, not "
                 f"{fingerprint.get(key)!r}; resume it with the same {key}, or start a new study with another --study name"
             )
     return study
+
+
+def _normalized(key: str, value):
+    """Studies made before multi-profile search stored one profile name, not a list of them."""
+    return [value] if key == "profile" and isinstance(value, str) else value
 
 
 def load_existing(name: str, url: str) -> optuna.Study:

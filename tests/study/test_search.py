@@ -65,9 +65,9 @@ def test_resuming_with_another_workload_is_refused(searched, fast_space, fast_pr
 
 
 def test_a_crashing_trial_fails_alone_and_the_study_survives(digits, fast_space, fast_profile, tmp_path, monkeypatch):
-    import autocl.study._search as search_mod
+    import autocl.study._targets as targets_mod
 
-    real = search_mod.measure_latency
+    real = targets_mod.measure_many
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -76,7 +76,7 @@ def test_a_crashing_trial_fails_alone_and_the_study_survives(digits, fast_space,
             raise RuntimeError("device vanished")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search_mod, "measure_latency", flaky)
+    monkeypatch.setattr(targets_mod, "measure_many", flaky)
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     result = run_search(digits, fast_space, fast_profile, study_name="c", storage=url, n_trials=3)
     states = [t.state for t in result.study.trials]

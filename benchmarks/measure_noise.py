@@ -1,0 +1,200 @@
+"""How noisy and how costly autocl's latency measurement protocol is on this machine.
+
+For each built-in workload it runs a short search on a profile (default ``cpu-local``) with
+students trained fresh (teachers and data are reused from the normal cache), then reports:
+
+* cost: the time the protocol takes per trial (the artifact and the fp32 baseline interleaved,
+  plus the memory probe: ``user_attrs['seconds']['measure']``) as a fraction of the trial's time;
+* CV: the coefficient of variation of the median over ``--repeats`` complete, independent
+  measurements (new session, warm-up, timed runs) of one artifact, for the fp32 baseline and
+  the fastest compressed artifact; and of the speed-up measured in alternation with the baseline;
+* rank correlation: Spearman's rho between two passes measuring every artifact of the search
+  once each (the second pass in reverse order), and between the search's own numbers and a pass.
+
+Targets: CV below 3%, rho above 0.95, cost under 10% of a trial.
+
+    python benchmarks/measure_noise.py                      # digits and mnist, cpu-local
+    python benchmarks/measure_noise.py --workloads mnist --profile hardware_profiles/cpu-edge-1t.yaml
+
+Results go to ``benchmarks/results/measure_noise[-<profile>].json`` and ``.md``, with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _prepare_home() -> Path:
+    """A fresh AUTOCL_HOME whose cache links the persistent teachers and data (not the students)."""
+    persistent = Path(os.environ.get("AUTOCL_HOME", ROOT / "studies")) / "cache"
+    work = Path(tempfile.mkdtemp(prefix="autocl-bench-"))
+    (work / "cache").mkdir()
+    for sub in ("teachers", "data"):
+        (persistent / sub).mkdir(parents=True, exist_ok=True)
+        os.symlink((persistent / sub).resolve(), work / "cache" / sub)
+    os.environ["AUTOCL_HOME"] = str(work)
+    os.environ.setdefault("AUTOCL_LEASE_DIR", str((persistent / "leases").resolve()))
+    return work
+
+
+def _cv(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.fmean(values)
+
+
+def bench_workload(name: str, args, profile, space) -> dict:
+    import optuna
+    from scipy.stats import spearmanr
+
+    from autocl.compress import Compressor
+    from autocl.hardware import measure_latency, measure_many
+    from autocl.runtime import cache_dir
+    from autocl.study import run_search
+    from autocl.workloads import load_workload
+
+    wl = load_workload(name)
+    feed = wl.sample_feed(profile.batch_size)
+    t0 = time.perf_counter()
+    result = run_search(wl, space, profile, study_name=f"bench-{name}", storage=f"sqlite:///{args.home}/{name}.db",
+                        n_trials=args.trials, seed=args.seed)
+    search_s = time.perf_counter() - t0
+    done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    per_trial = []
+    for t in done:
+        total = (t.datetime_complete - t.datetime_start).total_seconds()
+        s = t.user_attrs["seconds"]
+        per_trial.append({"trial": t.number, "total_s": round(total, 3), "measure_s": s["measure"],
+                          "compress_s": s["compress"], "student_reused": t.user_attrs["student_reused"],
+                          "fraction": round(s["measure"] / total, 4)})
+    measure_total = sum(p["measure_s"] for p in per_trial)
+    trial_total = sum(p["total_s"] for p in per_trial)
+
+    baseline = Compressor(wl, cache_dir()).baseline()
+    artifacts: dict[str, tuple[Path, float]] = {}
+    for t in done:  # distinct artifacts, with the latency the search measured
+        artifacts.setdefault(t.user_attrs["artifact_sha256"],
+                             (Path(t.user_attrs["artifact_path"]), t.user_attrs["measurements"][profile.name]["median_ms"]))
+    compressed = min(artifacts.values(), key=lambda pv: pv[1])[0]
+
+    repeat_s = []
+    cv = {}
+    for label, path in (("fp32 baseline", baseline), ("fastest compressed", compressed)):
+        medians = []
+        for _ in range(args.repeats):
+            t1 = time.perf_counter()
+            medians.append(measure_latency(path, profile, feed, memory=False).median_ms)
+            repeat_s.append(time.perf_counter() - t1)
+        cv[label] = {"cv": round(_cv(medians), 5), "medians_ms": [round(m, 4) for m in medians]}
+    ratios = []
+    for _ in range(args.repeats):
+        cand, base = measure_many([compressed, baseline], profile, feed, memory=False)
+        ratios.append(base.median_ms / cand.median_ms)
+    cv["speed-up, interleaved with the baseline"] = {"cv": round(_cv(ratios), 5),
+                                                      "ratios": [round(r, 4) for r in ratios]}
+
+    paths = [p for p, _ in artifacts.values()] + [baseline]
+    first = [measure_latency(p, profile, feed, memory=False).median_ms for p in paths]
+    second = [measure_latency(p, profile, feed, memory=False).median_ms for p in reversed(paths)][::-1]
+    searched = [lat for _, lat in artifacts.values()]
+    loads = [t.user_attrs["measurements"][profile.name].get("load_1m") for t in done]
+    loads = [x for x in loads if x is not None]
+    return {
+        "workload": name, "trials": len(done), "search_seconds": round(search_s, 1),
+        "load_1m_during_trials": [min(loads), max(loads)] if loads else None,
+        "cost": {"measure_fraction_of_trial_time": round(measure_total / trial_total, 4),
+                 "median_fraction_per_trial": round(statistics.median(p["fraction"] for p in per_trial), 4),
+                 "mean_measure_seconds": round(measure_total / len(per_trial), 3),
+                 "mean_trial_seconds": round(trial_total / len(per_trial), 3),
+                 "mean_seconds_one_artifact_latency_only": round(statistics.fmean(repeat_s), 4)},
+        "cv": cv,
+        "rank_correlation": {
+            "artifacts": len(paths),
+            "spearman_two_passes": round(float(spearmanr(first, second).statistic), 4),
+            "spearman_search_vs_pass": round(float(spearmanr(searched, first[:-1]).statistic), 4),
+            "latency_range_ms": [round(min(first), 4), round(max(first), 4)],
+            "pass1_ms": [round(x, 4) for x in first], "pass2_ms": [round(x, 4) for x in second],
+        },
+        "per_trial": per_trial,
+    }
+
+
+def _markdown(out: dict) -> str:
+    lines = [f"# Measurement protocol noise and cost: profile `{out['profile']['name']}`", "",
+             f"Command: `{out['command']}`  ", f"Date: {out['date']}  ",
+             f"Machine: {out['device']['cpu']}, {out['device']['cores']} logical CPUs, onnxruntime "
+             f"{out['device']['onnxruntime']}, {out['profile']['threads']} thread(s), batch "
+             f"{out['profile']['batch_size']}, affinity {out['profile']['affinity']}", "",
+             "| workload | trials | protocol time / trial time | mean protocol s / trial | CV fp32 | CV compressed "
+             "| CV speed-up (interleaved) | Spearman rho (2 passes) | rho (search vs pass) | artifacts | load (1 min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in out["workloads"]:
+        c, k = r["cv"], r["rank_correlation"]
+        lines.append(
+            f"| {r['workload']} | {r['trials']} | {r['cost']['measure_fraction_of_trial_time']:.1%} | "
+            f"{r['cost']['mean_measure_seconds']:.2f} of {r['cost']['mean_trial_seconds']:.2f} | "
+            f"{c['fp32 baseline']['cv']:.2%} | {c['fastest compressed']['cv']:.2%} | "
+            f"{c['speed-up, interleaved with the baseline']['cv']:.2%} | {k['spearman_two_passes']:.3f} | "
+            f"{k['spearman_search_vs_pass']:.3f} | {k['artifacts']} ({k['latency_range_ms'][0]:.3f}-"
+            f"{k['latency_range_ms'][1]:.3f} ms) | {_load(r['load_1m_during_trials'])} |")
+    lines += ["", "Targets: CV < 3%, Spearman rho > 0.95, protocol < 10% of a trial. The machine is shared: the load "
+              "column is the 1-minute load average during the trials (the protocol's share of a trial shrinks as "
+              "load slows training down, its noise grows). Raw numbers: the .json file."]
+    return "\n".join(lines) + "\n"
+
+
+def _load(span: list[float] | None) -> str:
+    return f"{span[0]:.1f}-{span[1]:.1f} on {os.cpu_count()} CPUs" if span else "?"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workloads", default="digits,mnist", help="comma-separated built-in workloads")
+    ap.add_argument("--profile", default=str(ROOT / "hardware_profiles" / "cpu-local.yaml"))
+    ap.add_argument("--space", default=str(ROOT / "search_spaces" / "default.yaml"))
+    ap.add_argument("--trials", type=int, default=8, help="trials of each search")
+    ap.add_argument("--repeats", type=int, default=10, help="independent measurements for the CV")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="result path without suffix [benchmarks/results/measure_noise[-profile]]")
+    args = ap.parse_args()
+    args.home = _prepare_home()
+
+    from autocl.hardware import device_description, load_profile
+    from autocl.runtime import set_torch_threads
+    from autocl.space import load_space
+
+    set_torch_threads()
+    profile = load_profile(args.profile)
+    space = load_space(args.space)
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    out = {"command": " ".join(["python", str(shown), *sys.argv[1:]]),
+           "date": dt.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
+           "device": device_description(profile), "profile": profile.model_dump(mode="json"), "workloads": []}
+    for name in args.workloads.split(","):
+        print(f"[{name}] searching {args.trials} trials, then measuring noise", flush=True)
+        out["workloads"].append(bench_workload(name.strip(), args, profile, space))
+        r = out["workloads"][-1]
+        print(f"[{name}] cost {r['cost']['measure_fraction_of_trial_time']:.1%} of trial time; CV "
+              + ", ".join(f"{k} {v['cv']:.2%}" for k, v in r["cv"].items())
+              + f"; rho {r['rank_correlation']['spearman_two_passes']:.3f}", flush=True)
+    default = "measure_noise" if profile.name == "cpu-local" else f"measure_noise-{profile.name}"
+    base = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / default
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
+    base.with_suffix(".md").write_text(_markdown(out))
+    print(_markdown(out))
+
+
+if __name__ == "__main__":
+    main()
