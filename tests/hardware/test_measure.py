@@ -111,7 +111,8 @@ def test_the_time_cap_stops_after_min_repeats_and_the_ci_rule_stops_early(small_
 def test_interleaved_measurement_ranks_a_slow_and_a_fast_artifact(small_and_large):
     small, large = small_and_large
     fast, slow = measure_many([small, large], profile(), feed_for())
-    assert fast.n == slow.n and fast.interleaved == slow.interleaved == 2
+    # runs preempted by other processes are left out per artifact, so the counts may differ a little
+    assert fast.interleaved == slow.interleaved == 2 and min(fast.n, slow.n) >= profile().measurement.min_repeats
     assert slow.median_ms > 2 * fast.median_ms
     assert fast.device == slow.device and fast.device["key"]
 
