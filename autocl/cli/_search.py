@@ -51,6 +51,9 @@ def search(
     trials: int = typer.Option(12, min=1, help="trials to add in this run"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     seed: int = typer.Option(0, help="seed of the sampler and of distillation"),
+    sensitivity: bool = typer.Option(False, "--sensitivity/--no-sensitivity", help=(
+        "before the trials, quantize one layer at a time, store the metric drops in the study and drop "
+        "clearly hopeless precision choices (quant.sensitivity_max_drop)")),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
@@ -61,10 +64,10 @@ def search(
 
     Example: autocl search --workload mnist --study demo --trials 12
     """
-    handles_errors(_search)(workload, space, profile, study, trials, storage, seed)
+    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity)
 
 
-def _search(workload, space, profile, study, trials, storage, seed) -> None:
+def _search(workload, space, profile, study, trials, storage, seed, sensitivity=False) -> None:
     space_cfg = load_space(space)
     profile_cfg = load_profile(profile)
     url = storage or default_storage(study)
@@ -75,7 +78,7 @@ def _search(workload, space, profile, study, trials, storage, seed) -> None:
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(wl, space_cfg, profile_cfg, study_name=study, storage=url, n_trials=trials,
-                            seed=seed, reporter=reporter)
+                            seed=seed, reporter=reporter, sensitivity=sensitivity)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")

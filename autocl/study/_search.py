@@ -22,6 +22,7 @@ from autocl.hardware import HardwareProfile, measure_latency
 from autocl.runtime import cache_dir
 from autocl.space import SearchSpace
 from autocl.study._front import write_front
+from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.workloads import Workload
 
@@ -98,6 +99,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profile: HardwareProf
             trial.set_user_attr("artifact_sha256", artifact.sha256)
             trial.set_user_attr("size_bytes", artifact.size_bytes)
             trial.set_user_attr("int8_layers", list(artifact.int8_layers))
+            trial.set_user_attr("compression", artifact.details())  # precisions, sparsity, deflated size
             trial.set_user_attr("measurements", {profile.name: m.to_dict()})
             trial.set_user_attr("seconds", {"compress": round(t_compress, 3),
                                             "measure": round(time.perf_counter() - t1, 3)})
@@ -126,7 +128,7 @@ def _enqueue_reference(study: optuna.Study, space: SearchSpace, layers: list[str
 
 
 def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile, *, study_name: str, storage: str,
-               n_trials: int, seed: int = 0, reporter: Reporter | None = None) -> SearchResult:
+               n_trials: int, seed: int = 0, reporter: Reporter | None = None, sensitivity: bool = False) -> SearchResult:
     reporter = reporter or SilentReporter()
     space.check_against(workload.layer_names(), {n for n, _ in workload.model.named_modules()})
     fingerprint = {"workload": workload.name, "workload_key": workload.key, "space": space.fingerprint,
@@ -142,6 +144,9 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile,
     compressor = Compressor(workload, cache_dir(), seed=seed)
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profile)
+    # refuse precisions the provider cannot run; optional per-layer sensitivity pre-pass (study/_sensitivity.py)
+    space = prepare_space(study, space, compressor, profile, sensitivity=sensitivity,
+                          progress=lambda s: reporter.stage(-1, s))
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True,
                                                n_startup_trials=min(10, max(4, n_trials // 2)))
