@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from autocl.cli._inspect import layers
+from autocl.cli._inspect import layers, sensitivity
 from autocl.cli._search import front, search
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.command()(search)
 app.command()(front)
 app.command()(layers)
+app.command()(sensitivity)
 
 
 def main() -> None:
