@@ -141,8 +141,23 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
     return out_path
 
 
-def _int4(model: onnx.ModelProto, node_names: list[str], block_size: int) -> onnx.ModelProto:
+def _nbits_quantizer():
+    """Import onnxruntime's MatMulNBits quantizer without its side effect: on import it calls
+    ``logging.basicConfig(level=INFO)``, which would print every skipped node of every trial."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    return MatMulNBitsQuantizer
+
+
+def _int4(model: onnx.ModelProto, node_names: list[str], block_size: int) -> onnx.ModelProto:
+    MatMulNBitsQuantizer = _nbits_quantizer()
 
     # nodes_to_include widens op_types_to_quantize instead of narrowing it: exclude the others
     wanted = set(node_names)
