@@ -6,8 +6,8 @@ onnxruntime on the artifact (first ``sensitivity_samples`` validation rows). The
 ``baseline - metric`` for higher-is-better metrics (``metric - baseline`` otherwise), so a positive
 drop is a loss. The table is stored in the study as user attr ``sensitivity`` =
 {layer: {precision: metric_drop}}, and choices whose drop exceeds ``quant.sensitivity_max_drop``
-are dropped from the layer's search space. The artifacts land in the compressor's cache, so trials
-that pick the same single-layer configuration reuse them.
+are dropped from the layer's search space. The single-layer artifacts are deleted once evaluated:
+kept, they would fill the disk (one full model per layer and precision).
 """
 
 from __future__ import annotations
@@ -33,9 +33,13 @@ def sensitivity_table(compressor: Compressor, space: SearchSpace, profile: Hardw
     w, q = compressor.workload, space.quant
     limit = q.sensitivity_samples
 
-    def metric(quant: QuantConfig) -> float:
+    def metric(quant: QuantConfig, keep: bool = True) -> float:
         art = compressor.artifact(CompressionConfig(quant=quant))
-        return evaluate_artifact(art.path, w, profile, limit=limit)
+        try:
+            return evaluate_artifact(art.path, w, profile, limit=limit)
+        finally:
+            if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 108 x ~90 MB)
+                art.path.unlink(missing_ok=True)
 
     base_quant = QuantConfig(calibration_samples=int(_first(q.calibration_samples)), calibration=q.calibration[0],
                              int4_block_size=q.int4_block_size[0])
@@ -45,7 +49,7 @@ def sensitivity_table(compressor: Compressor, space: SearchSpace, profile: Hardw
     todo = [(layer, p) for layer, ps in choices.items() for p in ps if p != "fp32"]
     for i, (layer, p) in enumerate(todo):
         progress(f"sensitivity {i + 1}/{len(todo)}: {layer} {p}")
-        m = metric(base_quant.model_copy(update={"layers": {layer: p}}))
+        m = metric(base_quant.model_copy(update={"layers": {layer: p}}), keep=False)
         drop = base - m if w.higher_is_better else m - base
         table.setdefault(layer, {})[p] = round(float(drop), 6)
     return table
