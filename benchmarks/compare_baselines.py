@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SPACES = {"digits": "cnn-mixed.yaml", "mnist": "cnn-mixed.yaml", "minilm": "minilm.yaml"}
-TRIALS = {"digits": 16, "mnist": 16, "minilm": 24}
+TRIALS = {"digits": 16, "mnist": 16, "minilm": 30}
 
 
 def _ort_int8_static(fp32: Path, out: Path, feeds: list[dict]) -> Path:
