@@ -118,3 +118,12 @@ def test_cpu_provider_refuses_fp16_with_the_reason_and_runs_the_int8_kinds():
     assert unsupported_reason("Conv", "int4", "CPUExecutionProvider")
     for op, p in (("Conv", "int8"), ("MatMul", "int8_dynamic"), ("MatMul", "int4"), ("Gemm", "int8")):
         assert unsupported_reason(op, p, "CPUExecutionProvider") is None, (op, p)
+
+
+def test_static_int8_gemm_beside_dynamic_layers_keeps_its_precision(digits, tmp_path_factory):
+    # onnxruntime's dynamic quantizer rewrites every Gemm; the static layer must stay int8 anyway
+    comp = Compressor(digits, tmp_path_factory.mktemp("cachemix"))
+    art = comp.artifact(CompressionConfig(quant=QuantConfig(layers={"fc": "int8", "stem.0": "int8_dynamic"},
+                                                            calibration_samples=32)))
+    found = layer_precisions(art.path, comp.layers)
+    assert found["fc"] == {"int8"} and found["stem.0"] == {"int8_dynamic"}
