@@ -44,7 +44,7 @@ class _ProgressReporter:
 
 
 def search(
-    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits) or 'package.module:function' returning an autocl Workload"),
+    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits, minilm), a registered name, or 'package.module:function' returning an autocl Workload"),
     space: Path = typer.Option(Path("search_spaces/default.yaml"), help="search-space YAML: which knobs and ranges"),
     profile: Path = typer.Option(Path("hardware_profiles/cpu-local.yaml"), help="hardware-profile YAML: provider, threads, batch, measurement"),
     study: str = typer.Option("demo", help="study name; an existing study of that name is resumed"),
