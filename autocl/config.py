@@ -52,8 +52,8 @@ class PruneConfig(_Record):
     ``ratio`` is the fraction removed from each prunable group (``scope="local"``) or from the whole
     model, ranked globally (``scope="global"``); ``layer_ratios`` overrides it per layer; ``head_ratio``
     is the fraction of attention heads removed (default: ``ratio``). ``unstructured`` zeroes that
-    fraction of the remaining weights by magnitude: the artifact compresses smaller, it does not run
-    faster, and it is reported that way.
+    fraction of the remaining weights by magnitude, held through distillation: the artifact
+    compresses smaller, it does not run faster, and it is reported that way.
     """
 
     ratio: float = Field(0.0, ge=0.0, le=0.9, description="fraction of channels/neurons removed per layer")

@@ -3,8 +3,9 @@
 Students (pruned and distilled, exported fp32) are cached on disk by ``CompressionConfig.student_key``,
 so trials that differ only in bit-widths, and resumed searches, never train the same student twice.
 Quantized artifacts are cached by student and precision map (and calibration, int4 block size).
-Unstructured sparsity is applied after distillation (one-shot magnitude pruning): it makes the file
-compress smaller, and that is how it is reported (``Artifact.compressed_size_bytes``), not as speed.
+Unstructured magnitude sparsity is applied before distillation and held during it (the zeroed
+weights are zeroed again after every step): it makes the file compress smaller, and that is how it
+is reported (``Artifact.compressed_size_bytes``), not as speed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.onnx_export import export_onnx, layer_nodes
-from autocl.compress.prune import count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity
+from autocl.compress.prune import apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity
 from autocl.compress.quantize import quantize_model
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
@@ -103,25 +104,27 @@ class Compressor:
         return task_loss(w.output_kind, model(*(a[:rows] for a in self._x)), targets)
 
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
-        """Prune, distill and sparsify a PyTorch student for ``cfg`` (no cache). An unchanged student
+        """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache). An unchanged student
         is the teacher itself: distilling it from itself has nothing to recover."""
         w = self.workload
         stage("pruning")
         structured = cfg.prune.model_copy(update={"unstructured": 0.0})
         student = prune_model(w.model, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
                               loss_fn=self._taylor_loss)
-        if cfg.prune.is_structured:
-            stage("distilling")
-            distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
-                    loss_fn=w.distill_loss, output_kind=w.output_kind, teacher_features=self._features)
+        masks = []
         if cfg.prune.unstructured > 0:
             keep = resolve_layers(student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers),
                                   field="prune.ignored_layers")
-            sparsify(student, cfg.prune.unstructured, keep)
+            masks = sparsify(student, cfg.prune.unstructured, keep)
+        if cfg.prune.changes_model:
+            stage("distilling")
+            distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
+                    loss_fn=w.distill_loss, output_kind=w.output_kind, teacher_features=self._features,
+                    on_step=(lambda *_: apply_masks(masks)) if masks else None)
         return student
 
     def student_key(self, cfg: CompressionConfig) -> str:
-        if not cfg.prune.is_structured:  # no distillation happens, so its knobs do not matter
+        if not cfg.prune.changes_model:  # no distillation happens, so its knobs do not matter
             cfg = CompressionConfig(prune=cfg.prune)
         return cfg.student_key(self.workload.key)
 

@@ -125,17 +125,29 @@ def prunable_weights(model: nn.Module, keep: list[nn.Module]) -> list[torch.Tens
             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and id(m) not in kept]
 
 
-def sparsify(model: nn.Module, sparsity: float, keep: list[nn.Module]) -> None:
+def sparsify(model: nn.Module, sparsity: float, keep: list[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Zero the ``sparsity`` fraction of smallest-magnitude weights in every Conv/Linear not in
-    ``keep``, in place. Dense kernels run zeros at full cost: this shrinks the compressed file,
+    ``keep``, in place, and return the (weight, keep-mask) pairs so fine-tuning can hold the zeros
+    (:func:`apply_masks`). Dense kernels run zeros at full cost: this shrinks the compressed file,
     not the latency."""
+    masks = []
     with torch.no_grad():
         for w in prunable_weights(model, keep):
             k = int(sparsity * w.numel())
             if k < 1:
                 continue
             threshold = w.abs().flatten().kthvalue(k).values
-            w.masked_fill_(w.abs() <= threshold, 0.0)
+            mask = w.abs() > threshold
+            w.mul_(mask)
+            masks.append((w, mask))
+    return masks
+
+
+def apply_masks(masks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Zero again the weights an optimizer step moved off their pruned zeros."""
+    with torch.no_grad():
+        for w, mask in masks:
+            w.mul_(mask)
 
 
 def weight_sparsity(model: nn.Module) -> float:

@@ -127,3 +127,13 @@ def test_static_int8_gemm_beside_dynamic_layers_keeps_its_precision(digits, tmp_
                                                             calibration_samples=32)))
     found = layer_precisions(art.path, comp.layers)
     assert found["fc"] == {"int8"} and found["stem.0"] == {"int8_dynamic"}
+
+
+def test_static_and_dynamic_layers_reading_the_same_tensor_build(digits, tmp_path_factory):
+    # stages.1.conv1 and its shortcut read the same activation: one static, one dynamic
+    comp = Compressor(digits, tmp_path_factory.mktemp("cacheshared"))
+    art = comp.artifact(CompressionConfig(quant=QuantConfig(
+        layers={"stages.1.conv1": "int8_dynamic", "stages.1.shortcut.0": "int8", "stem.0": "int8"},
+        calibration_samples=32)))
+    found = layer_precisions(art.path, comp.layers)
+    assert found["stages.1.conv1"] == {"int8_dynamic"} and found["stages.1.shortcut.0"] == {"int8"}
