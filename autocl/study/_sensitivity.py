@@ -71,12 +71,29 @@ def hopeless_choices(table: dict[str, dict[str, float]], max_drop: float) -> dic
     return out
 
 
+def enqueue_uniform_seeds(study: optuna.Study, space: SearchSpace, layers: list[str]) -> None:
+    """First trials of a new study: for each precision other than fp32 and int8 (the spine already
+    enqueues whole-model int8), one unpruned trial with every layer that may take it at it. Uniform
+    configurations are where mixed precision starts from; the sampler then searches around them."""
+    choices = space.layer_choices(layers)
+    fixed = {}
+    for knob, name in ((space.prune.ratio, "prune.ratio"), (space.prune.head_ratio, "prune.head_ratio"),
+                       (space.prune.unstructured, "prune.unstructured")):
+        if isinstance(knob, list) and 0.0 in knob or getattr(knob, "low", None) == 0.0:
+            fixed[name] = 0.0
+    for precision in sorted({p for c in choices.values() for p in c} - {"fp32", "int8"}):
+        bits = {f"bits.{n}": precision for n, c in choices.items() if len(c) > 1 and precision in c}
+        if bits:
+            study.enqueue_trial({**fixed, **bits}, skip_if_exists=True)
+
+
 def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compressor, profile: HardwareProfile, *,
                   sensitivity: bool = False, progress: Progress = lambda s: None) -> SearchSpace:
     """Bind the space to the model and the profile before any trial: refuse precisions the provider
     cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` run the
     pre-pass once per study (stored as ``sensitivity``) and drop hopeless choices. A resumed study
-    reuses what it stored, so every trial of a study sees the same choices."""
+    reuses what it stored, so every trial of a study sees the same choices. A new study gets one
+    seed trial per uniform precision (:func:`enqueue_uniform_seeds`)."""
     layers = compressor.layers
     wanted = sorted({p for ps in space._declared_choices(layers).values() for p in ps} | {space.quant.default})
     refused = refusals(layer_op_types(compressor.baseline(), layers), wanted, profile.execution_provider)
@@ -88,9 +105,11 @@ def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compresso
     if sensitivity and stored is None and has_trials:
         raise StudyError(f"study {study.study_name!r} was searched without the sensitivity pre-pass; resume it "
                          "without --sensitivity, or start a new study to use it")
-    if stored is None and not sensitivity:
-        return bound
-    if stored is None:
+    if stored is None and sensitivity:
         stored = sensitivity_table(compressor, bound, profile, progress)
         study.set_user_attr("sensitivity", stored)
-    return space.restrict(layers, refused, hopeless_choices(stored, space.quant.sensitivity_max_drop))
+    if stored is not None:
+        bound = space.restrict(layers, refused, hopeless_choices(stored, space.quant.sensitivity_max_drop))
+    if not study.trials:
+        enqueue_uniform_seeds(study, bound, layers)
+    return bound

@@ -108,3 +108,20 @@ def test_sensitivity_prepass_stores_the_table_and_prunes_choices(digits, fast_pr
     plain.add_trial(optuna.trial.create_trial(values=[1.0, 1.0, 1.0]))
     with pytest.raises(StudyError, match="without the sensitivity pre-pass"):
         prepare_space(plain, space, comp, fast_profile, sensitivity=True)
+
+
+def test_a_new_study_is_seeded_with_one_unpruned_trial_per_uniform_precision():
+    from autocl.study._sensitivity import enqueue_uniform_seeds
+
+    space = SearchSpace.model_validate({"prune": {"ratio": [0.0, 0.5]},
+                                        "quant": {"precisions": ["fp32", "int8", "int8_dynamic", "int4"]}})
+    bound = space.restrict(LAYERS, REFUSED)
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    enqueue_uniform_seeds(study, bound, LAYERS)
+    seeds = [t.params for t in study.get_trials(deepcopy=False)] or \
+            [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    assert len(seeds) == 2
+    dyn = next(s for s in seeds if s.get("bits.fc") == "int8_dynamic")
+    assert dyn["prune.ratio"] == 0.0 and all(dyn[f"bits.{n}"] == "int8_dynamic" for n in LAYERS)
+    int4 = next(s for s in seeds if s.get("bits.fc") == "int4")
+    assert "bits.stem.0" not in int4  # refused there, so not seeded there
