@@ -14,16 +14,31 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autocl.errors import ConfigError
 
-Precision = Literal["fp32", "int8"]
-"""Per-layer precisions. ``int8`` is static QDQ: per-channel int8 weights, calibrated uint8
-activations with ``reduce_range`` (the fast int8 path on AVX2 CPUs without VNNI)."""
+Precision = Literal["fp32", "fp16", "int8", "int8_dynamic", "int4"]
+"""Per-layer precisions, each a real kernel in the artifact:
 
-PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+* ``fp32``: untouched.
+* ``fp16``: float16 weights, the layer computes in float16 (Cast in, Cast out). Refused on execution
+  providers that have no float16 kernel for the op (ORT's CPU provider casts back to float32).
+* ``int8``: static QDQ: per-channel int8 weights, uint8 activations calibrated on training data,
+  ``reduce_range`` (the fast int8 path on AVX2 CPUs without VNNI).
+* ``int8_dynamic``: per-channel int8 weights, activations quantized at run time
+  (MatMulInteger/ConvInteger): for MatMul-heavy models whose activations vary.
+* ``int4``: 4-bit weight-only blocks (``MatMulNBits``), MatMul/Gemm layers only; block size is
+  ``QuantConfig.int4_block_size``.
+"""
+
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int8_dynamic", "int4")
+PRECISION_CODES: dict[str, str] = {"fp32": "f", "fp16": "h", "int8": "8", "int8_dynamic": "d", "int4": "4"}
+"""One character per precision, used by ``QuantConfig.compact`` (the "bits per layer" column)."""
+
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 CONFIG_VERSION = 1
+# Version 1 is still current: every field added since has a default, so older dicts load unchanged.
 
 
 class _Record(BaseModel):
@@ -31,24 +46,62 @@ class _Record(BaseModel):
 
 
 class PruneConfig(_Record):
-    """Structured channel pruning: ``ratio`` of each prunable layer's output channels removed."""
+    """Structured pruning (channels of convolutions, FFN neurons and attention heads of transformers),
+    optionally followed by unstructured magnitude sparsity.
 
-    ratio: float = Field(0.0, ge=0.0, le=0.9, description="fraction of channels removed per layer")
-    importance: Literal["l1", "l2"] = Field("l2", description="channel importance: weight magnitude norm")
+    ``ratio`` is the fraction removed from each prunable group (``scope="local"``) or from the whole
+    model, ranked globally (``scope="global"``); ``layer_ratios`` overrides it per layer; ``head_ratio``
+    is the fraction of attention heads removed (default: ``ratio``). ``unstructured`` zeroes that
+    fraction of the remaining weights by magnitude, held through distillation: the artifact
+    compresses smaller, it does not run faster, and it is reported that way.
+    """
+
+    ratio: float = Field(0.0, ge=0.0, le=0.9, description="fraction of channels/neurons removed per layer")
+    importance: Literal["l1", "l2", "taylor"] = Field("l2", description=(
+        "group importance: weight magnitude (l1, l2), or taylor (|weight x gradient| of the workload's loss)"))
+    scope: Literal["local", "global"] = Field("local", description="same ratio per layer, or ranked across layers")
+    layer_ratios: dict[str, float] = Field(default_factory=dict, description="per-layer ratio overrides")
+    head_ratio: float | None = Field(None, ge=0.0, le=0.9, description="fraction of attention heads removed")
+    unstructured: float = Field(0.0, ge=0.0, le=0.95, description="magnitude sparsity of the remaining weights")
     ignored_layers: tuple[str, ...] = Field((), description="layers never pruned (e.g. the classifier)")
     round_to: int | None = Field(8, ge=1, le=256, description=(
         "keep channel counts multiples of this: ORT's CPU conv kernels work in blocks of 8 channels, and "
         "unaligned counts measured slower than the unpruned model here"))
 
+    @field_validator("layer_ratios")
+    @classmethod
+    def _ratios_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, r in v.items():
+            if not 0.0 <= r <= 0.9:
+                raise ValueError(f"ratio of layer {name!r} must be within [0, 0.9], got {r}")
+        return v
+
+    @property
+    def is_structured(self) -> bool:
+        return self.ratio > 0 or any(r > 0 for r in self.layer_ratios.values()) or bool(self.head_ratio)
+
+    @property
+    def changes_model(self) -> bool:
+        return self.is_structured or self.unstructured > 0
+
 
 class DistillConfig(_Record):
-    """Knowledge distillation of the pruned student from the unpruned teacher."""
+    """Knowledge distillation of the pruned student from the unpruned teacher.
+
+    For classifiers: logit KD at ``temperature``, weighed by ``alpha`` against the hard labels. For
+    embedding models: KL between the teacher's and the student's temperature-scaled in-batch
+    similarity distributions, weighed by ``alpha`` against 1 - cosine to the teacher's embeddings.
+    ``feature_weight`` adds intermediate-feature distillation on the workload's ``feature_layers``.
+    """
 
     temperature: float = Field(4.0, gt=0.0, le=50.0, description="softmax temperature T of the KD loss")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1-alpha weighs the hard labels")
     steps: int = Field(60, ge=0, le=100_000, description="optimizer steps of fine-tuning")
-    lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate")
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW learning rate")
     batch_size: int = Field(64, ge=1, le=65_536)
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="learning-rate decay")
+    warmup_steps: int = Field(0, ge=0, le=100_000, description="linear warm-up steps before the schedule")
+    feature_weight: float = Field(0.0, ge=0.0, le=100.0, description="weight of intermediate-feature distillation")
 
 
 class QuantConfig(_Record):
@@ -56,16 +109,28 @@ class QuantConfig(_Record):
 
     default: Precision = "fp32"
     layers: dict[str, Precision] = Field(default_factory=dict)
-    calibration_samples: int = Field(128, ge=1, le=100_000)
+    calibration_samples: int = Field(128, ge=1, le=100_000, description="training rows that calibrate int8 activations")
+    calibration: CalibrationMethod = Field("minmax", description="activation range estimator of static int8")
+    int4_block_size: int = Field(32, ge=16, le=1024, description="weights per int4 scale (MatMulNBits block_size)")
+
+    @field_validator("int4_block_size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"must be a power of two (16, 32, 64, 128, ...), got {v}")
+        return v
 
     def precision_of(self, layer: str) -> str:
         return self.layers.get(layer, self.default)
 
+    def uses(self, precision: str, layer_names: list[str]) -> bool:
+        return any(self.precision_of(n) == precision for n in layer_names)
+
     def compact(self, layer_names: list[str] | None = None) -> str:
-        """One character per layer (``8`` int8, ``f`` fp32), in the given or stored order."""
+        """One character per layer (see ``PRECISION_CODES``: f fp32, h fp16, 8 int8, d int8_dynamic,
+        4 int4), in the given or stored order."""
         names = layer_names if layer_names is not None else list(self.layers)
-        code = {"fp32": "f", "int8": "8"}
-        return "".join(code.get(self.precision_of(n), "?") for n in names)
+        return "".join(PRECISION_CODES.get(self.precision_of(n), "?") for n in names)
 
 
 class CompressionConfig(_Record):
@@ -151,6 +216,6 @@ def load_yaml_model(path: str | Path, model_cls: type[M], *, error: type[ConfigE
 
 
 __all__ = [
-    "CONFIG_VERSION", "PRECISIONS", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
+    "CONFIG_VERSION", "PRECISIONS", "PRECISION_CODES", "CalibrationMethod", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
     "QuantConfig", "load_yaml", "load_yaml_model", "validate_model",
 ]

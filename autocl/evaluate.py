@@ -22,11 +22,29 @@ def predict(path: str | Path, x: Inputs, profile: HardwareProfile, *, input_name
     return np.concatenate(outs)
 
 
-def evaluate_artifact(path: str | Path, workload: Workload, profile: HardwareProfile) -> float:
-    """The workload's metric on its validation split, from the artifact's own outputs.
+def evaluate_artifact(path: str | Path, workload: Workload, profile: HardwareProfile, *,
+                      limit: int | None = None) -> float:
+    """The workload's metric on its validation split (its first ``limit`` rows when given), from the
+    artifact's own outputs.
 
     Returns NaN when the metric is not finite; the caller decides what a NaN trial means.
     """
     x, y = workload.validation
+    if limit is not None and limit < n_samples(x):
+        x, y = take(x, slice(0, limit)), np.asarray(y)[:limit]
     value = float(workload.metric(predict(path, x, profile, input_names=workload.input_names), np.asarray(y)))
     return value if math.isfinite(value) else float("nan")
+
+
+def evaluate_quality(path: str | Path, workload: Workload, profile: HardwareProfile) -> dict[str, float]:
+    """The workload's task-quality scores (``Workload.quality``), computed with the artifact: what the
+    search metric costs on the task. Empty when the workload defines none."""
+    if workload.quality is None:
+        return {}
+    sess = open_session(path, profile, threads=train_threads())
+
+    def run(x: Inputs, batch_size: int = 128) -> np.ndarray:
+        return np.concatenate([sess.run(None, workload.feed(take(x, slice(i, i + batch_size))))[0]
+                               for i in range(0, n_samples(x), batch_size)])
+
+    return {k: float(v) for k, v in workload.quality(run).items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from autocl.cli._hardware import agent, profiles, remeasure
-from autocl.cli._inspect import layers
+from autocl.cli._inspect import layers, sensitivity
 from autocl.cli._search import front, search
 from autocl.cli._ship import apply, export, report
 
@@ -29,6 +29,7 @@ app.command()(apply)
 app.command()(profiles)
 app.command()(remeasure)
 app.command()(agent)
+app.command()(sensitivity)
 
 
 def main() -> None:

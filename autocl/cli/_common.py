@@ -72,4 +72,4 @@ def front_table(rows: list[FrontRow], *, metric_name: str, baseline: dict | None
     return table
 
 
-BITS_LEGEND = "bits per layer: one character per quantizable layer in model order (8 = int8 QDQ, f = fp32)"
+BITS_LEGEND = "bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, d = int8 dynamic, 4 = int4 MatMulNBits)"

@@ -46,7 +46,7 @@ class _ProgressReporter:
 
 
 def search(
-    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits) or 'package.module:function' returning an autocl Workload"),
+    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits, minilm), a registered name, or 'package.module:function' returning an autocl Workload"),
     space: Path = typer.Option(Path("search_spaces/default.yaml"), help="search-space YAML: which knobs and ranges"),
     profile: Optional[list[str]] = typer.Option(None, help=(
         "hardware-profile YAML, or a name in hardware_profiles/ [default: cpu-local]; repeat it to measure every "
@@ -55,6 +55,9 @@ def search(
     trials: int = typer.Option(12, min=1, help="trials to add in this run"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     seed: int = typer.Option(0, help="seed of the sampler and of distillation"),
+    sensitivity: bool = typer.Option(False, "--sensitivity/--no-sensitivity", help=(
+        "before the trials, quantize one layer at a time, store the metric drops in the study and drop "
+        "clearly hopeless precision choices (quant.sensitivity_max_drop)")),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
@@ -65,10 +68,10 @@ def search(
 
     Example: autocl search --workload mnist --study demo --trials 12
     """
-    handles_errors(_search)(workload, space, profile, study, trials, storage, seed)
+    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity)
 
 
-def _search(workload, space, profile, study, trials, storage, seed) -> None:
+def _search(workload, space, profile, study, trials, storage, seed, sensitivity=False) -> None:
     space_cfg = load_space(space)
     profiles = [load_profile(p) for p in (profile or ["hardware_profiles/cpu-local.yaml"])]
     url = storage or default_storage(study)
@@ -80,7 +83,7 @@ def _search(workload, space, profile, study, trials, storage, seed) -> None:
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
-                            seed=seed, reporter=reporter)
+                            seed=seed, reporter=reporter, sensitivity=sensitivity)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")

@@ -1,11 +1,23 @@
-"""Knowledge distillation: fine-tune the pruned student against the teacher's soft targets.
+"""Knowledge distillation: fine-tune the pruned student against the teacher.
 
-Loss = alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, labels).
-The teacher's logits depend only on the (fixed) training data, so they are computed once per
-teacher and reused by every trial.
+* Classifiers (``output_kind="logits"``): alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T))
+  + (1 - alpha) * CE(student, labels).
+* Embedding models (``output_kind="embedding"``): alpha * KL between the teacher's and the
+  student's in-batch similarity distributions softmax(cos(e_i, e_j) / T) (T is a similarity
+  temperature, meaningful around 0.02-0.2), + (1 - alpha) * mean(1 - cos(student, teacher)).
+* Optional intermediate features (``feature_weight``): normalized MSE between the student's and the
+  teacher's outputs of the workload's ``feature_layers``; where pruning changed a feature's width,
+  the channel-independent attention map mean(x^2 over channels) is matched instead.
+
+The teacher's final outputs are computed once per search for the whole training set (the data order
+is fixed by the seed, so every trial indexes the same rows); intermediate features are computed per
+batch under no_grad and kept in a bounded cache, so trials with the same batches reuse them.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +25,9 @@ from torch import nn
 
 from autocl.config import DistillConfig
 from autocl.runtime import set_torch_threads
+
+SIMILARITY_TEMPERATURE = 0.05
+"""In-batch contrastive temperature of the embedding task loss (used by Taylor importance)."""
 
 
 def teacher_logits(teacher: nn.Module, x: tuple[torch.Tensor, ...], batch_size: int = 256) -> torch.Tensor:
@@ -32,38 +47,162 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     return alpha * soft + (1.0 - alpha) * hard
 
 
+def _similarities(e: torch.Tensor, temperature: float) -> torch.Tensor:
+    e = F.normalize(e, dim=-1)
+    sim = e @ e.T / temperature
+    # a row's similarity to itself carries no structure; leave it out of the distribution
+    return sim.masked_fill(torch.eye(len(e), dtype=torch.bool, device=e.device), float("-inf"))
+
+
+def embedding_kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, alpha: float) -> torch.Tensor:
+    """Similarity-structure distillation of embeddings (see the module docstring)."""
+    cos = 1.0 - F.cosine_similarity(student, teacher, dim=-1).mean()
+    if len(student) < 2 or alpha == 0:
+        return cos
+    log_s = F.log_softmax(_similarities(student, temperature), dim=1)
+    log_t = F.log_softmax(_similarities(teacher, temperature), dim=1)
+    finite = torch.isfinite(log_t)
+    kl = (log_t.exp() * (log_t - log_s)).where(finite, torch.zeros_like(log_t)).sum(1).mean()
+    return alpha * kl + (1.0 - alpha) * cos
+
+
+def task_loss(output_kind: str, out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The training loss of the workload's task: cross-entropy for classifiers; for embedding models,
+    an in-batch contrastive loss against the teacher's embeddings (non-zero even for the teacher
+    itself, so it has gradients to rank with)."""
+    if output_kind == "embedding":
+        logits = F.normalize(out, dim=-1) @ F.normalize(targets, dim=-1).T / SIMILARITY_TEMPERATURE
+        return F.cross_entropy(logits, torch.arange(len(out), device=out.device))
+    return F.cross_entropy(out, targets.long())
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+class FeatureTaps:
+    """Forward hooks that record the outputs of named modules."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+        modules = dict(model.named_modules())
+        self.values: dict[str, torch.Tensor] = {}
+        self._handles = [modules[n].register_forward_hook(self._hook(n)) for n in names if n in modules]
+
+    def _hook(self, name: str):
+        def hook(_module, _inputs, output):
+            self.values[name] = _first(output)
+        return hook
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def _attention_map(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x.pow(2).mean(1).flatten(1) if x.dim() == 4 else x.pow(2).mean(-1), dim=-1)
+
+
+def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    losses = []
+    for name, t in teacher.items():
+        s = student.get(name)
+        if s is None:
+            continue
+        if s.shape == t.shape:
+            losses.append(F.mse_loss(s, t) / (t.pow(2).mean() + 1e-8))
+        else:
+            losses.append(F.mse_loss(_attention_map(s), _attention_map(t)))
+    return torch.stack(losses).mean() if losses else torch.zeros(())
+
+
+class TeacherFeatureCache:
+    """Teacher features per batch (keyed by the batch's row indices), kept up to ``max_bytes``."""
+
+    def __init__(self, teacher: nn.Module, names: tuple[str, ...], max_bytes: int = 512 << 20) -> None:
+        self.teacher, self.names, self.max_bytes = teacher, names, max_bytes
+        self._store: dict[bytes, dict[str, torch.Tensor]] = {}
+        self._bytes = 0
+        self.hits = 0
+
+    def __call__(self, idx: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        key = idx.numpy().tobytes()
+        if key in self._store:
+            self.hits += 1
+            return self._store[key]
+        taps = FeatureTaps(self.teacher, self.names)
+        try:
+            with torch.no_grad():
+                self.teacher.eval()(*inputs)
+        finally:
+            taps.close()
+        feats = {k: v.detach() for k, v in taps.values.items()}
+        size = sum(v.numel() * v.element_size() for v in feats.values())
+        if self._bytes + size <= self.max_bytes:
+            self._store[key] = feats
+            self._bytes += size
+        return feats
+
+
+def lr_lambda(cfg: DistillConfig) -> Callable[[int], float]:
+    """Multiplier of the learning rate at each step: linear warm-up, then cosine, linear or constant."""
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        span = max(1, cfg.steps - cfg.warmup_steps)
+        done = min(1.0, (step - cfg.warmup_steps) / span)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * done))
+        if cfg.schedule == "linear":
+            return 1.0 - done
+        return 1.0
+    return f
+
+
 def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, soft_targets: torch.Tensor,
-            cfg: DistillConfig, *, seed: int = 0, loss_fn=None, on_step=None) -> nn.Module:
+            cfg: DistillConfig, *, seed: int = 0, loss_fn=None, on_step=None, output_kind: str = "logits",
+            teacher_features: TeacherFeatureCache | None = None) -> nn.Module:
     """Fine-tune ``student`` in place for ``cfg.steps`` steps on (x, y) against the teacher's
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
-    ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the logit KD loss."""
+    ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the built-in loss of ``output_kind``;
+    ``teacher_features`` (with ``cfg.feature_weight > 0``) adds intermediate-feature distillation."""
     if cfg.steps == 0:
         return student.eval()
     set_torch_threads()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    use_features = teacher_features is not None and cfg.feature_weight > 0
+    taps = FeatureTaps(student, teacher_features.names) if use_features else None
     student.train()
     n = len(x[0])
     order = torch.randperm(n, generator=gen)
     pos = 0
-    for step in range(cfg.steps):
-        if pos + cfg.batch_size > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos:pos + cfg.batch_size]
-        pos += cfg.batch_size
-        out = student(*(a[idx] for a in x))
-        if loss_fn is None:
-            loss = kd_loss(out, soft_targets[idx], y[idx], cfg.temperature, cfg.alpha)
-        else:
-            loss = loss_fn(out, soft_targets[idx], y[idx], cfg)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"distillation loss became {loss.item()} at step {step}; lower distill.lr")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if on_step:
-            on_step(step + 1, cfg.steps)
+    try:
+        for step in range(cfg.steps):
+            if pos + cfg.batch_size > n:
+                order, pos = torch.randperm(n, generator=gen), 0
+            idx = order[pos:pos + cfg.batch_size]
+            pos += cfg.batch_size
+            batch = tuple(a[idx] for a in x)
+            out = student(*batch)
+            if loss_fn is not None:
+                loss = loss_fn(out, soft_targets[idx], y[idx], cfg)
+            elif output_kind == "embedding":
+                loss = embedding_kd_loss(out, soft_targets[idx], cfg.temperature, cfg.alpha)
+            else:
+                loss = kd_loss(out, soft_targets[idx], y[idx], cfg.temperature, cfg.alpha)
+            if use_features:
+                loss = loss + cfg.feature_weight * feature_loss(taps.values, teacher_features(idx, batch))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"distillation loss became {loss.item()} at step {step}; lower distill.lr")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if on_step:
+                on_step(step + 1, cfg.steps)
+    finally:
+        if taps is not None:
+            taps.close()
     return student.eval()

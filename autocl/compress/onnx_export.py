@@ -53,8 +53,9 @@ def export_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path
     return path
 
 
-def _module_of(node_name: str) -> str:
-    """``/stages/stages.1/shortcut/shortcut.0/Conv`` -> ``stages.1.shortcut.0``.
+def module_of(node_name: str) -> str:
+    """``/stages/stages.1/shortcut/shortcut.0/Conv`` -> ``stages.1.shortcut.0``;
+    ``/bert/encoder/layer.0/attention/self/query/MatMul`` -> ``bert.encoder.layer.0.attention.self.query``.
 
     Each scope is a module's local name; a container's child repeats its parent's local name as a
     prefix (``shortcut`` -> ``shortcut.0``), which adds only the suffix.
@@ -71,13 +72,17 @@ def _module_of(node_name: str) -> str:
 
 
 def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]) -> dict[str, list[str]]:
-    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph (possibly none)."""
+    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph (possibly none).
+    An ``nn.Linear`` exports as Gemm on 2-D inputs and as MatMul (+ Add) on 3-D ones: both are found."""
     model = model_path if isinstance(model_path, onnx.ModelProto) else onnx.load(str(model_path), load_external_data=False)
     wanted = set(layer_names)
     found: dict[str, list[str]] = {name: [] for name in layer_names}
     for node in model.graph.node:
         if node.op_type in LAYER_OPS:
-            owner = _module_of(node.name)
+            owner = module_of(node.name)
             if owner in wanted:
                 found[owner].append(node.name)
     return found
+
+
+_module_of = module_of  # the name used before it was public

@@ -1,8 +1,11 @@
-"""One configuration, end to end: prune -> distill -> export ONNX -> quantize per layer.
+"""One configuration, end to end: prune -> distill -> sparsify -> export ONNX -> quantize per layer.
 
 Students (pruned and distilled, exported fp32) are cached on disk by ``CompressionConfig.student_key``,
 so trials that differ only in bit-widths, and resumed searches, never train the same student twice.
-Quantized artifacts are cached by student and precision map.
+Quantized artifacts are cached by student and precision map (and calibration, int4 block size).
+Unstructured magnitude sparsity is applied before distillation and held during it (the zeroed
+weights are zeroed again after every step): it makes the file compress smaller, and that is how it
+is reported (``Artifact.compressed_size_bytes``), not as speed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,9 +22,9 @@ import numpy as np
 import onnx
 import torch
 
-from autocl.compress.distill import distill, teacher_logits
+from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.onnx_export import export_onnx, layer_nodes
-from autocl.compress.prune import count_parameters, prune_model
+from autocl.compress.prune import apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity
 from autocl.compress.quantize import quantize_model
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
@@ -35,6 +39,7 @@ class Student:
     weights_path: Path
     parameters: int
     reused: bool
+    sparsity: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,14 @@ class Artifact:
     size_bytes: int
     student: Student
     int8_layers: tuple[str, ...]
+    precisions: dict[str, int] | None = None
+    compressed_size_bytes: int | None = None
+
+    def details(self) -> dict:
+        """What the artifact is made of, for the study record: layers per precision, the share of
+        zero weights, and the size once deflated (where unstructured sparsity shows)."""
+        return {"precisions": dict(self.precisions or {}), "sparsity": round(self.student.sparsity, 4),
+                "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1"}
 
 
 def file_sha256(path: Path) -> str:
@@ -54,8 +67,14 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _weights_bytes(model: onnx.ModelProto) -> int:
-    return sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+def deflated_size(path: Path) -> int:
+    """Size of the file deflated (zlib level 1): zeroed weights show here, not in the latency."""
+    c = zlib.compressobj(1)
+    n = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            n += len(c.compress(chunk))
+    return n + len(c.flush())
 
 
 class Compressor:
@@ -70,26 +89,42 @@ class Compressor:
         y = np.asarray(workload.train[1])
         self._y = torch.from_numpy(y).long() if np.issubdtype(y.dtype, np.integer) else torch.from_numpy(y)
         self._soft: torch.Tensor | None = None
+        self._features = (TeacherFeatureCache(workload.model, workload.feature_layers)
+                          if workload.feature_layers else None)
 
     def _teacher_outputs(self) -> torch.Tensor:
         if self._soft is None:
             self._soft = teacher_logits(self.workload.model, self._x)
         return self._soft
 
+    def _taylor_loss(self, model: torch.nn.Module, rows: int = 64) -> torch.Tensor:
+        """The workload's task loss on the first training rows: what Taylor importance ranks by."""
+        w = self.workload
+        targets = self._teacher_outputs()[:rows] if w.output_kind == "embedding" else self._y[:rows]
+        return task_loss(w.output_kind, model(*(a[:rows] for a in self._x)), targets)
+
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
-        """Prune and distill a PyTorch student for ``cfg`` (no cache). An unpruned student is the
-        teacher itself: distilling it from itself has nothing to recover."""
+        """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache). An unchanged student
+        is the teacher itself: distilling it from itself has nothing to recover."""
         w = self.workload
         stage("pruning")
-        student = prune_model(w.model, w.example_inputs(), cfg.prune, ignored_layers=w.ignored_layers)
-        if cfg.prune.ratio > 0:
+        structured = cfg.prune.model_copy(update={"unstructured": 0.0})
+        student = prune_model(w.model, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
+                              loss_fn=self._taylor_loss)
+        masks = []
+        if cfg.prune.unstructured > 0:
+            keep = resolve_layers(student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers),
+                                  field="prune.ignored_layers")
+            masks = sparsify(student, cfg.prune.unstructured, keep)
+        if cfg.prune.changes_model:
             stage("distilling")
             distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
-                    loss_fn=w.distill_loss)
+                    loss_fn=w.distill_loss, output_kind=w.output_kind, teacher_features=self._features,
+                    on_step=(lambda *_: apply_masks(masks)) if masks else None)
         return student
 
     def student_key(self, cfg: CompressionConfig) -> str:
-        if cfg.prune.ratio <= 0:  # no distillation happens, so its knobs do not matter
+        if not cfg.prune.changes_model:  # no distillation happens, so its knobs do not matter
             cfg = CompressionConfig(prune=cfg.prune)
         return cfg.student_key(self.workload.key)
 
@@ -99,24 +134,31 @@ class Compressor:
         onnx_path, weights_path, info_path = folder / "student.onnx", folder / "student.pt", folder / "info.json"
         if info_path.is_file() and onnx_path.is_file():
             info = json.loads(info_path.read_text())
-            return Student(key, onnx_path, weights_path, info["parameters"], reused=True)
+            return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
+                           sparsity=info.get("sparsity", 0.0))
         student = self.build_student(cfg, stage)
         stage("exporting")
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         self._export(student, tmp / "student.onnx")
         torch.save(student.state_dict(), tmp / "student.pt")
-        params = count_parameters(student)
-        (tmp / "info.json").write_text(json.dumps({"parameters": params, "config": cfg.to_dict()}))
+        params, sparsity = count_parameters(student), weight_sparsity(student)
+        (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "config": cfg.to_dict()}))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
-        return Student(key, onnx_path, weights_path, params, reused=False)
+        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity)
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
         student = self.student(cfg, stage)
         precisions = {name: cfg.quant.precision_of(name) for name in self.layers}
-        qkey = hashlib.sha256(json.dumps([precisions, cfg.quant.calibration_samples], sort_keys=True).encode()).hexdigest()[:16]
+        q = cfg.quant
+        knobs = [precisions, q.calibration_samples]
+        if q.uses("int8", self.layers) and q.calibration != "minmax":
+            knobs.append(q.calibration)
+        if q.uses("int4", self.layers):
+            knobs.append(q.int4_block_size)
+        qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.root / "artifacts" / f"{student.key}-{qkey}.onnx"
         if not path.is_file():
             stage("quantizing")
@@ -126,7 +168,10 @@ class Compressor:
                            self.workload.calibration_feeds(cfg.quant.calibration_samples))
             tmp.replace(path)
         int8 = tuple(n for n, p in precisions.items() if p == "int8")
-        return Artifact(path, file_sha256(path), path.stat().st_size, student, int8)
+        counts: dict[str, int] = {}
+        for p in precisions.values():
+            counts[p] = counts.get(p, 0) + 1
+        return Artifact(path, file_sha256(path), path.stat().st_size, student, int8, counts, deflated_size(path))
 
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""

@@ -1,14 +1,23 @@
-"""Structured channel pruning that physically removes filters and everything that depends on them.
+"""Structured pruning that physically removes channels, neurons and attention heads, and
+unstructured magnitude sparsity reported for what it is.
 
 torch-pruning's dependency graph groups coupled channels (a conv's filters, the batch norm after it,
-the next layer's input channels, both sides of a residual add), so the pruned model is a smaller
-dense model: its exported graph has smaller weight tensors, which is what makes it faster.
+the next layer's input channels, both sides of a residual add, a depthwise conv's channels with the
+conv feeding it), so the pruned model is a smaller dense model: its exported graph has smaller weight
+tensors, which is what makes it faster.
+
+Transformers (attention modules with ``query``/``key``/``value`` Linear children and a
+``num_attention_heads`` attribute, as in Hugging Face BERT-style models) are pruned by whole
+attention heads (head size kept) and FFN neurons; the residual stream's width is never pruned, since
+every layer, LayerNorm and the embeddings share it. After pruning, each attention module's head
+count bookkeeping is updated, so forward and export see the new shapes.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+from typing import Callable
 
 import torch
 import torch_pruning as tp
@@ -16,6 +25,9 @@ from torch import nn
 
 from autocl.config import PruneConfig
 from autocl.errors import ConfigError
+
+LossFn = Callable[[nn.Module], torch.Tensor]
+"""``loss_fn(model) -> loss`` on a batch of training data: Taylor importance backpropagates it."""
 
 
 def resolve_layers(model: nn.Module, names: tuple[str, ...] | list[str], *, field: str) -> list[nn.Module]:
@@ -35,22 +47,111 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Multi-head attention modules in the Hugging Face layout: ``query``, ``key``, ``value`` Linear
+    children and a ``num_attention_heads`` attribute."""
+    return {name: m for name, m in model.named_modules()
+            if hasattr(m, "num_attention_heads") and all(isinstance(getattr(m, k, None), nn.Linear)
+                                                         for k in ("query", "key", "value"))}
+
+
+def residual_width_layers(model: nn.Module, attention: dict[str, nn.Module]) -> list[nn.Module]:
+    """The layers that write a transformer's residual stream (outputs as wide as the attention's
+    input) and its embeddings: pruning them would narrow every layer at once, so they are kept."""
+    if not attention:
+        return []
+    width = next(iter(attention.values())).query.in_features
+    qkv = {id(getattr(a, k)) for a in attention.values() for k in ("query", "key", "value")}
+    keep: list[nn.Module] = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    keep += [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == width and id(m) not in qkv]
+    return keep
+
+
 def prune_model(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...], cfg: PruneConfig,
-                ignored_layers: tuple[str, ...] = ()) -> nn.Module:
+                ignored_layers: tuple[str, ...] = (), *, loss_fn: LossFn | None = None) -> nn.Module:
     """Return a pruned copy of ``model``; ``model`` itself is left untouched.
 
     ``ignored_layers`` (the workload's, e.g. the classifier) and ``cfg.ignored_layers`` keep their
-    output channels.
+    output channels. ``loss_fn`` is needed for ``importance="taylor"``.
     """
     student = copy.deepcopy(model).eval()
-    if cfg.ratio <= 0.0:
-        return student
-    keep = resolve_layers(student, tuple(ignored_layers) + tuple(cfg.ignored_layers), field="prune.ignored_layers")
-    importance = tp.importance.GroupMagnitudeImportance(p=1 if cfg.importance == "l1" else 2)
+    keep_names = tuple(ignored_layers) + tuple(cfg.ignored_layers)
+    keep = resolve_layers(student, keep_names, field="prune.ignored_layers")
+    ratio_layers = dict(zip(cfg.layer_ratios, resolve_layers(student, tuple(cfg.layer_ratios), field="prune.layer_ratios")))
+    if cfg.is_structured:
+        _structured(student, example_inputs, cfg, keep, ratio_layers, loss_fn)
+    if cfg.unstructured > 0:
+        sparsify(student, cfg.unstructured, keep)
+    return student
+
+
+def _importance(cfg: PruneConfig):
+    if cfg.importance == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    return tp.importance.GroupMagnitudeImportance(p=1 if cfg.importance == "l1" else 2)
+
+
+def _structured(student: nn.Module, example_inputs, cfg: PruneConfig, keep: list[nn.Module],
+                ratio_layers: dict[str, nn.Module], loss_fn: LossFn | None) -> None:
+    attention = attention_modules(student)
+    ignored = keep + residual_width_layers(student, attention)
+    num_heads = {getattr(a, k): a.num_attention_heads for a in attention.values() for k in ("query", "key", "value")}
+    head_ratio = cfg.ratio if cfg.head_ratio is None else cfg.head_ratio
+    if cfg.importance == "taylor":
+        if loss_fn is None:
+            raise ConfigError("importance 'taylor' needs gradients of a loss: the workload gives no training loss "
+                              "(use l1 or l2)", field="prune.importance")
+        student.zero_grad()
+        loss_fn(student).backward()
     pruner = tp.pruner.MetaPruner(
-        student, example_inputs, importance=importance, pruning_ratio=cfg.ratio, ignored_layers=keep,
-        round_to=cfg.round_to,
+        student, example_inputs, importance=_importance(cfg), pruning_ratio=cfg.ratio,
+        pruning_ratio_dict={m: r for name, r in cfg.layer_ratios.items() for m in [ratio_layers[name]]} or None,
+        global_pruning=cfg.scope == "global", ignored_layers=ignored, round_to=cfg.round_to,
+        num_heads=num_heads, prune_num_heads=bool(attention) and head_ratio > 0, prune_head_dims=False,
+        head_pruning_ratio=head_ratio if attention else 0.0,
     )
     with torch.no_grad():
         pruner.step()
-    return student
+    student.zero_grad(set_to_none=True)
+    for a in attention.values():
+        # keep the module's bookkeeping true to its smaller projections: HF reshapes by head size
+        a.num_attention_heads = a.query.out_features // a.attention_head_size
+        a.all_head_size = a.query.out_features
+
+
+def prunable_weights(model: nn.Module, keep: list[nn.Module]) -> list[torch.Tensor]:
+    kept = {id(m) for m in keep}
+    return [m.weight for m in model.modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and id(m) not in kept]
+
+
+def sparsify(model: nn.Module, sparsity: float, keep: list[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Zero the ``sparsity`` fraction of smallest-magnitude weights in every Conv/Linear not in
+    ``keep``, in place, and return the (weight, keep-mask) pairs so fine-tuning can hold the zeros
+    (:func:`apply_masks`). Dense kernels run zeros at full cost: this shrinks the compressed file,
+    not the latency."""
+    masks = []
+    with torch.no_grad():
+        for w in prunable_weights(model, keep):
+            k = int(sparsity * w.numel())
+            if k < 1:
+                continue
+            threshold = w.abs().flatten().kthvalue(k).values
+            mask = w.abs() > threshold
+            w.mul_(mask)
+            masks.append((w, mask))
+    return masks
+
+
+def apply_masks(masks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Zero again the weights an optimizer step moved off their pruned zeros."""
+    with torch.no_grad():
+        for w, mask in masks:
+            w.mul_(mask)
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Fraction of exactly-zero weights over all Conv/Linear weights."""
+    ws = prunable_weights(model, [])
+    total = sum(w.numel() for w in ws)
+    return float(sum((w == 0).sum().item() for w in ws) / total) if total else 0.0

@@ -1,13 +1,26 @@
-"""Per-layer quantization of an fp32 ONNX graph with onnxruntime.quantization.
+"""Per-layer mixed precision of an fp32 ONNX graph with onnxruntime's own quantizers.
 
-``int8`` layers get static QDQ: per-channel symmetric int8 weights and uint8 activations
-calibrated on training data, with ``reduce_range`` (7-bit weights) so AVX2 CPUs without VNNI
-do not saturate; measured here as the fast int8 path for convolutions. ``fp32`` layers are left
-untouched: no QuantizeLinear/DequantizeLinear pair is placed on them.
+Each precision is a real kernel in the written graph (see ``autocl.config.Precision``):
+
+1. ``int8`` layers: static QDQ, per-channel symmetric int8 weights and uint8 activations calibrated
+   on training data (min-max, entropy or percentile), with ``reduce_range`` (7-bit weights) so AVX2
+   CPUs without VNNI do not saturate: measured here as the fast int8 path for convolutions.
+2. ``int8_dynamic`` layers: per-channel int8 weights, activations quantized at run time
+   (MatMulInteger / ConvInteger); per-channel weights kept MiniLM's embeddings at cosine 0.99 where
+   per-tensor ones gave 0.96. It runs after the static pass: the other way round, the static QDQ
+   quantizer broke graphs where a static and a dynamic layer read the same tensor.
+3. ``int4`` layers: 4-bit symmetric weight-only blocks of ``int4_block_size`` (MatMulNBits).
+4. ``fp16`` layers: float16 weights and compute, with casts around the layer.
+
+The passes run in that order over one graph; each touches only its own layers' nodes, so ``fp32``
+layers are left untouched. A precision the op cannot take (int4 on a Conv) is an error here, never
+a silent fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import tempfile
@@ -15,17 +28,32 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import (
+    CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static,
+)
 
+from autocl.compress._graph import gemm_to_matmul, graph_precisions, to_float16
 from autocl.config import QuantConfig
 from autocl.errors import ConfigError
+
+_CALIBRATION = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile}
+OP_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "Conv": ("fp32", "fp16", "int8", "int8_dynamic"),
+    "Gemm": ("fp32", "fp16", "int8", "int8_dynamic", "int4"),
+    "MatMul": ("fp32", "fp16", "int8", "int8_dynamic", "int4"),
+}
+"""What each op can be quantized to by onnxruntime's quantizers; whether the profile's execution
+provider really runs it is probed by ``autocl.compress.support``."""
+WHY_NOT = {("Conv", "int4"): "int4 is weight-only MatMulNBits, a MatMul kernel: onnxruntime has no 4-bit Conv"}
 
 
 class _QuietPreprocessHint(logging.Filter):
     # quantize_static logs a generic "consider pre-processing" hint on every call; the exported
     # graph is already shape-inferred and BN-folded, so the hint is noise in a search's output.
     def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing" not in record.getMessage()
+        msg = record.getMessage()
+        return "pre-processing" not in msg and "already quantized" not in msg
 
 
 logging.getLogger().addFilter(_QuietPreprocessHint())
@@ -46,41 +74,139 @@ class _FeedReader(CalibrationDataReader):
         self._i = 0
 
 
-def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig,
-                   nodes: dict[str, list[str]], calibration: list[dict[str, np.ndarray]]) -> Path:
-    """Write the quantized model to ``out_path`` (a copy when every layer stays fp32).
+def _op_types(model: onnx.ModelProto) -> dict[str, str]:
+    return {n.name: n.op_type for n in model.graph.node}
 
-    ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``); ``calibration``
-    is a list of onnxruntime feeds (``Workload.calibration_feeds``).
-    """
-    out_path = Path(out_path)
+
+def check_precisions(cfg: QuantConfig, nodes: dict[str, list[str]], op_types: dict[str, str]) -> None:
+    """Refuse unknown layers and precisions an op cannot take, naming the layer and the reason."""
     unknown = sorted(set(cfg.layers) - set(nodes))
     if unknown:
         raise ConfigError(f"unknown layer(s) {unknown}; known layers: {sorted(nodes)}", field="quant.layers")
-    int8_nodes = [n for layer, names in nodes.items() if cfg.precision_of(layer) == "int8" for n in names]
-    if not int8_nodes:
+    for layer, names in nodes.items():
+        p = cfg.precision_of(layer)
+        for n in names:
+            op = op_types.get(n, "?")
+            if p not in OP_PRECISIONS.get(op, ("fp32",)):
+                why = WHY_NOT.get((op, p), f"onnxruntime cannot quantize {op} to {p}")
+                raise ConfigError(f"layer {layer!r} ({op}) cannot be {p}: {why}", field=f"quant.layers.{layer}")
+
+
+def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig,
+                   nodes: dict[str, list[str]], calibration: list[dict[str, np.ndarray]]) -> Path:
+    """Write the mixed-precision model to ``out_path`` (a copy when every layer stays fp32).
+
+    ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``); ``calibration``
+    is a list of onnxruntime feeds (``Workload.calibration_feeds``), used by ``int8`` layers.
+    """
+    out_path = Path(out_path)
+    model = onnx.load(str(fp32_path))
+    op_types = _op_types(model)
+    check_precisions(cfg, nodes, op_types)
+    chosen: dict[str, list[str]] = {}
+    for layer, names in nodes.items():
+        chosen.setdefault(cfg.precision_of(layer), []).extend(names)
+    if set(chosen) <= {"fp32"}:
         shutil.copyfile(fp32_path, out_path)
         return out_path
     with tempfile.TemporaryDirectory(prefix="autocl-quant-") as tmp:
-        # calibration writes an augmented model next to a temp path; keep it out of the cache folder
+        # calibration writes an augmented model next to its input; keep it out of the cache folder
         staged = Path(tmp) / "model.onnx"
-        quantize_static(
-            str(fp32_path), str(staged), _FeedReader(calibration),
-            quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_quantize=int8_nodes, calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
-        onnx.checker.check_model(str(staged))
-        shutil.move(str(staged), out_path)
+        rewrite = set(chosen.get("int4", []))
+        if chosen.get("int8_dynamic"):
+            # onnxruntime's dynamic quantizer turns every Gemm of the graph into MatMul + Add under
+            # new names; rewriting them first keeps each layer's node name (and so its precision)
+            rewrite |= {n for n, op in op_types.items() if op == "Gemm"}
+        if rewrite:
+            gemm_to_matmul(model, rewrite)
+            op_types = _op_types(model)
+        onnx.save(model, str(staged))
+        if chosen.get("int8"):
+            with contextlib.redirect_stdout(io.StringIO()):  # histogram calibrators print progress
+                quantize_static(
+                    str(staged), str(staged), _FeedReader(calibration),
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_quantize=chosen["int8"], calibrate_method=_CALIBRATION[cfg.calibration],
+                    # calibrate only the chosen layers' op types: histogram calibrators overflow on an
+                    # attention mask's -3.4e38 entries if every Add/Where of the graph is collected
+                    op_types_to_quantize=sorted({op_types[n] for n in chosen["int8"]}),
+                    extra_options={"CalibTensorRangeSymmetric": False},
+                )
+        if chosen.get("int8_dynamic"):
+            quantize_dynamic(str(staged), str(staged), weight_type=QuantType.QInt8, per_channel=True,
+                             nodes_to_quantize=chosen["int8_dynamic"], op_types_to_quantize=["MatMul", "Conv"])
+        model = onnx.load(str(staged))
+        if chosen.get("int4"):
+            model = _int4(model, chosen["int4"], cfg.int4_block_size)
+        if chosen.get("fp16"):
+            to_float16(model, set(chosen["fp16"]))
+        onnx.checker.check_model(model)
+        _verify(model, chosen)
+        onnx.save(model, str(out_path))
     return out_path
 
 
+def _nbits_quantizer():
+    """Import onnxruntime's MatMulNBits quantizer without its side effect: on import it calls
+    ``logging.basicConfig(level=INFO)``, which would print every skipped node of every trial."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    return MatMulNBitsQuantizer
+
+
+def _int4(model: onnx.ModelProto, node_names: list[str], block_size: int) -> onnx.ModelProto:
+    MatMulNBitsQuantizer = _nbits_quantizer()
+
+    # nodes_to_include widens op_types_to_quantize instead of narrowing it: exclude the others
+    wanted = set(node_names)
+    others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in wanted]
+    q = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True,
+                             nodes_to_exclude=others, op_types_to_quantize=("MatMul",))
+    q.process()
+    return q.model.model
+
+
+def _verify(model: onnx.ModelProto, chosen: dict[str, list[str]]) -> None:
+    """Every node chosen for a precision must run in it: a quantizer that skipped a node (a weight
+    that is not a constant, an unsupported pattern) is an error, not a silent fp32 layer."""
+    found = graph_precisions(model)
+    by_origin = {}
+    for name, precision in found.items():
+        for suffix in ("_quant", "_Q4", "_Q8"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+        by_origin[name] = precision
+    for precision, names in chosen.items():
+        if precision == "fp32":
+            continue
+        missed = [n for n in names if by_origin.get(n) != precision]
+        if missed:
+            raise ConfigError(f"onnxruntime's quantizer left node(s) {missed[:3]} out of {precision} "
+                              f"(found {[by_origin.get(n, 'no node') for n in missed[:3]]}); choose another "
+                              "precision for their layer", field="quant.layers")
+
+
 def quantized_nodes(model_path: str | Path) -> set[str]:
-    """Names of the Conv/Gemm/MatMul nodes whose weight input comes through a DequantizeLinear of
-    an int8 initializer, i.e. the nodes that run with int8 weights."""
-    model = onnx.load(str(model_path))
-    int8_inits = {i.name for i in model.graph.initializer if i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
-    dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8_inits}
-    return {n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1
-            and n.input[1] in dq_out}
+    """Names of the compute nodes that run with 8-bit static QDQ weights (see ``graph_precisions``)."""
+    return {n for n, p in graph_precisions(onnx.load(str(model_path))).items() if p == "int8"}
+
+
+def layer_precisions(model_path: str | Path, layer_names: list[str]) -> dict[str, set[str]]:
+    """For each layer, the set of precisions its nodes run in inside the artifact at ``model_path``
+    (read from the kernels, not from the config)."""
+    from autocl.compress.onnx_export import module_of
+
+    found: dict[str, set[str]] = {name: set() for name in layer_names}
+    for node, precision in graph_precisions(onnx.load(str(model_path))).items():
+        owner = module_of(node)
+        if owner in found:
+            found[owner].add(precision)
+    return found

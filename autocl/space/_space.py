@@ -2,6 +2,11 @@
 
 This is the one module that knows both Optuna trials and autocl's configuration records. Every
 numeric knob is written as a fixed number, a list of choices, or a range ``{low, high, step, log}``.
+
+Per-layer precision choices are bound to a real model and target with :meth:`SearchSpace.restrict`:
+a precision the profile's execution provider cannot run on a layer is refused there, with its
+reason (an error when the space asked for it on that layer by name), and a sensitivity pre-pass can
+drop choices that are clearly hopeless.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from pathlib import Path
 from typing import Literal, Union
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from autocl.config import PRECISIONS, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model
+from autocl.config import (
+    PRECISIONS, CalibrationMethod, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model,
+)
 from autocl.errors import ConfigError
 
 
@@ -55,8 +62,12 @@ def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = Fals
 
 
 class PruneSpace(_Strict):
-    ratio: Knob = Field(Range(low=0.0, high=0.5, step=0.1), description="channel pruning ratio")
-    importance: list[Literal["l1", "l2"]] = Field(["l2"], min_length=1)
+    ratio: Knob = Field(Range(low=0.0, high=0.5, step=0.1), description="channel / FFN-neuron pruning ratio")
+    importance: list[Literal["l1", "l2", "taylor"]] = Field(["l2"], min_length=1)
+    scope: list[Literal["local", "global"]] = Field(["local"], min_length=1, description="ratio per layer or ranked globally")
+    head_ratio: Knob | None = Field(None, description="attention heads removed (default: the ratio)")
+    layer_ratios: dict[str, Knob] = Field(default_factory=dict, description="per-layer ratio overrides")
+    unstructured: Knob = Field(0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)")
     ignored_layers: list[str] = Field(default_factory=list, description="layers never pruned")
     round_to: int | None = Field(8, ge=1, description="channel counts kept multiples of this")
 
@@ -67,6 +78,9 @@ class DistillSpace(_Strict):
     steps: Knob = 60
     lr: Knob = 1e-3
     batch_size: int = Field(64, ge=1)
+    schedule: list[Literal["cosine", "linear", "constant"]] = Field(["cosine"], min_length=1)
+    warmup_steps: int = Field(0, ge=0)
+    feature_weight: Knob = Field(0.0, description="intermediate-feature distillation weight (0: off)")
 
 
 class QuantSpace(_Strict):
@@ -75,7 +89,13 @@ class QuantSpace(_Strict):
     layers: Literal["all"] | list[str] | dict[str, list[Precision]] = Field(
         "all", description="'all', a list of layers to search (others take the default), or layer -> choices")
     default: Precision = "fp32"
-    calibration_samples: int = Field(128, ge=1)
+    calibration_samples: Knob = Field(128, description="training rows that calibrate static int8")
+    calibration: list[CalibrationMethod] = Field(["minmax"], min_length=1, description="static int8 range estimator")
+    int4_block_size: list[int] = Field([32], min_length=1, description="MatMulNBits block sizes to try")
+    sensitivity_max_drop: float = Field(0.05, ge=0.0, description=(
+        "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
+        "exceeds this is dropped from the layer's choices"))
+    sensitivity_samples: int = Field(256, ge=1, description="validation rows the pre-pass evaluates on")
 
 
 class SearchSpace(_Strict):
@@ -87,13 +107,50 @@ class SearchSpace(_Strict):
     distill: DistillSpace = Field(default_factory=DistillSpace)
     quant: QuantSpace = Field(default_factory=QuantSpace)
     source: str = Field("<space>", exclude=True)
+    _choices: dict[str, list[str]] | None = PrivateAttr(None)
 
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
     def layer_choices(self, layer_names: list[str]) -> dict[str, list[str]]:
-        """Per quantizable layer, the precisions the search may pick; unknown names are errors."""
+        """Per quantizable layer, the precisions the search may pick (after :meth:`restrict`, the
+        restricted ones); unknown names are errors."""
+        if self._choices is not None:
+            return {n: list(c) for n, c in self._choices.items() if n in layer_names}
+        return self._declared_choices(layer_names)
+
+    def restrict(self, layer_names: list[str], refused: dict[str, dict[str, str]],
+                 hopeless: dict[str, dict[str, str]] | None = None) -> "SearchSpace":
+        """A copy whose per-layer choices leave out what the target cannot run (``refused``: layer
+        -> precision -> reason) and what a sensitivity pre-pass found hopeless. A refused precision
+        the space names for one layer explicitly, or as the default of unsearched layers, is an
+        error carrying the reason; one that came from the generic ``precisions`` list is dropped."""
+        declared = self._declared_choices(layer_names)
+        explicit = isinstance(self.quant.layers, dict)
+        for name in layer_names:
+            if name not in declared and self.quant.default in refused.get(name, {}):
+                raise ConfigError(f"layer {name!r} cannot take the default precision {self.quant.default!r} on this "
+                                  f"target: {refused[name][self.quant.default]}", file=self.source, field="quant.default")
+        choices: dict[str, list[str]] = {}
+        for name, options in declared.items():
+            bad = refused.get(name, {})
+            if explicit and any(p in bad for p in options):
+                p = next(p for p in options if p in bad)
+                raise ConfigError(f"layer {name!r} cannot be {p!r} on this target: {bad[p]}",
+                                  file=self.source, field=f"quant.layers.{name}")
+            kept = [p for p in options if p not in bad]
+            if not kept:
+                raise ConfigError(f"no precision of {options} can run on layer {name!r} on this target: "
+                                  + "; ".join(f"{p}: {bad[p]}" for p in options), file=self.source, field="quant.precisions")
+            drop = (hopeless or {}).get(name, {})
+            kept = [p for p in kept if p not in drop or p == "fp32"] or ["fp32"]
+            choices[name] = kept
+        out = self.model_copy()
+        out._choices = choices
+        return out
+
+    def _declared_choices(self, layer_names: list[str]) -> dict[str, list[str]]:
         q = self.quant
         if q.layers == "all":
             return {name: list(q.precisions) for name in layer_names}
@@ -110,34 +167,58 @@ class SearchSpace(_Strict):
         return {name: list(wanted[name]) for name in layer_names if name in wanted}
 
     def check_against(self, layer_names: list[str], module_names: set[str]) -> None:
-        self.layer_choices(layer_names)
-        for name in self.prune.ignored_layers:
-            if name not in module_names:
-                raise ConfigError(f"unknown layer {name!r} (run 'autocl layers --workload NAME' to list them)",
-                                  file=self.source, field="prune.ignored_layers")
+        """Refuse layer names the model does not have, naming the field and how to list them."""
+        self._declared_choices(layer_names)
+        for field, names in (("prune.ignored_layers", self.prune.ignored_layers), ("prune.layer_ratios", self.prune.layer_ratios)):
+            for name in names:
+                if name not in module_names:
+                    raise ConfigError(f"unknown layer {name!r} (run 'autocl layers --workload NAME' to list them)",
+                                      file=self.source, field=field)
 
     def suggest(self, trial: optuna.Trial, layer_names: list[str]) -> CompressionConfig:
         """Sample one configuration. Parameter names: ``prune.ratio``, ``distill.temperature``,
-        ``bits.<layer>``, ... as stored in the study."""
-        ratio = float(_suggest(trial, "prune.ratio", self.prune.ratio))
-        importance = trial.suggest_categorical("prune.importance", self.prune.importance)
+        ``bits.<layer>``, ``quant.calibration``, ... as stored in the study. Knobs that cannot matter
+        for the sampled configuration (calibration without int8 layers, block size without int4
+        layers) are not sampled."""
+        p = self.prune
+        ratio = float(_suggest(trial, "prune.ratio", p.ratio))
+        prune = PruneConfig(
+            ratio=round(ratio, 6), importance=trial.suggest_categorical("prune.importance", p.importance),
+            scope=_pick(trial, "prune.scope", p.scope),
+            head_ratio=None if p.head_ratio is None else round(float(_suggest(trial, "prune.head_ratio", p.head_ratio)), 6),
+            layer_ratios={n: round(float(_suggest(trial, f"prune.ratio.{n}", k)), 6) for n, k in p.layer_ratios.items()},
+            unstructured=round(float(_suggest(trial, "prune.unstructured", p.unstructured)), 6),
+            ignored_layers=tuple(p.ignored_layers), round_to=p.round_to,
+        )
+        d = self.distill
         distill = DistillConfig(
-            temperature=float(_suggest(trial, "distill.temperature", self.distill.temperature)),
-            alpha=float(_suggest(trial, "distill.alpha", self.distill.alpha)),
-            steps=int(_suggest(trial, "distill.steps", self.distill.steps, integer=True)),
-            lr=float(_suggest(trial, "distill.lr", self.distill.lr)),
-            batch_size=self.distill.batch_size,
+            temperature=float(_suggest(trial, "distill.temperature", d.temperature)),
+            alpha=float(_suggest(trial, "distill.alpha", d.alpha)),
+            steps=int(_suggest(trial, "distill.steps", d.steps, integer=True)),
+            lr=float(_suggest(trial, "distill.lr", d.lr)),
+            batch_size=d.batch_size, schedule=_pick(trial, "distill.schedule", d.schedule),
+            warmup_steps=d.warmup_steps, feature_weight=float(_suggest(trial, "distill.feature_weight", d.feature_weight)),
         )
         layers = {}
         for name, choices in self.layer_choices(layer_names).items():
             layers[name] = choices[0] if len(choices) == 1 else trial.suggest_categorical(f"bits.{name}", choices)
+        q = self.quant
+        chosen = set(layers.values()) | ({q.default} if len(layers) < len(layer_names) else set())
         return CompressionConfig(
-            prune=PruneConfig(ratio=round(ratio, 6), importance=importance, ignored_layers=tuple(self.prune.ignored_layers),
-                              round_to=self.prune.round_to),
-            distill=distill,
-            quant=QuantConfig(default=self.quant.default, layers=layers,
-                              calibration_samples=self.quant.calibration_samples),
+            prune=prune, distill=distill,
+            quant=QuantConfig(
+                default=q.default, layers=layers,
+                calibration_samples=int(_suggest(trial, "quant.calibration_samples", q.calibration_samples, integer=True)),
+                calibration=_pick(trial, "quant.calibration", q.calibration) if "int8" in chosen else q.calibration[0],
+                int4_block_size=_pick(trial, "quant.int4_block_size", q.int4_block_size) if "int4" in chosen
+                else q.int4_block_size[0],
+            ),
         )
+
+
+def _pick(trial: optuna.Trial, name: str, options: list):
+    """One of ``options``; a single option is used as is and not recorded as a parameter."""
+    return options[0] if len(options) == 1 else trial.suggest_categorical(name, options)
 
 
 def load_space(path: str | Path) -> SearchSpace:

@@ -26,6 +26,7 @@ from autocl.runtime import cache_dir
 from autocl.space import SearchSpace
 from autocl.study._front import write_front
 from autocl.study._remeasure import remeasure_front
+from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.study._targets import (
     as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrow_space,
@@ -138,6 +139,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
                 trial.set_user_attr("constraints", constraint_values(profiles, results, artifact.size_bytes))
             trial.set_user_attr("seconds", {"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
                                             "measure": round(time.perf_counter() - t2, 3)})
+            trial.set_user_attr("compression", artifact.details())  # precisions, sparsity, deflated size
             return metric, m.median_ms, artifact.size_bytes / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
@@ -168,9 +170,10 @@ def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
 
 def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile | Sequence[HardwareProfile], *,
                study_name: str, storage: str, n_trials: int, seed: int = 0, reporter: Reporter | None = None,
-               remeasure: bool = True) -> SearchResult:
+               remeasure: bool = True, sensitivity: bool = False) -> SearchResult:
     """Run ``n_trials`` more trials. ``profile`` is one profile or several (the first is the primary);
-    ``remeasure`` re-measures each profile's front at the end."""
+    ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the per-layer
+    sensitivity pre-pass once per study and drops hopeless precision choices."""
     reporter = reporter or SilentReporter()
     profiles = as_profiles(profile)
     space = narrow_space(space, profiles)
@@ -191,13 +194,16 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     compressor = Compressor(workload, cache_dir(), seed=seed)
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
+    before = {t.number for t in study.trials}  # before any enqueued seed trial
+    # refuse precisions the primary provider cannot run; optional per-layer sensitivity pre-pass
+    space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
+                          progress=lambda s: reporter.stage(-1, s))
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats
     with warnings.catch_warnings():  # constraints_func is what stores system_attrs['constraints']
         warnings.simplefilter("ignore", FutureWarning)
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True,
                                                    n_startup_trials=min(10, max(4, n_trials // 2)),
                                                    constraints_func=_constraints if names else None)
-    before = {t.number for t in study.trials}
     if is_new:
         _enqueue_reference(study, space, compressor.layers)
 

@@ -1,12 +1,14 @@
 """Workloads: the model, its data and its metric.
 
-``load_workload(name)`` accepts a built-in name (``mnist``, ``digits``) or a
+``load_workload(name)`` accepts a built-in name (``mnist``, ``digits``, ``minilm``), the name of a
+workload registered by an installed package under the entry-point group ``autocl.workloads``, or a
 ``package.module:function`` that returns a :class:`Workload`.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import Callable
 
 from autocl.errors import WorkloadError
@@ -15,15 +17,25 @@ from autocl.workloads._base import Inputs, Workload, accuracy, input_tuple, n_sa
 BUILTIN: dict[str, str] = {
     "mnist": "autocl.workloads._digits:mnist",
     "digits": "autocl.workloads._digits:digits",
+    "minilm": "autocl.workloads._minilm:minilm",
 }
 DEFAULT_WORKLOAD = "mnist"
+ENTRY_POINT_GROUP = "autocl.workloads"
+
+
+def registered_workloads() -> dict[str, str]:
+    """Workloads that installed packages register: entry-point name -> ``module:function``."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def _resolve(spec: str) -> Callable[[], object]:
     module_name, _, attr = spec.partition(":")
     if not attr:
+        others = registered_workloads()
+        extra = f", registered ({', '.join(sorted(others))})" if others else ""
         raise WorkloadError(
-            f"unknown workload {spec!r}: use a built-in ({', '.join(BUILTIN)}) or 'package.module:function'"
+            f"unknown workload {spec!r}: use a built-in ({', '.join(BUILTIN)}){extra}, or 'package.module:function' "
+            f"(or register one under the entry-point group '{ENTRY_POINT_GROUP}')"
         )
     try:
         module = importlib.import_module(module_name)
@@ -37,7 +49,8 @@ def _resolve(spec: str) -> Callable[[], object]:
 
 def load_workload(spec: str) -> Workload:
     """Build the workload named by ``spec`` and check it is complete."""
-    fn = _resolve(BUILTIN.get(spec, spec))
+    target = BUILTIN.get(spec) or (registered_workloads().get(spec) if ":" not in spec else None) or spec
+    fn = _resolve(target)
     try:
         w = fn()
     except WorkloadError:
@@ -52,6 +65,6 @@ def load_workload(spec: str) -> Workload:
 
 
 __all__ = [
-    "BUILTIN", "DEFAULT_WORKLOAD", "Inputs", "Workload", "accuracy", "input_tuple", "load_workload", "n_samples", "take",
-    "validate_workload",
+    "BUILTIN", "DEFAULT_WORKLOAD", "ENTRY_POINT_GROUP", "Inputs", "Workload", "accuracy", "input_tuple", "load_workload", "n_samples", "registered_workloads",
+    "take", "validate_workload",
 ]

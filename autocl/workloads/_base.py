@@ -48,8 +48,12 @@ class Workload:
     metric, computed as ``metric(outputs, targets)`` on the artifact's first output. Inputs are one
     array or a tuple of arrays (see :data:`Inputs`), passed to ``model(*inputs)`` and fed to the ONNX
     graph under ``input_names``. ``example_input`` is one batch of size 1 (a tensor or a tuple).
-    ``distill_loss(student_out, teacher_out, targets, cfg)`` replaces logit distillation for
-    models whose outputs are not class scores.
+    ``output_kind`` says what the first output is: ``"logits"`` (class scores: logit distillation,
+    cross-entropy for Taylor importance) or ``"embedding"`` (vectors: similarity-structure
+    distillation, in-batch contrastive loss); ``distill_loss(student_out, teacher_out, targets, cfg)``
+    replaces either. ``feature_layers`` are the modules whose outputs intermediate-feature
+    distillation matches. ``quality(predict)``, given a function that runs the artifact on inputs,
+    returns named task-quality scores recorded beside the metric (e.g. what fidelity costs).
     """
 
     name: str
@@ -64,6 +68,9 @@ class Workload:
     input_names: tuple[str, ...] = ("input",)
     dynamic_axes: dict[str, dict[int, str]] | None = None
     distill_loss: Callable | None = None
+    output_kind: str = "logits"
+    feature_layers: tuple[str, ...] = ()
+    quality: Callable[[Callable[[Inputs], np.ndarray]], dict[str, float]] | None = None
     description: str = ""
     version: str = "1"
     extra: dict = field(default_factory=dict)
@@ -141,6 +148,13 @@ def validate_workload(w: object, *, source: str = "workload") -> None:
     if len(names) != n_inputs:
         raise WorkloadError(f"{source}: 'input_names' has {len(names)} name(s) but the inputs have {n_inputs} array(s)")
     known = {n for n, _ in w.model.named_modules()}  # type: ignore[attr-defined]
-    for layer in getattr(w, "ignored_layers", ()):
-        if layer not in known:
-            raise WorkloadError(f"{source}: ignored layer {layer!r} is not a module of the model")
+    for part in ("ignored_layers", "feature_layers"):
+        for layer in getattr(w, part, ()):
+            if layer not in known:
+                raise WorkloadError(f"{source}: {part[:-1].replace('_', ' ')} {layer!r} is not a module of the model")
+    kind = getattr(w, "output_kind", "logits")
+    if kind not in ("logits", "embedding"):
+        raise WorkloadError(f"{source}: 'output_kind' must be 'logits' or 'embedding', got {kind!r}")
+    for part in ("quality", "distill_loss"):
+        if getattr(w, part, None) is not None and not callable(getattr(w, part)):
+            raise WorkloadError(f"{source}: '{part}' must be a function or None")

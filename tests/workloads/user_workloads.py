@@ -28,7 +28,7 @@ def _data(n):
 
 def depthwise():
     return Workload(name="user-depthwise", model=DepthwiseNet().eval(), example_input=torch.zeros(1, 1, 8, 8),
-                    train=_data(64), validation=_data(32), ignored_layers=("head",))
+                    train=_data(64), validation=_data(32), ignored_layers=("head",), feature_layers=("pw",))
 
 
 class _Incomplete:

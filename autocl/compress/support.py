@@ -1,0 +1,128 @@
+"""Which precisions an execution provider really runs, per op, found by running them.
+
+A precision is offered to the search for a layer only when the profile's execution provider runs
+that layer's op at that precision with a real kernel. The probe quantizes a one-op model with the
+same passes a trial uses, opens it on the provider, runs it once with profiling on, and checks:
+
+* the session opens and runs (a missing kernel fails here);
+* onnxruntime did not insert Casts of its own (how the CPU provider runs a float16 MatMul or Conv:
+  cast to float32, compute in float32, cast back; measured on onnxruntime 1.32);
+* every node ran on the profile's provider, not a fallback to the CPU provider.
+
+Results are cached per (onnxruntime version, provider, op, precision) for the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from autocl.compress.quantize import OP_PRECISIONS, WHY_NOT, quantize_model
+from autocl.config import QuantConfig
+
+_NODE = {"Conv": "/probe/Conv", "Gemm": "/probe/Gemm", "MatMul": "/probe/MatMul"}
+
+
+def _probe_model(op: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    if op == "Conv":
+        shape, w = [1, 16, 8, 8], rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+        node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name=_NODE[op], pads=[1, 1, 1, 1])
+    elif op == "Gemm":
+        shape, w = [4, 64], rng.standard_normal((64, 64)).astype(np.float32)
+        node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name=_NODE[op], transB=1)
+    else:
+        shape, w = [2, 4, 64], rng.standard_normal((64, 64)).astype(np.float32)
+        node = helper.make_node("MatMul", ["x", "w"], ["y"], name=_NODE[op])
+    inits = [numpy_helper.from_array(w, "w")]
+    if op != "MatMul":
+        inits.append(numpy_helper.from_array(np.zeros(w.shape[0], np.float32), "b"))
+    out_shape = shape[:-1] + [w.shape[0]] if op == "Gemm" else (shape if op == "Conv" else shape[:-1] + [w.shape[1]])
+    graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, {"x": rng.standard_normal(shape).astype(np.float32)}
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
+    if precision == "fp32":
+        return None
+    if precision not in OP_PRECISIONS.get(op, ()):
+        return WHY_NOT.get((op, precision), f"autocl cannot quantize {op} to {precision}")
+    model, feed = _probe_model(op)
+    with tempfile.TemporaryDirectory(prefix="autocl-probe-") as tmp:
+        src, dst, opt = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx", Path(tmp) / "optimized.onnx"
+        onnx.save(model, str(src))
+        try:
+            quantize_model(src, dst, QuantConfig(default=precision, calibration_samples=1),
+                           {"probe": [_NODE[op]]}, [feed])
+        except Exception as exc:  # the quantizer itself refuses: that is the reason
+            return f"onnxruntime's quantizer cannot make {op} {precision}: {exc}"
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.intra_op_num_threads = 1
+        opts.optimized_model_filepath = str(opt)
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        try:
+            sess = ort.InferenceSession(str(dst), opts, providers=[provider])
+            sess.run(None, feed)
+            trace = json.loads(Path(sess.end_profiling()).read_text())
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"{provider} cannot run {op} at {precision} (onnxruntime {version}): {first}"
+        if precision == "fp16" and opt.is_file() and not _computes_in_float16(onnx.load(str(opt))):
+            return (f"{provider} has no float16 kernel for {op} in onnxruntime {version}: it inserts Casts and "
+                    "computes in float32, so the layer would be fp32 with extra casts")
+        elsewhere = sorted({e["args"].get("op_name", "?") for e in trace if e.get("cat") == "Node"
+                            and e.get("args", {}).get("provider") not in (None, provider)})
+        if elsewhere:
+            return (f"{provider} does not run {', '.join(elsewhere)} for {op} at {precision} in onnxruntime "
+                    f"{version}: they fall back to another provider")
+    return None
+
+
+def _computes_in_float16(optimized: onnx.ModelProto) -> bool:
+    """After onnxruntime's optimizations, does a compute node still read a float16 weight? The CPU
+    provider's InsertCastTransformer instead casts the weight to float32 and wraps the node in
+    ``InsertedPrecisionFreeCast`` Casts."""
+    half = {t.name for t in optimized.graph.initializer if t.data_type == TensorProto.FLOAT16}
+    inserted = any("InsertedPrecisionFreeCast" in name for n in optimized.graph.node for name in (*n.input, *n.output))
+    return not inserted and any(n.op_type != "Cast" and set(n.input) & half for n in optimized.graph.node)
+
+
+def unsupported_reason(op: str, precision: str, provider: str) -> str | None:
+    """Why ``provider`` cannot run ``op`` at ``precision`` with a real kernel, or None when it can."""
+    return _probe(op, precision, provider, ort.__version__)
+
+
+def refusals(op_types: dict[str, set[str]], precisions: list[str] | tuple[str, ...], provider: str) -> dict[str, dict[str, str]]:
+    """For each layer (given the op types of its nodes), the precisions ``provider`` cannot run,
+    each with its reason. Layers with nothing refused are left out."""
+    out: dict[str, dict[str, str]] = {}
+    for layer, ops in op_types.items():
+        for p in precisions:
+            for op in sorted(ops):
+                why = unsupported_reason(op, p, provider)
+                if why:
+                    out.setdefault(layer, {})[p] = why
+                    break
+    return out
+
+
+def layer_op_types(model_path: str | Path, layer_names: list[str]) -> dict[str, set[str]]:
+    """The op types of each layer's compute nodes in an exported (fp32) graph."""
+    from autocl.compress.onnx_export import layer_nodes
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    ops = {n.name: n.op_type for n in model.graph.node}
+    return {layer: {ops[n] for n in names} for layer, names in layer_nodes(model, layer_names).items()}

@@ -1,0 +1,115 @@
+"""The sensitivity pre-pass: quantize one layer at a time and measure the metric drop.
+
+For every searchable layer and every non-fp32 precision it may take, the unpruned model is
+quantized with that layer alone at that precision, and the workload's metric is computed with
+onnxruntime on the artifact (first ``sensitivity_samples`` validation rows). The drop is
+``baseline - metric`` for higher-is-better metrics (``metric - baseline`` otherwise), so a positive
+drop is a loss. The table is stored in the study as user attr ``sensitivity`` =
+{layer: {precision: metric_drop}}, and choices whose drop exceeds ``quant.sensitivity_max_drop``
+are dropped from the layer's search space. The single-layer artifacts are deleted once evaluated:
+kept, they would fill the disk (one full model per layer and precision).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import optuna
+
+from autocl.compress import Compressor
+from autocl.compress.support import layer_op_types, refusals
+from autocl.config import CompressionConfig, QuantConfig
+from autocl.errors import StudyError
+from autocl.evaluate import evaluate_artifact
+from autocl.hardware import HardwareProfile
+from autocl.space import SearchSpace
+
+Progress = Callable[[str], None]
+
+
+def sensitivity_table(compressor: Compressor, space: SearchSpace, profile: HardwareProfile,
+                      progress: Progress = lambda s: None) -> dict[str, dict[str, float]]:
+    """{layer: {precision: metric drop}} for the space's (already restricted) per-layer choices."""
+    w, q = compressor.workload, space.quant
+    limit = q.sensitivity_samples
+
+    def metric(quant: QuantConfig, keep: bool = True) -> float:
+        art = compressor.artifact(CompressionConfig(quant=quant))
+        try:
+            return evaluate_artifact(art.path, w, profile, limit=limit)
+        finally:
+            if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 108 x ~90 MB)
+                art.path.unlink(missing_ok=True)
+
+    base_quant = QuantConfig(calibration_samples=int(_first(q.calibration_samples)), calibration=q.calibration[0],
+                             int4_block_size=q.int4_block_size[0])
+    base = metric(base_quant)
+    table: dict[str, dict[str, float]] = {}
+    choices = space.layer_choices(compressor.layers)
+    todo = [(layer, p) for layer, ps in choices.items() for p in ps if p != "fp32"]
+    for i, (layer, p) in enumerate(todo):
+        progress(f"sensitivity {i + 1}/{len(todo)}: {layer} {p}")
+        m = metric(base_quant.model_copy(update={"layers": {layer: p}}), keep=False)
+        drop = base - m if w.higher_is_better else m - base
+        table.setdefault(layer, {})[p] = round(float(drop), 6)
+    return table
+
+
+def _first(knob):
+    if isinstance(knob, list):
+        return knob[0]
+    return getattr(knob, "low", knob)
+
+
+def hopeless_choices(table: dict[str, dict[str, float]], max_drop: float) -> dict[str, dict[str, str]]:
+    """Choices whose single-layer drop exceeds ``max_drop``, each with the reason (NaN counts)."""
+    out: dict[str, dict[str, str]] = {}
+    for layer, drops in table.items():
+        for p, d in drops.items():
+            if not d <= max_drop:
+                out.setdefault(layer, {})[p] = f"metric drop {d:.4g} alone > sensitivity_max_drop {max_drop:g}"
+    return out
+
+
+def enqueue_uniform_seeds(study: optuna.Study, space: SearchSpace, layers: list[str]) -> None:
+    """First trials of a new study: for each precision other than fp32 and int8 (the spine already
+    enqueues whole-model int8), one unpruned trial with every layer that may take it at it. Uniform
+    configurations are where mixed precision starts from; the sampler then searches around them."""
+    choices = space.layer_choices(layers)
+    fixed = {}
+    for knob, name in ((space.prune.ratio, "prune.ratio"), (space.prune.head_ratio, "prune.head_ratio"),
+                       (space.prune.unstructured, "prune.unstructured")):
+        if isinstance(knob, list) and 0.0 in knob or getattr(knob, "low", None) == 0.0:
+            fixed[name] = 0.0
+    for precision in sorted({p for c in choices.values() for p in c} - {"fp32", "int8"}):
+        bits = {f"bits.{n}": precision for n, c in choices.items() if len(c) > 1 and precision in c}
+        if bits:
+            study.enqueue_trial({**fixed, **bits}, skip_if_exists=True)
+
+
+def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compressor, profile: HardwareProfile, *,
+                  sensitivity: bool = False, progress: Progress = lambda s: None) -> SearchSpace:
+    """Bind the space to the model and the profile before any trial: refuse precisions the provider
+    cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` run the
+    pre-pass once per study (stored as ``sensitivity``) and drop hopeless choices. A resumed study
+    reuses what it stored, so every trial of a study sees the same choices. A new study gets one
+    seed trial per uniform precision (:func:`enqueue_uniform_seeds`)."""
+    layers = compressor.layers
+    wanted = sorted({p for ps in space._declared_choices(layers).values() for p in ps} | {space.quant.default})
+    refused = refusals(layer_op_types(compressor.baseline(), layers), wanted, profile.execution_provider)
+    if "refused_precisions" not in study.user_attrs:
+        study.set_user_attr("refused_precisions", refused)
+    bound = space.restrict(layers, refused)
+    stored = study.user_attrs.get("sensitivity")
+    has_trials = any(t.state.is_finished() for t in study.trials)
+    if sensitivity and stored is None and has_trials:
+        raise StudyError(f"study {study.study_name!r} was searched without the sensitivity pre-pass; resume it "
+                         "without --sensitivity, or start a new study to use it")
+    if stored is None and sensitivity:
+        stored = sensitivity_table(compressor, bound, profile, progress)
+        study.set_user_attr("sensitivity", stored)
+    if stored is not None:
+        bound = space.restrict(layers, refused, hopeless_choices(stored, space.quant.sensitivity_max_drop))
+    if not study.trials:
+        enqueue_uniform_seeds(study, bound, layers)
+    return bound
