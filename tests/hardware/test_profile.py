@@ -83,7 +83,7 @@ def test_unavailable_execution_provider_is_refused_with_the_available_ones(tmp_p
     ({"threads": 2, "affinity": [0]}, "one CPU per thread"),
     ({"batch_size": 2, "input_shapes": {"x": [4, 3]}}, "batch size"),
     ({"measurement": {"repeats": 5, "min_repeats": 9}}, "min_repeats"),
-    ({"precisions": ["int4"]}, "precisions"),
+    ({"precisions": ["int3"]}, "precisions"),
     ({"budgets": {"latency_ms": -1}}, "budgets.latency_ms"),
 ])
 def test_inconsistent_profiles_are_refused_with_the_reason(data, field):
