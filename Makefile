@@ -29,8 +29,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow
 
+# realistic, slow runs; each writes its results with the command that produced them to benchmarks/results/
 bench: $(STAMP)
-	OMP_NUM_THREADS=2 $(PY) benchmarks/run.py
+	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py
 
 clean:
 	rm -rf studies/*.db studies/cache
