@@ -11,6 +11,7 @@ Both use a fixed seed and a fixed train/validation split.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ def _load_or_train(model: torch.nn.Module, path: Path, train: tuple[np.ndarray, 
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
+    # the progress bar is transient and invisible in logs: say once what the wait is for
+    print(f"{kw.get('label', 'training the teacher')}: {path}", file=sys.stderr, flush=True)
     train_classifier(model, *train, **kw)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
