@@ -77,13 +77,19 @@ def deflated_size(path: Path) -> int:
     return n + len(c.flush())
 
 
+def cache_folder(cache_root: str | Path, workload_name: str, workload_key: str) -> Path:
+    """Where one workload's cache lives: ``students/<student key>/student.onnx``, ``artifacts/`` and
+    ``baseline.onnx``. The one definition of the layout; the report reads the cache through it."""
+    return Path(cache_root) / f"{workload_name}-{workload_key}"
+
+
 class Compressor:
     """Applies configurations to one workload, caching students under ``cache_root``."""
 
     def __init__(self, workload: Workload, cache_root: Path, *, seed: int = 0) -> None:
         self.workload = workload
         self.seed = seed
-        self.root = Path(cache_root) / f"{workload.name}-{workload.key}"
+        self.root = cache_folder(cache_root, workload.name, workload.key)
         self.layers = workload.layer_names()
         self._x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in input_tuple(workload.train[0]))
         y = np.asarray(workload.train[1])

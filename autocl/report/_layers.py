@@ -62,8 +62,9 @@ def bits_map(data: StudyData, trials: list[TrialInfo] | None = None) -> LayerMap
 
 
 def _cache_folder(data: StudyData, cache_root: Path) -> Path:
-    # mirrors Compressor's cache layout (autocl/compress/pipeline.py): <cache>/<workload>-<workload key>/
-    return Path(cache_root) / f"{data.workload.get('name', '')}-{data.fingerprint.get('workload_key', '')}"
+    from autocl.compress.pipeline import cache_folder
+
+    return cache_folder(cache_root, data.workload.get("name", ""), data.fingerprint.get("workload_key", ""))
 
 
 def student_graph(data: StudyData, cache_root: Path, student_key: str) -> Path:
