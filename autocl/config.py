@@ -102,6 +102,8 @@ class DistillConfig(_Record):
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="learning-rate decay")
     warmup_steps: int = Field(0, ge=0, le=100_000, description="linear warm-up steps before the schedule")
     feature_weight: float = Field(0.0, ge=0.0, le=100.0, description="weight of intermediate-feature distillation")
+    early_stop: bool = Field(False, description=(
+        "hold out a tenth of the training rows and keep the student that did best on them"))
 
 
 class QuantConfig(_Record):

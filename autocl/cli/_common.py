@@ -43,26 +43,37 @@ def _notes(r: FrontRow) -> str:
         notes.append("not faster than fp32")
     if r.latency_changed:
         notes.append(f"re-measured {r.remeasured_ms:.3f} ms")
+    if r.polish_of is not None:
+        notes.append(f"polished trial {r.polish_of}")
     return "; ".join(notes)
+
+
+def _kept(r: FrontRow) -> str:
+    """What pruning achieved, beside the ratio asked for: the share of multiply-accumulates kept."""
+    if r.kept_macs is None:
+        return ""
+    if r.prune_ratio > 0 and r.kept_macs >= 0.9999:
+        return "100% (none removed)"
+    return f"{100 * r.kept_macs:.0f}%"
 
 
 def front_table(rows: list[FrontRow], *, metric_name: str, baseline: dict | None, title: str) -> Table:
     """The front as a table, the fp32 teacher first as the reference row. Distillation knobs show
-    as '-' for unpruned members: nothing was distilled there. The speed-up is the one measured in
+    as '-' for members that were not distilled (the model was not changed). The speed-up is the one measured in
     the trial, in alternation with the baseline, when there is one."""
     table = Table(title=title, title_justify="left")
-    for col in ("trial", "prune", "T", "alpha", "bits per layer", metric_name, "Δ metric", "latency ms",
+    for col in ("trial", "prune", "MACs kept", "T", "alpha", "bits per layer", metric_name, "Δ metric", "latency ms",
                 "± IQR", "speed-up", "size KB", "peak MB", "notes"):
         table.add_column(col, justify="left" if col in ("bits per layer", "notes") else "right", no_wrap=True)
     if baseline:
-        table.add_row("fp32", "0.00", "-", "-", "teacher, unpruned", f"{baseline['metric']:.4f}", "",
+        table.add_row("fp32", "0.00", "100%", "-", "-", "teacher, unpruned", f"{baseline['metric']:.4f}", "",
                       f"{baseline['latency_ms']:.3f}", f"{baseline['latency_iqr_ms']:.3f}", "1.00x",
                       f"{baseline['size_kb']:.1f}", "", "", style="dim")
     for r in rows:
-        distilled = r.prune_ratio > 0
+        distilled = r.distilled if r.distilled is not None else r.prune_ratio > 0
         speedup = r.speedup if r.speedup else (baseline["latency_ms"] / r.latency_ms if baseline else None)
         table.add_row(
-            str(r.trial), f"{r.prune_ratio:.2f}", f"{r.temperature:g}" if distilled else "-",
+            str(r.trial), f"{r.prune_ratio:.2f}", _kept(r), f"{r.temperature:g}" if distilled else "-",
             f"{r.alpha:g}" if distilled else "-", r.bits, f"{r.metric:.4f}",
             f"{r.metric - baseline['metric']:+.4f}" if baseline else "", f"{r.latency_ms:.3f}",
             f"{r.latency_iqr_ms:.3f}", f"{speedup:.2f}x" if speedup else "", f"{r.size_kb:.1f}",

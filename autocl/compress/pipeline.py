@@ -24,7 +24,9 @@ import torch
 
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.onnx_export import export_onnx, layer_nodes
-from autocl.compress.prune import apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity
+from autocl.compress.prune import (
+    achieved_fractions, apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
+)
 from autocl.compress.quantize import quantize_model
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
@@ -40,6 +42,8 @@ class Student:
     parameters: int
     reused: bool
     sparsity: float = 0.0
+    achieved: dict[str, float] | None = None
+    """What pruning really kept: ``params`` and ``macs`` as fractions of the teacher's."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class Artifact:
         """What the artifact is made of, for the study record: layers per precision, the share of
         zero weights, and the size once deflated (where unstructured sparsity shows)."""
         return {"precisions": dict(self.precisions or {}), "sparsity": round(self.student.sparsity, 4),
-                "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1"}
+                "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1",
+                "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0})}
 
 
 def file_sha256(path: Path) -> str:
@@ -141,7 +146,7 @@ class Compressor:
         if info_path.is_file() and onnx_path.is_file():
             info = json.loads(info_path.read_text())
             return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
-                           sparsity=info.get("sparsity", 0.0))
+                           sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"))
         student = self.build_student(cfg, stage)
         stage("exporting")
         tmp = folder.with_name(folder.name + ".tmp")
@@ -149,10 +154,12 @@ class Compressor:
         self._export(student, tmp / "student.onnx")
         torch.save(student.state_dict(), tmp / "student.pt")
         params, sparsity = count_parameters(student), weight_sparsity(student)
-        (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "config": cfg.to_dict()}))
+        achieved = achieved_fractions(self.workload.model, student, self.workload.example_inputs())
+        (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
+                                                   "config": cfg.to_dict()}))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
-        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity)
+        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved)
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
