@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 PEERS_DIR = Path(__file__).resolve().parent
-PEER_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
+VENVS = {"inc": PEERS_DIR / ".venv", "olive": PEERS_DIR / ".venv-olive"}
 RUN_PEER = PEERS_DIR / "run_peer.py"
 
 
@@ -43,15 +43,18 @@ def run_peer(
     ({"tool", "version", "config", "tuning_seconds", "metric", "baseline_metric", "trials"}) or
     {"tool", "error"}.
     """
-    if not PEER_PYTHON.is_file():
-        return {"tool": tool, "error": f"{PEER_PYTHON} not found: run `make peer-venv`"}
+    if tool not in VENVS:
+        return {"tool": tool, "error": f"unknown peer tool {tool!r}: choose one of {sorted(VENVS)}"}
+    python = VENVS[tool] / "bin" / "python"
+    if not python.is_file():
+        return {"tool": tool, "error": f"{python} not found: run `make peer-venv`"}
     if "y" in calib or "y" in val_inputs:
         return {"tool": tool, "error": "an ONNX input named 'y' clashes with the targets key of the .npz files"}
     with tempfile.TemporaryDirectory(prefix="autocl-peer-") as tmp:
         calib_path, val_path = Path(tmp) / "calib.npz", Path(tmp) / "val.npz"
         np.savez(calib_path, **calib)
         np.savez(val_path, **val_inputs, y=val_y)
-        cmd = [str(PEER_PYTHON), str(RUN_PEER), "--tool", tool, "--model", str(fp32_onnx),
+        cmd = [str(python), str(RUN_PEER), "--tool", tool, "--model", str(fp32_onnx),
                "--calib", str(calib_path), "--val", str(val_path), "--metric", metric,
                "--max-drop", str(max_drop), "--out", str(out)]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
