@@ -27,7 +27,7 @@ from autocl.compress.onnx_export import export_onnx, layer_nodes
 from autocl.compress.prune import (
     achieved_fractions, apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
 )
-from autocl.compress.quantize import quantize_model
+from autocl.compress.quantize import QUANTIZER_VERSION, quantize_model, reduce_range_default
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
 
@@ -167,8 +167,11 @@ class Compressor:
         precisions = {name: cfg.quant.precision_of(name) for name in self.layers}
         q = cfg.quant
         knobs = [precisions, q.calibration_samples]
-        if q.uses("int8", self.layers) and q.calibration != "minmax":
-            knobs.append(q.calibration)
+        if q.uses("int8", self.layers):
+            # QUANTIZER_VERSION: artifacts of an older int8 pass (no glue ops, always 7-bit) are not reused
+            knobs += [QUANTIZER_VERSION, q.reduce_range if q.reduce_range is not None else reduce_range_default()]
+            if q.calibration != "minmax":
+                knobs.append(q.calibration)
         if q.uses("int4", self.layers):
             knobs.append(q.int4_block_size)
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]

@@ -83,13 +83,23 @@ def is_cheap(compressor: Compressor, space: SearchSpace) -> bool:
     return pairs * params <= CHEAP_WORK
 
 
+NOTICEABLE_DROP = 0.002
+"""Single-layer drops at or below this are ties: validation noise on a thousand rows."""
+
+
 def ranking(table: dict[str, dict[str, float]]) -> dict[str, list[str]]:
-    """precision -> layers, the largest single-layer metric drop first: the order layers fall back in."""
-    out: dict[str, list[tuple[float, str]]] = {}
-    for layer, drops in table.items():
-        for p, d in drops.items():
-            out.setdefault(p, []).append((d if d == d else float("inf"), layer))  # NaN ranks first
-    return {p: [layer for _, layer in sorted(rows, key=lambda r: -r[0])] for p, rows in out.items()}
+    """precision -> layers in the order they fall back: layers whose single-layer drop is noticeable
+    (above :data:`NOTICEABLE_DROP`, NaN first), largest first; then the ties with the network's edges
+    first (the first layer, which reads few channels and runs int8 inefficiently, and the last)."""
+    layers = list(table)
+    edges = layers[:1] + layers[-1:] + layers[1:-1] if len(layers) > 2 else layers
+    out: dict[str, list[str]] = {}
+    for p in sorted({p for drops in table.values() for p in drops}):
+        drops = {n: table[n][p] for n in layers if p in table[n]}
+        loud = sorted((n for n, d in drops.items() if not d <= NOTICEABLE_DROP),
+                      key=lambda n: -drops[n] if drops[n] == drops[n] else float("-inf"))
+        out[p] = loud + [n for n in edges if n in drops and n not in loud]
+    return out
 
 
 def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compressor, profile: HardwareProfile, *,
