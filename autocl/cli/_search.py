@@ -14,7 +14,7 @@ from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
 from autocl.errors import StudyError
 from autocl.hardware import load_profile
 from autocl.space import load_space
-from autocl.study import default_storage, load_existing, read_front, run_search, stored_profiles
+from autocl.study import SAMPLERS, default_storage, load_existing, prepare_run, read_front, run_search, stored_profiles
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
@@ -58,6 +58,12 @@ def search(
     sensitivity: bool = typer.Option(False, "--sensitivity/--no-sensitivity", help=(
         "before the trials, quantize one layer at a time, store the metric drops in the study and drop "
         "clearly hopeless precision choices (quant.sensitivity_max_drop)")),
+    fork: Optional[str] = typer.Option(None, help=(
+        "when --study was made with other settings: start this new study instead, seeded with the old one's "
+        "configurations that are still valid")),
+    warm_start: Optional[str] = typer.Option(None, help=(
+        "seed the study with another study's Pareto-front configurations (e.g. the same model on another device)")),
+    sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)} (seeded with --seed)"),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
@@ -68,22 +74,27 @@ def search(
 
     Example: autocl search --workload mnist --study demo --trials 12
     """
-    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity)
+    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity, fork, warm_start, sampler)
 
 
-def _search(workload, space, profile, study, trials, storage, seed, sensitivity=False) -> None:
+def _search(workload, space, profile, study, trials, storage, seed, sensitivity=False, fork=None, warm_start=None,
+            sampler="tpe") -> None:
     space_cfg = load_space(space)
     profiles = [load_profile(p) for p in (profile or ["hardware_profiles/cpu-local.yaml"])]
     url = storage or default_storage(study)
     described = ", ".join(f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
                           f", {p.threads} thread(s), batch {p.batch_size})" for p in profiles)
     console.print(f"workload [bold]{workload}[/], space {space}, profile(s) {described}")
+    # before the workload (whose teacher may train): names, a changed study, --fork, --warm-start
+    plan = prepare_run(study, url, workload, space_cfg, profiles, fork=fork, warm_start=warm_start,
+                       storage_given=storage is not None)
+    study, url = plan.study_name, plan.url
     wl = load_workload(workload)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
-                            seed=seed, reporter=reporter, sensitivity=sensitivity)
+                            seed=seed, reporter=reporter, sensitivity=sensitivity, sampler=sampler, seeds=plan.seeds)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")

@@ -11,26 +11,29 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import optuna
 
-import autocl
 from autocl.compress import Compressor
 from autocl.errors import AutoclError, TrialError
 from autocl.evaluate import evaluate_artifact
 from autocl.hardware import HardwareProfile
 from autocl.runtime import cache_dir
 from autocl.space import SearchSpace
+from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._remeasure import remeasure_front
+from autocl.study._samplers import make_sampler
+from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.study._targets import (
     as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrow_space,
 )
+from autocl.study._teacher import teacher_record
+from autocl.study._trial_run import TrialRun
 from autocl.workloads import Workload
 
 
@@ -170,16 +173,17 @@ def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
 
 def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile | Sequence[HardwareProfile], *,
                study_name: str, storage: str, n_trials: int, seed: int = 0, reporter: Reporter | None = None,
-               remeasure: bool = True, sensitivity: bool = False) -> SearchResult:
+               remeasure: bool = True, sensitivity: bool = False, sampler: str = "tpe",
+               seeds: Sequence[Seed] = ()) -> SearchResult:
     """Run ``n_trials`` more trials. ``profile`` is one profile or several (the first is the primary);
     ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the per-layer
-    sensitivity pre-pass once per study and drops hopeless precision choices."""
+    sensitivity pre-pass once per study and drops hopeless precision choices. ``sampler`` is tpe, nsga2,
+    gp or random; ``seeds`` are configurations enqueued first (a fork's, a warm start's)."""
     reporter = reporter or SilentReporter()
     profiles = as_profiles(profile)
     space = narrow_space(space, profiles)
     space.check_against(workload.layer_names(), {n for n, _ in workload.model.named_modules()})
-    fingerprint = {"workload": workload.name, "workload_key": workload.key, "space": space.fingerprint,
-                   "profile": [p.name for p in profiles], "autocl": autocl.__version__}
+    fingerprint = study_fingerprint(workload.name, workload.key, space, profiles, teacher=teacher_record(workload))
     study = open_study(study_name, storage, fingerprint, higher_is_better=workload.higher_is_better)
     is_new = len(study.trials) == 0
     if is_new:
@@ -194,18 +198,16 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     compressor = Compressor(workload, cache_dir(), seed=seed)
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
-    before = {t.number for t in study.trials}  # before any enqueued seed trial
     # refuse precisions the primary provider cannot run; optional per-layer sensitivity pre-pass
     space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
                           progress=lambda s: reporter.stage(-1, s))
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats
-    with warnings.catch_warnings():  # constraints_func is what stores system_attrs['constraints']
-        warnings.simplefilter("ignore", FutureWarning)
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True,
-                                                   n_startup_trials=min(10, max(4, n_trials // 2)),
-                                                   constraints_func=_constraints if names else None)
+    # constraints_func is what stores system_attrs['constraints']
+    study.sampler = make_sampler(sampler, seed + len(study.trials), n_trials, _constraints if names else None)
     if is_new:
         _enqueue_reference(study, space, compressor.layers)
+    enqueue_seeds(study, seeds)
+    run = TrialRun()
 
     def write_fronts(st: optuna.Study) -> None:
         for p in profiles:
@@ -215,13 +217,13 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         write_fronts(st)
         reporter.trial_finished(trial)
 
-    study.optimize(_objective(compressor, space, profiles, reporter), n_trials=n_trials,
+    study.optimize(run.wrap(_objective(compressor, space, profiles, reporter)), n_trials=n_trials,
                    catch=(TrialError,), callbacks=[after_trial])
     write_fronts(study)
     remeasured = {}
     if remeasure:
         reporter.stage(-1, "re-measuring the Pareto fronts")
         remeasured = remeasure_front(study, storage, workload, profiles, compressor=compressor)
-    new = sorted(t.number for t in study.trials if t.number not in before)
+    new = sorted(run.numbers)  # this process's trials, not another worker's
     return SearchResult(study=study, storage=storage, profile=profiles[0], baseline=baseline, new_trials=new,
                         profiles=profiles, remeasured=remeasured)
