@@ -43,7 +43,8 @@ def make_storage(url: str) -> RDBStorage:
                              grace_period=GRACE_SECONDS,
                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # bad URL, unreachable server, missing driver
-        raise StudyError(f"cannot open storage {url!r}: {exc}. Give an SQLAlchemy URL such as "
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {url!r}: {detail}. Give an SQLAlchemy URL such as "
                          "sqlite:///studies/demo.db or postgresql://user@host/db") from None
     engine_for(url)
     return storage

@@ -28,6 +28,11 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM; ``str()`` names the signal."""
 
 
+# signals received: some libraries (torch's ONNX exporter) swallow the exception raised inside them,
+# so the trial wrapper checks this too once the objective returns
+_PENDING: list[str] = []
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
     try:
@@ -94,21 +99,44 @@ class TrialRun:
             trial.set_user_attr("worker", self.identity)
             reap_dead_trials(trial.study)
             try:
-                return objective(trial)
+                result = objective(trial)
             except KeyboardInterrupt as exc:
-                why = str(exc) or "Ctrl-C"
-                trial.set_user_attr("error", f"trial {trial.number}: interrupted ({why}); run the command again to resume")
+                self._record(trial, str(exc) or "Ctrl-C")
                 raise
+            except BaseException:
+                if _PENDING:  # the interrupt was turned into another error on its way out
+                    self._record(trial, _PENDING[-1])
+                    raise Interrupted(_PENDING[-1]) from None
+                raise
+            if _PENDING:
+                self._record(trial, _PENDING[-1])
+                raise Interrupted(_PENDING[-1])
+            return result
 
         return run
+
+    @staticmethod
+    def _record(trial: optuna.Trial, why: str) -> None:
+        trial.set_user_attr("error", f"trial {trial.number}: interrupted ({why}); run the command again to resume")
 
 
 class _DropInterruptTracebacks(logging.Filter):
     """Optuna logs an interrupted trial with a ~40-line traceback; the CLI says it in one line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: str | None = None
+
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, KeyboardInterrupt)
+        if isinstance(exc, KeyboardInterrupt):
+            self.dropped = record.getMessage().split(" failed", 1)[0]  # "Trial N"
+            return False
+        message = record.getMessage()
+        if self.dropped and message.startswith(self.dropped + " failed with value"):
+            self.dropped = None  # the second line optuna logs for that trial
+            return False
+        return True
 
 
 _FILTER = _DropInterruptTracebacks()
@@ -123,6 +151,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     KeyboardInterrupt, so a stopped run fails its trial with the reason and ends cleanly. A no-op
     outside the main thread."""
     def on_term(signum, frame):
+        _PENDING.append("SIGTERM")
         raise Interrupted("SIGTERM")
 
     try:
@@ -130,7 +159,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
     except ValueError:  # not the main thread
         yield
         return
+    _PENDING.clear()
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _PENDING.clear()
