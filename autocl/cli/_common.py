@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autocl.errors import AutoclError
-from autocl.study import FrontRow
+from autocl.study import FrontRow, Interrupted, sigterm_as_interrupt
 
 # piped output (CI logs, `| tee`) gets a width that fits the front table instead of 80 columns
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -20,19 +20,44 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 F = TypeVar("F", bound=Callable)
 
 
+def _database_error(exc: BaseException) -> str | None:
+    """One line for a database that cannot be written or read (read-only, full, locked, gone)."""
+    import sqlalchemy.exc
+    from optuna.exceptions import StorageInternalError
+
+    if not isinstance(exc, (sqlalchemy.exc.SQLAlchemyError, StorageInternalError)):
+        return None
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+        cause = cause.__cause__ or cause.__context__
+    detail = str(getattr(cause, "orig", None) or exc).strip().splitlines()[0]
+    return (f"the study database cannot be used: {detail}. Check that its file (or server) is writable, "
+            "the disk is not full and the --storage URL is right; finished trials are saved")
+
+
 def handles_errors(fn: F) -> F:
-    """Turn an AutoclError into one clear line on stderr and exit status 2."""
+    """Turn an AutoclError, or a database that cannot be written, into one clear line on stderr and
+    exit status 2; Ctrl-C and SIGTERM into one line and 130 / 143."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except AutoclError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted: finished trials are saved; run the same command again to resume")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            why = "SIGTERM" if isinstance(exc, Interrupted) else "Ctrl-C"
+            err_console.print(f"interrupted ({why}): the running trial is marked failed, finished trials are saved; "
+                              "run the same command again to resume", soft_wrap=True)
+            sys.exit(143 if isinstance(exc, Interrupted) else 130)
+        except Exception as exc:
+            line = _database_error(exc)
+            if line is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

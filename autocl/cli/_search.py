@@ -15,7 +15,7 @@ from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
 from autocl.errors import ConfigError, StudyError
 from autocl.hardware import load_profile
 from autocl.space import load_space
-from autocl.study import default_storage, load_existing, read_front, run_search, stored_profiles
+from autocl.study import SAMPLERS, default_storage, load_existing, prepare_run, read_front, run_search, stored_profiles
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
@@ -69,6 +69,12 @@ def search(
         "before the trials, quantize one layer at a time, store the metric drops in the study, rank the layers "
         "that fall back first and drop clearly hopeless choices (quant.sensitivity_max_drop) "
         "[default: on a new study, when it is cheap]"), show_default=False),
+    fork: Optional[str] = typer.Option(None, help=(
+        "when --study was made with other settings: start this new study instead, seeded with the old one's "
+        "configurations that are still valid")),
+    warm_start: Optional[str] = typer.Option(None, help=(
+        "seed the study with another study's Pareto-front configurations (e.g. the same model on another device)")),
+    sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)} (seeded with --seed)"),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
@@ -83,8 +89,8 @@ def search(
 
     Example: autocl search --workload mnist --profile cpu-edge-1t --timeout 20m --max-drop 0.01
     """
-    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity,
-                            timeout=timeout, max_drop=max_drop, polish=polish)
+    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity, fork, warm_start,
+                            sampler, timeout=timeout, max_drop=max_drop, polish=polish)
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -97,8 +103,8 @@ def parse_duration(text: str | None) -> float | None:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def _search(workload, space, profile, study, trials, storage, seed, sensitivity=None, *, timeout=None,
-            max_drop=None, polish=True) -> None:
+def _search(workload, space, profile, study, trials, storage, seed, sensitivity=None, fork=None, warm_start=None,
+            sampler="tpe", *, timeout=None, max_drop=None, polish=True) -> None:
     seconds = parse_duration(timeout)
     if trials is None and seconds is None:
         trials = 12
@@ -108,13 +114,17 @@ def _search(workload, space, profile, study, trials, storage, seed, sensitivity=
     described = ", ".join(f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
                           f", {p.threads} thread(s), batch {p.batch_size})" for p in profiles)
     console.print(f"workload [bold]{workload}[/], space {space}, profile(s) {described}")
+    # before the workload (whose teacher may train): names, a changed study, --fork, --warm-start
+    plan = prepare_run(study, url, workload, space_cfg, profiles, fork=fork, warm_start=warm_start,
+                       storage_given=storage is not None)
+    study, url = plan.study_name, plan.url
     wl = load_workload(workload)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
-                            seed=seed, reporter=reporter, sensitivity=sensitivity, timeout=seconds,
-                            max_drop=max_drop, polish=polish)
+                            seed=seed, reporter=reporter, sensitivity=sensitivity, sampler=sampler, seeds=plan.seeds,
+                            timeout=seconds, max_drop=max_drop, polish=polish)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import zlib
 from dataclasses import dataclass
@@ -70,6 +71,27 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _seal(*paths: Path) -> None:
+    """Record each file's sha256 beside it (``<file>.sha256``), so a damaged cache file is found."""
+    for path in paths:
+        path.with_name(path.name + ".sha256").write_text(file_sha256(path))
+
+
+def _verified(*paths: Path) -> bool:
+    """Whether every file exists and still has the sha256 recorded when it was written. A file
+    without a record (an older cache) or with another hash is rebuilt, never reused."""
+    for path in paths:
+        record = path.with_name(path.name + ".sha256")
+        if not (path.is_file() and record.is_file()) or record.read_text().strip() != file_sha256(path):
+            return False
+    return True
+
+
+def _tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` private to this process: workers on one host share the cache."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
 def deflated_size(path: Path) -> int:
@@ -143,13 +165,13 @@ class Compressor:
         key = self.student_key(cfg)
         folder = self.root / "students" / key
         onnx_path, weights_path, info_path = folder / "student.onnx", folder / "student.pt", folder / "info.json"
-        if info_path.is_file() and onnx_path.is_file():
+        if info_path.is_file() and _verified(onnx_path, weights_path):
             info = json.loads(info_path.read_text())
             return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
                            sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"))
         student = self.build_student(cfg, stage)
         stage("exporting")
-        tmp = folder.with_name(folder.name + ".tmp")
+        tmp = _tmp(folder)
         shutil.rmtree(tmp, ignore_errors=True)
         self._export(student, tmp / "student.onnx")
         torch.save(student.state_dict(), tmp / "student.pt")
@@ -157,8 +179,12 @@ class Compressor:
         achieved = achieved_fractions(self.workload.model, student, self.workload.example_inputs())
         (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
                                                    "config": cfg.to_dict()}))
+        _seal(tmp / "student.onnx", tmp / "student.pt")
         shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)
+        try:
+            tmp.replace(folder)
+        except OSError:  # another worker put the same student there meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
         return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved)
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
@@ -176,12 +202,14 @@ class Compressor:
             knobs.append(q.int4_block_size)
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.root / "artifacts" / f"{student.key}-{qkey}.onnx"
-        if not path.is_file():
+        if not _verified(path):
             stage("quantizing")
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = _tmp(path).with_suffix(".onnx")  # the quantizer picks its writer by the suffix
             quantize_model(student.onnx_path, tmp, cfg.quant, layer_nodes(student.onnx_path, self.layers),
                            self.workload.calibration_feeds(cfg.quant.calibration_samples))
+            _seal(tmp)
+            tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
         int8 = tuple(n for n, p in precisions.items() if p == "int8")
         counts: dict[str, int] = {}
@@ -192,8 +220,12 @@ class Compressor:
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
         path = self.root / "baseline.onnx"
-        if not path.is_file():
-            self._export(self.workload.model, path)
+        if not _verified(path):
+            tmp = _tmp(path).with_suffix(".onnx")
+            self._export(self.workload.model, tmp)
+            _seal(tmp)
+            tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
+            tmp.replace(path)
         return path
 
     def _export(self, model: torch.nn.Module, path: Path) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from autocl.config import (
     PRECISIONS, CalibrationMethod, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model,
@@ -52,6 +52,32 @@ class Range(_Strict):
 Knob = Union[float, list[float], Range]
 
 
+_RULES = (("ge", ">=", lambda v, b: v < b), ("gt", ">", lambda v, b: v <= b),
+          ("le", "<=", lambda v, b: v > b), ("lt", "<", lambda v, b: v >= b))
+
+
+def _bounds_check(config_cls: type[BaseModel], field: str):
+    """A validator refusing knob values the configuration record ``config_cls.field`` would refuse
+    (the one definition of each knob's range), when the space is loaded rather than at sampling."""
+    limits = config_cls.model_fields[field].metadata
+
+    def check(value, info: ValidationInfo):
+        values = {"low": value.low, "high": value.high} if isinstance(value, Range) else (
+            {str(i): v for i, v in enumerate(value)} if isinstance(value, list) else {"": value})
+        for where, v in values.items():
+            if v is None:
+                continue
+            for rule in limits:
+                for attr, op, fails in _RULES:
+                    bound = getattr(rule, attr, None)
+                    if bound is not None and fails(v, bound):
+                        raise ValueError(f"{v}{f' ({where})' if where else ''} is out of range: "
+                                         f"{field} must be {op} {bound}")
+        return value
+
+    return check
+
+
 def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = False) -> float:
     if isinstance(knob, Range):
         if integer:
@@ -71,6 +97,16 @@ class PruneSpace(_Strict):
     unstructured: Knob = Field(0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)")
     ignored_layers: list[str] = Field(default_factory=list, description="layers never pruned")
     round_to: int | None = Field(8, ge=1, description="channel counts kept multiples of this")
+
+    _ratio = field_validator("ratio", "head_ratio")(_bounds_check(PruneConfig, "ratio"))
+    _unstructured = field_validator("unstructured")(_bounds_check(PruneConfig, "unstructured"))
+
+    @field_validator("layer_ratios")
+    @classmethod
+    def _layer_ratios(cls, value: dict, info: ValidationInfo) -> dict:
+        for knob in value.values():
+            _bounds_check(PruneConfig, "ratio")(knob, info)
+        return value
 
 
 class PolishSpace(_Strict):
@@ -105,6 +141,12 @@ class DistillSpace(_Strict):
     feature_weight: Knob = Field(0.0, description="intermediate-feature distillation weight (0: off)")
     polish: PolishSpace = Field(default_factory=PolishSpace)
 
+    _temperature = field_validator("temperature")(_bounds_check(DistillConfig, "temperature"))
+    _alpha = field_validator("alpha")(_bounds_check(DistillConfig, "alpha"))
+    _steps = field_validator("steps")(_bounds_check(DistillConfig, "steps"))
+    _lr = field_validator("lr")(_bounds_check(DistillConfig, "lr"))
+    _feature_weight = field_validator("feature_weight")(_bounds_check(DistillConfig, "feature_weight"))
+
 
 class FallbackSpace(_Strict):
     """Per-layer precision as fallbacks: the model takes one precision, and the ``k`` layers most
@@ -114,6 +156,7 @@ class FallbackSpace(_Strict):
 
     precisions: list[Precision] = Field(["fp32"], min_length=1, description="what a fallback layer takes")
     max_layers: int = Field(3, ge=0, le=1000, description="at most this many layers fall back")
+
 
 
 class QuantSpace(_Strict):

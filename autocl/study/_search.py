@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import optuna
 
-import autocl
 from autocl.compress import Compressor
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
@@ -25,14 +23,19 @@ from autocl.evaluate import evaluate_artifact, metric_drop
 from autocl.hardware import HardwareProfile
 from autocl.runtime import cache_dir
 from autocl.space import SearchSpace, recipe_params
+from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
 from autocl.study._remeasure import remeasure_front
+from autocl.study._samplers import make_sampler
+from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.study._targets import (
     as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrow_space,
 )
+from autocl.study._teacher import teacher_record
+from autocl.study._trial_run import TrialRun
 from autocl.workloads import Workload
 
 
@@ -205,13 +208,15 @@ def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
 def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile | Sequence[HardwareProfile], *,
                study_name: str, storage: str, n_trials: int | None = 12, seed: int = 0,
                reporter: Reporter | None = None, remeasure: bool = True, sensitivity: bool | None = None,
-               timeout: float | None = None, max_drop: float | None = None, polish: bool = True) -> SearchResult:
+               timeout: float | None = None, max_drop: float | None = None, polish: bool = True,
+               sampler: str = "tpe", seeds: Sequence[Seed] = ()) -> SearchResult:
     """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
     first (at least one must be given). ``profile`` is one profile or several (the first is the
     primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
     per-layer sensitivity pre-pass once per study (None: when it is cheap); ``max_drop`` makes
     members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it infeasible; ``polish``
-    runs the long-distillation rounds of ``space.distill.polish``.
+    runs the long-distillation rounds of ``space.distill.polish``. ``sampler`` is tpe, nsga2, gp or
+    random; ``seeds`` are configurations enqueued first (a fork's, a warm start's).
 
     A new study starts with the by-hand recipes (uniform precision at several prune ratios). Every
     ``polish.every`` screened trials, and once at the end, the fastest pruned members near the
@@ -224,8 +229,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     profiles = as_profiles(profile)
     space = narrow_space(space, profiles)
     space.check_against(workload.layer_names(), {n for n, _ in workload.model.named_modules()})
-    fingerprint = {"workload": workload.name, "workload_key": workload.key, "space": space.fingerprint,
-                   "profile": [p.name for p in profiles], "autocl": autocl.__version__}
+    fingerprint = study_fingerprint(workload.name, workload.key, space, profiles, teacher=teacher_record(workload))
     study = open_study(study_name, storage, fingerprint, higher_is_better=workload.higher_is_better)
     stored_drop = study.user_attrs.get("max_drop", "unset")
     if stored_drop != "unset" and stored_drop != max_drop and any(t.state.is_finished() for t in study.trials):
@@ -245,19 +249,17 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     compressor = Compressor(workload, cache_dir(), seed=seed)
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
-    before = {t.number for t in study.trials}  # before any enqueued seed trial
     # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
     space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
                           progress=lambda s: reporter.stage(-1, s))
-    # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats
     recipes = _enqueue_recipes(study, space, compressor.layers) if is_new else 0
+    enqueue_seeds(study, seeds)
     budget = n_trials if n_trials is not None else 10**9
-    with warnings.catch_warnings():  # constraints_func is what stores system_attrs['constraints']
-        warnings.simplefilter("ignore", FutureWarning)
-        study.sampler = optuna.samplers.TPESampler(
-            seed=seed + len(study.trials), multivariate=True,
-            n_startup_trials=min(10, max(4, budget // 3)) + recipes,
-            constraints_func=_constraints if names else None)
+    # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats;
+    # constraints_func is what stores system_attrs['constraints']; the recipes come before start-up
+    study.sampler = make_sampler(sampler, seed + len(study.trials), min(budget, 1000), _constraints if names else None,
+                                 startup_extra=recipes + len(seeds))
+    run = TrialRun()
 
     def write_fronts(st: optuna.Study) -> None:
         for p in profiles:
@@ -270,7 +272,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         write_fronts(st)
         reporter.trial_finished(trial)
 
-    objective = _objective(compressor, space, profiles, reporter, limits, baseline["metric"])
+    objective = run.wrap(_objective(compressor, space, profiles, reporter, limits, baseline["metric"]))
     pol = space.distill.polish
     polishing = polish and pol.members > 0 and pol.epochs > 0
     deadline = started + timeout if timeout is not None else None
@@ -280,7 +282,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     def left(until: float | None) -> float | None:
         return None if until is None else until - time.monotonic()
 
-    def run(n: int, until: float | None) -> int:
+    def run_trials(n: int, until: float | None) -> int:
         if n <= 0 or (until is not None and left(until) <= 0):
             return 0
         ran = finished[0]
@@ -292,12 +294,12 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
                                    window=pol.window, members=pol.members)
         if chosen:
             reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
-            run(enqueue_polish(study, chosen), deadline)
+            run_trials(enqueue_polish(study, chosen), deadline)
 
     screened = 0
     while screened < budget and (screen_deadline is None or left(screen_deadline) > 0):
         chunk = min(budget - screened, pol.every if polishing else budget - screened)
-        ran = run(chunk, screen_deadline)
+        ran = run_trials(chunk, screen_deadline)
         if ran == 0:
             break
         screened += ran
@@ -308,7 +310,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     if remeasure:
         reporter.stage(-1, "re-measuring the Pareto fronts")
         remeasured = remeasure_front(study, storage, workload, profiles, compressor=compressor)
-    new = sorted(t.number for t in study.trials if t.number not in before)
+    new = sorted(run.numbers)  # this process's trials, not another worker's
     return SearchResult(study=study, storage=storage, profile=profiles[0], baseline=baseline, new_trials=new,
                         profiles=profiles, remeasured=remeasured, limits=limits,
                         seconds=round(time.monotonic() - started, 1))
