@@ -6,7 +6,7 @@ session's optimized graph is saved beside the profile to attribute each kernel t
 belongs to a layer when it consumes one of the layer's initializers (its weight or bias, directly or
 as the quantized tensor a DequantizeLinear read), which survives fusion; failing that, when its name
 carries the layer's module scope (``/stages/stages.0/conv1/...``). The rest (reorders, transposes,
-activations outside layers) is reported as ``other``. Shares are ratios of per-node median kernel
+activations outside layers) is reported as ``other``. Shares are ratios of per-node mean kernel
 times; the profiler's overhead inflates absolute times, so only shares are given.
 """
 
@@ -76,7 +76,8 @@ def layer_latency_shares(path: Path, profile, feed: dict[str, np.ndarray], layer
     totals = dict.fromkeys([*layers, OTHER], 0.0)
     for node, durations in per_node.items():
         fallback = next((layer for layer, scope in scopes.items() if node.startswith(scope)), OTHER)
-        totals[owner.get(node, fallback)] += float(np.median(durations))
+        # the profiler counts whole microseconds: a tiny layer's median can be 0 where its mean is not
+        totals[owner.get(node, fallback)] += float(np.mean(durations))
     whole = sum(totals.values())
     return {k: v / whole for k, v in totals.items()} if whole > 0 else {}
 
