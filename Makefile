@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(VENV)/bin/autocl search --workload mnist --space search_spaces/default.yaml \
-		--profile hardware_profiles/cpu-local.yaml --study demo --trials 12
+		--profile hardware_profiles/cpu-local.yaml --study demo --trials 12 --max-drop 0.01
 
 test: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
@@ -30,9 +30,10 @@ test-slow: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow
 
 # realistic, slow runs; each writes its results with the command that produced them to benchmarks/results/
-bench: $(STAMP)
+bench: $(STAMP) peer-venv
 	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py
-	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads mnist --profile cpu-edge-1t --timeout 20m
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads minilm --profile cpu-local --timeout 20m
 
 # peer tools for benchmarks/compare_baselines.py, each in its own venv (see benchmarks/peers/README.md).
 # INC pins numpy<2 and imports prettytable and scipy undeclared; Olive imports requests undeclared and needs torch, so the

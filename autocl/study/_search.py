@@ -209,13 +209,14 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
                study_name: str, storage: str, n_trials: int | None = 12, seed: int = 0,
                reporter: Reporter | None = None, remeasure: bool = True, sensitivity: bool | None = None,
                timeout: float | None = None, max_drop: float | None = None, polish: bool = True,
-               sampler: str = "tpe", seeds: Sequence[Seed] = ()) -> SearchResult:
+               sampler: str = "tpe", seeds: Sequence[Seed] = (), recipes: bool = True) -> SearchResult:
     """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
     first (at least one must be given). ``profile`` is one profile or several (the first is the
     primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
     per-layer sensitivity pre-pass once per study (None: when it is cheap); ``max_drop`` makes
     members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it infeasible; ``polish``
-    runs the long-distillation rounds of ``space.distill.polish``. ``sampler`` is tpe, nsga2, gp or
+    runs the long-distillation rounds of ``space.distill.polish``; ``recipes`` enqueues the by-hand
+    recipes first in a new study. ``sampler`` is tpe, nsga2, gp or
     random; ``seeds`` are configurations enqueued first (a fork's, a warm start's).
 
     A new study starts with the by-hand recipes (uniform precision at several prune ratios). Every
@@ -252,13 +253,13 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
     space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
                           progress=lambda s: reporter.stage(-1, s))
-    recipes = _enqueue_recipes(study, space, compressor.layers) if is_new else 0
+    enqueued = _enqueue_recipes(study, space, compressor.layers) if is_new and recipes else 0
     enqueue_seeds(study, seeds)
     budget = n_trials if n_trials is not None else 10**9
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats;
     # constraints_func is what stores system_attrs['constraints']; the recipes come before start-up
     study.sampler = make_sampler(sampler, seed + len(study.trials), min(budget, 1000), _constraints if names else None,
-                                 startup_extra=recipes + len(seeds))
+                                 startup_extra=enqueued + len(seeds))
     run = TrialRun()
 
     def write_fronts(st: optuna.Study) -> None:

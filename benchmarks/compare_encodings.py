@@ -1,0 +1,101 @@
+"""The fallback encoding of per-layer precision against independent per-layer choices.
+
+Both encodings search the same space otherwise (prune ratio 0/0.3/0.5, KD at T=4, alpha 0.5, so
+only three students exist and both encodings share them from the cache), for the same number of
+trials, from several seeds, with no recipes enqueued and no polishing, so the encoding alone differs.
+The score is the hypervolume of the (metric drop, in-trial speed-up) front against the reference
+point (drop ``--ref-drop``, speed-up 1.0): larger is better.
+
+    python benchmarks/compare_encodings.py --workload mnist --trials 20 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def hypervolume(points: list[tuple[float, float]], ref_drop: float) -> float:
+    """Area dominated by (drop, speed-up) points, lower drop and higher speed-up better, above
+    speed-up 1 and below ``ref_drop``."""
+    pts = sorted((d, s) for d, s in points if d < ref_drop and s > 1.0)
+    area, best = 0.0, 1.0
+    # sweep drops from high to low would double count; sweep from low drop to high
+    front = []
+    for d, s in pts:
+        if s > best:
+            front.append((d, s))
+            best = s
+    for i, (d, s) in enumerate(front):
+        nxt = front[i + 1][0] if i + 1 < len(front) else ref_drop
+        area += (nxt - d) * (s - 1.0)
+    return area
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", default="mnist")
+    parser.add_argument("--profile", default="cpu-edge-1t")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ref-drop", type=float, default=0.05)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    from autocl.evaluate import metric_drop
+    from autocl.hardware import device_description, load_profile
+    from autocl.space import SearchSpace
+    from autocl.study import run_search
+    from autocl.workloads import load_workload
+
+    w = load_workload(args.workload)
+    profile = load_profile(args.profile)
+    work = Path(args.out) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    tag = time.strftime("%Y%m%d-%H%M%S")
+    results: dict[str, list[float]] = {"fallbacks": [], "per_layer": []}
+    for seed in args.seeds:
+        for encoding in results:
+            space = SearchSpace.model_validate({
+                "prune": {"ratio": [0.0, 0.3, 0.5]},
+                "distill": {"temperature": 4.0, "alpha": 0.5, "steps": 80, "lr": 0.002},
+                "quant": {"precisions": ["int8", "fp32"] if encoding == "fallbacks" else ["fp32", "int8"],
+                          "encoding": encoding, "fallback": {"precisions": ["fp32"], "max_layers": 3}},
+            })
+            name = f"enc-{args.workload}-{encoding}-s{seed}-{tag}"
+            t0 = time.time()
+            r = run_search(w, space, profile, study_name=name, storage=f"sqlite:///{work / (name + '.db')}",
+                           n_trials=args.trials, seed=seed, polish=False, remeasure=False, recipes=False)
+            base = r.baseline["metric"]
+            pts = [(metric_drop(t.values[0], base, w.higher_is_better), t.user_attrs["speedup"][profile.name])
+                   for t in r.study.trials if t.state.name == "COMPLETE"]
+            hv = hypervolume(pts, args.ref_drop)
+            results[encoding].append(hv)
+            print(f"seed {seed} {encoding:9s}: hypervolume {hv:.4f} ({len(pts)} trials, {time.time() - t0:.0f} s)",
+                  flush=True)
+    device = {**device_description(profile), "python": platform.python_version()}
+    command = "python benchmarks/compare_encodings.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines = [f"# Precision encodings on {args.workload}, profile `{profile.name}`", "",
+             f"Command: `{command}` — {device.get('cpu')}, onnxruntime {device.get('onnxruntime')}, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+             f"Hypervolume of the (metric drop, speed-up) front, reference (drop {args.ref_drop}, 1.0x), after "
+             f"{args.trials} trials; same space, no recipes, no polishing.", "",
+             "| encoding | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |", "|---|" + "---|" * (len(args.seeds) + 1)]
+    for enc, hvs in results.items():
+        lines.append(f"| {enc} | " + " | ".join(f"{h:.4f}" for h in hvs) + f" | {statistics.mean(hvs):.4f} |")
+    (Path(args.out) / f"compare_encodings-{args.workload}.md").write_text("\n".join(lines) + "\n")
+    (Path(args.out) / f"compare_encodings-{args.workload}.json").write_text(
+        json.dumps({"command": command, "device": device, "results": results}, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
