@@ -118,7 +118,7 @@ Affinity = Union[Literal["none", "auto"], list[int]]
 
 
 class HardwareProfile(_Strict):
-    """One target: where and how latency is measured, what it runs well, and its budgets."""
+    """One target: where and how latency is measured, what its provider runs, and its budgets."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
