@@ -16,8 +16,9 @@ from autocl.hardware._profile import (
 )
 
 __all__ = [
-    "PROVIDER_PRECISIONS", "AgentServer", "Budgets", "DeviceLease", "HardwareProfile", "Measurement", "MeasurementSettings",
-    "RemoteSettings", "agent_health", "comparable", "cpu_info", "default_precisions", "device_description", "has_int8_dot", "host_key", "int8_warning",
+    "PROVIDER_PRECISIONS", "AgentServer", "Budgets", "DeviceLease", "HardwareProfile", "Measurement",
+    "MeasurementSettings", "RemoteSettings", "agent_health", "comparable", "cpu_info", "default_precisions",
+    "device_description", "has_int8_dot", "host_key", "int8_warning",
     "lease_dir", "load_profile", "measure_latency", "measure_local", "measure_many", "measure_memory",
     "measure_remote", "median_ci", "open_session", "pinned_cpus", "profile_from_dict", "read_token_file",
     "relative_ci", "resolve_profile_path", "serve", "session_options", "summarize", "time_interleaved",
