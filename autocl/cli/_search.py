@@ -9,6 +9,7 @@ from typing import Optional
 
 import optuna
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
@@ -31,6 +32,9 @@ class _ProgressReporter:
     def stage(self, number: int, stage: str) -> None:
         label = stage if number < 0 else f"trial {number}: {stage}"
         self.progress.update(self.task, description=label)
+
+    def note(self, text: str) -> None:  # a lasting line (e.g. what narrowing the space removed)
+        self.progress.console.print(f"[yellow]{escape(text)}[/]", soft_wrap=True, highlight=False)
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == optuna.trial.TrialState.FAIL:

@@ -11,13 +11,14 @@ from autocl.hardware._measure import (
 )
 from autocl.hardware._memory import measure_memory
 from autocl.hardware._profile import (
-    Budgets, HardwareProfile, MeasurementSettings, RemoteSettings, load_profile, profile_from_dict,
-    resolve_profile_path,
+    PROVIDER_PRECISIONS, Budgets, HardwareProfile, MeasurementSettings, RemoteSettings, default_precisions,
+    load_profile, profile_from_dict, resolve_profile_path,
 )
 
 __all__ = [
-    "AgentServer", "Budgets", "DeviceLease", "HardwareProfile", "Measurement", "MeasurementSettings",
-    "RemoteSettings", "agent_health", "comparable", "cpu_info", "device_description", "has_int8_dot", "host_key", "int8_warning",
+    "PROVIDER_PRECISIONS", "AgentServer", "Budgets", "DeviceLease", "HardwareProfile", "Measurement",
+    "MeasurementSettings", "RemoteSettings", "agent_health", "comparable", "cpu_info", "default_precisions",
+    "device_description", "has_int8_dot", "host_key", "int8_warning",
     "lease_dir", "load_profile", "measure_latency", "measure_local", "measure_many", "measure_memory",
     "measure_remote", "median_ci", "open_session", "pinned_cpus", "profile_from_dict", "read_token_file",
     "relative_ci", "resolve_profile_path", "serve", "session_options", "summarize", "time_interleaved",

@@ -2,7 +2,8 @@
 
 A profile says where latency is measured (``measure: local``, or ``remote`` through a latency
 agent running on the device), with which execution provider and options, threads, batch size and
-input shapes; which precisions the target runs well (the search space is narrowed to them);
+input shapes; which precisions the target's execution provider runs (the search space is narrowed
+to them, and the narrowing is reported);
 optional budgets that become constraints of the search; and the measurement protocol's settings.
 """
 
@@ -14,10 +15,33 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from autocl.config import Precision, load_yaml, validate_model
+from autocl.config import PRECISIONS, Precision, load_yaml, validate_model
 from autocl.errors import ProfileError
 
 PROFILE_DIR = Path("hardware_profiles")
+
+PROVIDER_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "CPUExecutionProvider": ("fp32", "int8", "int8_dynamic", "int4"),
+    "CUDAExecutionProvider": ("fp32", "fp16"),
+}
+"""What an execution provider runs with real kernels (onnxruntime 1.32; ``autocl.compress.support``
+probes it per op): a profile's ``precisions`` when it gives none. The CPU provider runs static
+int8 (QDQ), dynamic int8 and weight-only int4 (MatMulNBits, MatMul/Gemm only: Conv refuses it per
+op); whether one is *fast* on a given CPU is for the search's measurements to decide. Static int8
+on CUDA runs as fp32 plus conversions (its int8 kernels need TensorRT). Another provider gets every
+precision, and the per-op probe refuses what it cannot run."""
+
+PROVIDER_GAPS: dict[tuple[str, str], str] = {
+    ("CPUExecutionProvider", "fp16"): ("the CPU provider has no float16 kernels: onnxruntime casts to float32, "
+                                       "computes and casts back"),
+    ("CUDAExecutionProvider", "int8"): "static int8 runs as fp32 plus conversions on CUDA (int8 kernels need TensorRT)",
+}
+"""Why a provider's default leaves a precision out, for the line that reports a narrowed space."""
+
+
+def default_precisions(provider: str) -> list[str]:
+    """The precisions a profile for ``provider`` runs when its YAML lists none."""
+    return list(PROVIDER_PRECISIONS.get(provider, PRECISIONS))
 
 
 class _Strict(BaseModel):
@@ -94,7 +118,7 @@ Affinity = Union[Literal["none", "auto"], list[int]]
 
 
 class HardwareProfile(_Strict):
-    """One target: where and how latency is measured, what it runs well, and its budgets."""
+    """One target: where and how latency is measured, what its provider runs, and its budgets."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -111,10 +135,25 @@ class HardwareProfile(_Strict):
     allow_spinning: bool = Field(False, description="let idle intra-op threads spin (steals cores from others)")
     enable_cpu_mem_arena: bool = Field(True, description="onnxruntime's CPU memory arena")
     graph_optimization: Literal["basic", "extended", "all"] = "all"
-    precisions: list[Precision] = Field(["fp32", "int8"], min_length=1, description=(
-        "precisions this target runs well: the search space is narrowed to them"))
+    precisions: list[Precision] = Field(default_factory=lambda: default_precisions("CPUExecutionProvider"),
+                                        min_length=1, description=(
+        "precisions this target's execution provider runs (default: all it has kernels for, see "
+        "PROVIDER_PRECISIONS); the search space is narrowed to them, and says so"))
     budgets: Budgets = Field(default_factory=Budgets)
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_precisions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("precisions") is None:
+            provider = data.get("execution_provider", "CPUExecutionProvider")
+            data = {**data, "precisions": default_precisions(provider if isinstance(provider, str) else "")}
+        return data
+
+    def left_out(self, precision: str) -> str:
+        """Why this profile does not run ``precision``: the provider's known gap, or its list."""
+        gap = PROVIDER_GAPS.get((self.execution_provider, precision))
+        return gap or f"{self.name} lists only {', '.join(self.precisions)}"
 
     @model_validator(mode="after")
     def _consistent(self) -> "HardwareProfile":

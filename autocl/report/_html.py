@@ -122,7 +122,16 @@ def _explanations(report: ReportData) -> str:
         "<p class='note'>Sensitivity not measured: this study has no per-layer sensitivity table.</p>"
     shares = "" if report.shares and not report.shares_note else \
         f"<p class='note'>Latency share per layer: {_e(report.shares_note)}.</p>"
-    return note + shares + "".join(parts)
+    return note + _narrowed_note(report.data.narrowed) + shares + "".join(parts)
+
+
+def _narrowed_note(narrowed: dict | None) -> str:
+    """What the profiles removed from the space (the study's ``narrowed`` attribute), or nothing."""
+    if not narrowed:
+        return ""
+    lost = [*narrowed.get("removed", []), *(f"{p} as a fallback" for p in narrowed.get("fallback_removed", []))]
+    return (f"<p class='note' id='narrowed'>Precisions not searched: {_e(', '.join(lost))}, removed by profile "
+            f"{_e(narrowed.get('profile', '?'))} ({_e(narrowed.get('reason', ''))}).</p>")
 
 
 def _figure(fig_id: str, figures: dict) -> str:

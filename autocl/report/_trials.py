@@ -78,6 +78,7 @@ class StudyData:
     trials: tuple[TrialInfo, ...]
     layer_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sensitivity: dict | None = None
+    narrowed: dict | None = None  # precisions the profiles removed from the space, and why (run_search)
     workload: dict = field(default_factory=dict)
     fingerprint: dict = field(default_factory=dict)
     profile_settings: dict | None = None
@@ -253,7 +254,8 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
         study_name=study.study_name, profile=profile, profiles=tuple(profiles),
         metric_name=wl.get("metric", "metric"), higher_is_better=bool(wl.get("higher_is_better", True)),
         layers=tuple(wl.get("layers") or ()), baseline=_baseline_on(study, profile), trials=tuple(trials),
-        layer_choices=choices, sensitivity=study.user_attrs.get("sensitivity"), workload=dict(wl),
+        layer_choices=choices, sensitivity=study.user_attrs.get("sensitivity"),
+        narrowed=study.user_attrs.get("narrowed"), workload=dict(wl),
         fingerprint=dict(study.user_attrs.get("fingerprint") or {}), profile_settings=profile_settings,
         constraint_names=names,
     )

@@ -9,13 +9,15 @@ from autocl.study._samplers import SAMPLERS, make_sampler
 from autocl.study._search import Reporter, SearchResult, SilentReporter, run_search
 from autocl.study._seeds import RunPlan, Seed, prepare_run
 from autocl.study._study import OBJECTIVES, default_storage, load_existing, make_storage, open_study
-from autocl.study._targets import as_profiles, narrow_space
+from autocl.study._targets import Narrowing, as_profiles, narrow_space, narrowing
 from autocl.study._trial_run import Interrupted, sigterm_as_interrupt
 
 __all__ = [
-    "OBJECTIVES", "SAMPLERS", "FrontRow", "Interrupted", "Reporter", "RunPlan", "SearchResult", "Seed", "SilentReporter",
+    "OBJECTIVES", "SAMPLERS", "FrontRow", "Interrupted", "Narrowing", "Reporter", "RunPlan", "SearchResult", "Seed",
+    "SilentReporter",
     "annotate_front", "as_profiles", "check_study_name", "compute_front", "default_storage", "fingerprint_changes",
-    "is_feasible", "load_existing", "make_sampler", "make_storage", "narrow_space", "open_study", "prepare_run",
+    "is_feasible", "load_existing", "make_sampler", "make_storage", "narrow_space", "narrowing", "open_study",
+    "prepare_run",
     "read_front", "remeasure_front", "row_from_trial", "run_search", "sigterm_as_interrupt", "stored_profiles",
     "study_fingerprint", "write_front",
 ]

@@ -32,7 +32,7 @@ from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.study._targets import (
-    as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrow_space,
+    as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrowing, record_narrowing,
 )
 from autocl.study._teacher import teacher_record
 from autocl.study._trial_run import TrialRun
@@ -228,7 +228,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     limits = SearchLimits(n_trials=n_trials, timeout=timeout, max_drop=max_drop)
     reporter = reporter or SilentReporter()
     profiles = as_profiles(profile)
-    space = narrow_space(space, profiles)
+    space, narrowed = narrowing(space, profiles)
     space.check_against(workload.layer_names(), {n for n, _ in workload.model.named_modules()})
     fingerprint = study_fingerprint(workload.name, workload.key, space, profiles, teacher=teacher_record(workload))
     study = open_study(study_name, storage, fingerprint, higher_is_better=workload.higher_is_better)
@@ -237,6 +237,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         raise StudyError(f"study {study_name!r} was searched with --max-drop {stored_drop}, not {max_drop}: its trials' "
                          "feasibility was decided with that bound; resume with the same --max-drop, or start a new study")
     study.set_user_attr("max_drop", max_drop)
+    record_narrowing(study, narrowed, reporter)  # one line, and the study's "narrowed" attribute
     is_new = len(study.trials) == 0
     if is_new:
         study.set_user_attr("workload", {"name": workload.name, "metric": workload.metric_name,

@@ -4,7 +4,7 @@ Each trial's artifact is built once and measured on every profile, interleaved w
 baseline (so the speed-up is a ratio of two numbers taken in the same conditions). Budgets become
 constraint values, ``value / budget - 1`` (<= 0 is feasible), which Optuna's sampler stores in
 ``trial.system_attrs['constraints']``. The search space is narrowed to the precisions at least one
-target runs well.
+target runs, and what that removed is reported and stored with the study.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from autocl.errors import ConfigError
 from autocl.hardware import HardwareProfile, Measurement, measure_many
 from autocl.space import SearchSpace
 from autocl.workloads import Workload
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -43,25 +46,86 @@ def as_profiles(profile: HardwareProfile | Sequence[HardwareProfile]) -> list[Ha
     return profiles
 
 
-def narrow_space(space: SearchSpace, profiles: list[HardwareProfile]) -> SearchSpace:
-    """The space restricted to precisions at least one profile runs well (``profile.precisions``)."""
+@dataclass(frozen=True)
+class Narrowing:
+    """Precisions a space asked for that no profile runs, so the search leaves them out: never
+    silently (``line`` is printed, ``to_dict`` stored as the study's ``narrowed`` user attribute)."""
+
+    removed: tuple[str, ...]            # from the model-wide / per-layer precisions
+    fallback_removed: tuple[str, ...]   # from quant.fallback.precisions
+    profile: str                        # the profile(s) that leave them out, by name
+    reason: str
+
+    def line(self) -> str:
+        fallback = f"; fallback precisions lose {', '.join(self.fallback_removed)}" if self.fallback_removed else ""
+        what = ", ".join(self.removed) or "nothing model-wide"
+        return f"space narrowed for profile {self.profile}: removed {what}{fallback} ({self.reason})"
+
+    def to_dict(self) -> dict:
+        return {"removed": list(self.removed), "fallback_removed": list(self.fallback_removed),
+                "profile": self.profile, "reason": self.reason}
+
+
+def _reason(precisions: list[str], profiles: list[HardwareProfile]) -> str:
+    parts = []
+    for p in precisions:
+        whys = list(dict.fromkeys(prof.left_out(p) for prof in profiles))
+        parts.append(f"{p}: {'; '.join(whys)}")
+    return "; ".join(parts)
+
+
+def narrowing(space: SearchSpace, profiles: list[HardwareProfile]) -> tuple[SearchSpace, Narrowing | None]:
+    """The space restricted to the precisions at least one profile runs (``profile.precisions``),
+    and what was removed with why (None: nothing). Fallback precisions are narrowed too, fp32
+    always kept (a fallback layer can always stay fp32). Nothing left to search is an error."""
     allowed = {p for prof in profiles for p in prof.precisions}
     q = space.quant
     precisions = [p for p in q.precisions if p in allowed]
     if not precisions:
-        raise ConfigError(f"none of the space's precisions {q.precisions} is run well by the profiles "
+        raise ConfigError(f"none of the space's precisions {q.precisions} is run by the profiles "
                           f"({', '.join(f'{p.name}: {p.precisions}' for p in profiles)})",
                           file=space.source, field="quant.precisions")
+    asked = list(q.precisions)
     layers = q.layers
     if isinstance(layers, dict):
+        asked += [c for choices in layers.values() for c in choices]
         layers = {n: [c for c in choices if c in allowed] for n, choices in layers.items()}
         for n, choices in layers.items():
             if not choices:
-                raise ConfigError(f"no precision of layer {n!r} is run well by the profiles",
+                raise ConfigError(f"no precision of layer {n!r} is run by the profiles "
+                                  f"({', '.join(f'{p.name}: {p.precisions}' for p in profiles)})",
                                   file=space.source, field=f"quant.layers.{n}")
-    if precisions == list(q.precisions) and layers == q.layers:
-        return space
-    return space.model_copy(update={"quant": q.model_copy(update={"precisions": precisions, "layers": layers})})
+    fallback = [p for p in q.fallback.precisions if p in allowed or p == "fp32"] or ["fp32"]
+    removed = list(dict.fromkeys(p for p in asked if p not in allowed))
+    fallback_removed = [p for p in q.fallback.precisions if p not in fallback]
+    if not removed and not fallback_removed:
+        return space, None
+    note = Narrowing(tuple(removed), tuple(fallback_removed), ", ".join(p.name for p in profiles),
+                     _reason(list(dict.fromkeys(removed + fallback_removed)), profiles))
+    quant = q.model_copy(update={"precisions": precisions, "layers": layers,
+                                 "fallback": q.fallback.model_copy(update={"precisions": fallback})})
+    return space.model_copy(update={"quant": quant}), note
+
+
+def narrow_space(space: SearchSpace, profiles: list[HardwareProfile]) -> SearchSpace:
+    """The space restricted to precisions at least one profile runs (see :func:`narrowing`)."""
+    return narrowing(space, profiles)[0]
+
+
+def record_narrowing(study: "optuna.Study", note: Narrowing | None, reporter=None) -> None:
+    """Store ``note`` as the study's ``narrowed`` user attribute (cleared when nothing was removed)
+    and show its line: through ``reporter.note`` where the reporter has one, else as a stage."""
+    if note is None:
+        if study.user_attrs.get("narrowed") is not None:
+            study.set_user_attr("narrowed", None)
+        return
+    study.set_user_attr("narrowed", note.to_dict())
+    if reporter is None:
+        return
+    if hasattr(reporter, "note"):
+        reporter.note(note.line())
+    else:
+        reporter.stage(-1, note.line())
 
 
 def _noise(m: Measurement) -> float:

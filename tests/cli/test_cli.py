@@ -13,7 +13,7 @@ SPACE = """
 name: tiny
 prune: {ratio: [0.0, 0.5]}
 distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32}
-quant: {precisions: [fp32, int8], calibration_samples: 32}
+quant: {precisions: [fp32, fp16, int8], calibration_samples: 32}
 """
 PROFILE = """
 name: tiny-cpu
@@ -42,6 +42,9 @@ def test_search_then_front_as_json(files):
                  "--study", "cli", "--trials", "2", "--storage", db, cwd=files)
     assert run.returncode == 0, run.stderr
     assert "Pareto front of 'cli'" in run.stdout and "accuracy" in run.stdout
+    # the CPU profile leaves fp16 out, and says so in one line naming the profile and why
+    said = [line for line in run.stdout.splitlines() if "space narrowed" in line]
+    assert len(said) == 1 and "removed fp16" in said[0] and "tiny-cpu" in said[0] and "float16" in said[0], said
     front = autocl("front", "--study", "cli", "--storage", db, "--format", "json", cwd=files)
     assert front.returncode == 0, front.stderr
     rows = json.loads(front.stdout)

@@ -156,3 +156,20 @@ def test_layer_latency_shares_are_measured_when_asked(searched, digits):
     assert set(report.shares) == {t.number for t in report.data.front}
     notes = [n for ex in report.explanations for n in ex.notes]
     assert any(n.latency_share is not None and "% of latency" in n.text for n in notes)
+
+
+def test_a_narrowed_space_is_noted_on_the_page():
+    from autocl.report._html import render_html
+    from tests.report.studies import synthetic_study, trial_row
+
+    rows = [trial_row(0.9, 1.0, 10), trial_row(0.8, 0.5, 5)]
+    plain = render_html(build_report(synthetic_study(rows, name="plain")), {})
+    assert "id='narrowed'" not in plain
+    study = synthetic_study(rows, name="narrowed")
+    study.set_user_attr("narrowed", {"removed": ["fp16", "int8_dynamic"], "fallback_removed": ["int8_dynamic"],
+                                     "profile": "old-cpu", "reason": "fp16: no float16 kernels <here>"})
+    html = render_html(build_report(study), {})
+    note = html[html.index("id='narrowed'"):]
+    note = note[:note.index("</p>")]
+    assert "fp16, int8_dynamic, int8_dynamic as a fallback" in note and "old-cpu" in note
+    assert "&lt;here&gt;" in note  # the stored reason is escaped

@@ -166,9 +166,33 @@ def test_the_space_is_narrowed_to_what_the_targets_run_well(digits, fast_space, 
     assert narrow_space(fast_space, [fp32_only]).quant.precisions == ["fp32"]
     assert narrow_space(fast_space, [fp32_only, _profile("both", 2)]) == fast_space
     url = f"sqlite:///{tmp_path / 'n.db'}"
-    result = run_search(digits, fast_space, fp32_only, study_name="n", storage=url, n_trials=2, remeasure=False)
+
+    class Notes:
+        lines: list = []
+
+        def trial_started(self, number):
+            pass
+
+        def stage(self, number, stage):
+            pass
+
+        def note(self, text):
+            self.lines.append(text)
+
+        def trial_finished(self, trial):
+            pass
+
+    result = run_search(digits, fast_space, fp32_only, study_name="n", storage=url, n_trials=2, remeasure=False,
+                        reporter=Notes())
     for t in result.study.trials:
         assert not any(k.startswith("bits.") for k in t.params) and t.user_attrs["int8_layers"] == []
+    # never silent: one line names the removed precision and the profile; the study keeps it for the report
+    assert len(Notes.lines) == 1 and "int8" in Notes.lines[0] and "fp32-only" in Notes.lines[0]
+    narrowed = result.study.user_attrs["narrowed"]
+    assert narrowed["removed"] == ["int8"] and narrowed["profile"] == "fp32-only" and "int8" in narrowed["reason"]
+    from autocl.report import study_data
+
+    assert study_data(result.study).narrowed == narrowed
     int8_only = fast_space.model_copy(update={"quant": fast_space.quant.model_copy(update={"precisions": ["int8"]})})
     with pytest.raises(ConfigError, match="quant.precisions"):
         narrow_space(int8_only, [fp32_only])
