@@ -192,10 +192,13 @@ class JobService:
         job.pid, job.finished_at = None, now()
         code = outcome.get("code") if outcome else None
         job.reason = str(outcome.get("reason", "")) if outcome else ""
-        if job.stop_requested and (code in (None, STOPPED)):
+        # a worker we sent SIGINT may end in anything the interrupt broke (an import, say): a stop
+        interrupted = code not in (0, 2)
+        if job.stop_requested and interrupted:
             job.state = "stopped"
-            job.reason = job.reason or f"stopped (the worker ended with status {returncode})"
-        elif shutting_down and code in (None, STOPPED):
+            how = f"status {returncode}" if code is None else job.reason
+            job.reason = job.reason if code == STOPPED else f"stopped by request (the worker ended: {how})"
+        elif shutting_down and interrupted:
             job.state = "interrupted"
             job.reason = "the server shut down while this job ran; finished trials are saved: resume it to continue"
         elif outcome is None and returncode is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import threading
 import uuid
 import zipfile
@@ -46,10 +47,26 @@ def _storage(url: str):
         return _STORAGES[url]
 
 
+def _initialized(path: Path) -> bool:
+    """Optuna's and autocl's tables are all there: opening the storage now creates nothing. A worker
+    that is creating them must not race with the server doing the same."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"version_info", "alembic_version", "autocl_pareto_front"} <= tables:
+                return False
+            return db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
 def open_study(name: str) -> optuna.Study:
-    """An existing study, or a 404 (never creates a database file)."""
-    if not study_path(name).is_file():
-        raise InputError(404, f"no study named {name!r} (no database {study_path(name).name} in AUTOCL_HOME)")
+    """An existing study, or a 404 (never creates a database file, nor tables in one)."""
+    path = study_path(name)
+    if not path.is_file():
+        raise InputError(404, f"no study named {name!r} (no database {path.name} in AUTOCL_HOME)")
+    if not _initialized(path):
+        raise InputError(404, f"study {name!r} is being created; try again in a moment")
     storage = _storage(study_url(name))
     try:
         return optuna.load_study(study_name=name, storage=storage)

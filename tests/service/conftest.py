@@ -89,7 +89,9 @@ class Server:
     def wait_job(self, job_id: str, until, timeout: float = 420) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.client.get(f"/api/jobs/{job_id}").json()
+            r = self.client.get(f"/api/jobs/{job_id}")
+            assert r.status_code == 200, r.text
+            job = r.json()
             if until(job):
                 return job
             time.sleep(0.5)
