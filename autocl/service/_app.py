@@ -211,6 +211,10 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
     async def _http(_req: Request, exc: StarletteHTTPException):
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(Exception)
+    async def _crash(_req: Request, exc: Exception):  # a bug: still JSON, and said plainly
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
     @app.get("/health", tags=["service"])
     def health() -> dict:
         """Liveness; the only route without the token."""

@@ -72,7 +72,8 @@ class Server:
         raise RuntimeError(f"autocl serve did not answer /health in 60 s: {self.read_log()}")
 
     def read_log(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text()
 
     def stop(self) -> None:
