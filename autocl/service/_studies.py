@@ -76,10 +76,14 @@ def open_study(name: str) -> optuna.Study:
 
 @dataclass(frozen=True)
 class Progress:
-    """Trials of a study numbered ``since`` or later, by state, and the best so far on its primary front."""
+    """Trials of a study numbered ``since`` or later, by state, and the best so far on its primary front.
+
+    ``failed`` trials failed with an error (stored in the trial); ``interrupted`` ones were cut off by
+    a stop or a shutdown (failed without an error of their own) and do not use up a trial budget."""
 
     complete: int = 0
     failed: int = 0
+    interrupted: int = 0
     running: int = 0
     front_size: int = 0
     best_metric: float | None = None
@@ -100,15 +104,18 @@ def progress(name: str, since: int = 0) -> Progress:
     except InputError:
         return Progress()
     counts = {s: 0 for s in optuna.trial.TrialState}
+    interrupted = 0
     for t in study.get_trials(deepcopy=False):
         if t.number >= since:
             counts[t.state] += 1
+            interrupted += t.state == optuna.trial.TrialState.FAIL and "error" not in t.user_attrs
     primary = _primary(study)
     rows = read_front(study_url(name), name, primary) if primary else []
     higher = bool((study.user_attrs.get("workload") or {}).get("higher_is_better", True))
     metrics = [r.metric for r in rows]
-    return Progress(complete=counts[optuna.trial.TrialState.COMPLETE], failed=counts[optuna.trial.TrialState.FAIL],
-                    running=counts[optuna.trial.TrialState.RUNNING], front_size=len(rows),
+    state = optuna.trial.TrialState
+    return Progress(complete=counts[state.COMPLETE], failed=counts[state.FAIL] - interrupted, interrupted=interrupted,
+                    running=counts[state.RUNNING], front_size=len(rows),
                     best_metric=(max(metrics) if higher else min(metrics)) if metrics else None,
                     fastest_latency_ms=min((r.latency_ms for r in rows), default=None))
 

@@ -81,27 +81,32 @@ def test_a_digits_job_runs_to_completion_and_a_restart_keeps_it(autocl_home, sta
 
 def test_a_job_running_when_the_server_stops_is_interrupted_with_the_reason_and_resumes(autocl_home, start_server):
     server = start_server(autocl_home)
-    job = submit(server, "svc-resume", trials=3)
+    job = submit(server, "svc-resume", trials=2)
     server.wait_job(job["id"], lambda j: j["progress"]["complete"] >= 1 or j["state"] in FINAL)
     server.stop()  # SIGTERM while trials remain
 
     again = start_server(autocl_home)
     kept = again.client.get(f"/api/jobs/{job['id']}").json()
     assert kept["state"] in ("interrupted", "done"), kept
-    if kept["state"] == "interrupted":  # the usual case: the third trial had not finished
+    if kept["state"] == "interrupted":  # the usual case: the second trial had not finished
         assert "server shut down" in kept["reason"] and "resume" in kept["reason"]
         resumed = again.client.post(f"/api/jobs/{job['id']}/resume")
         assert resumed.status_code == 200 and resumed.json()["state"] == "queued"
         kept = again.wait_job(job["id"], lambda j: j["state"] in FINAL)
         assert kept["state"] == "done" and kept["runs"] == 2, kept
     progress = kept["progress"]
-    assert progress["complete"] + progress["failed"] == 3 and progress["complete"] >= 2, kept
-    again.client.post(f"/api/jobs/{job['id']}/resume").status_code == 409  # nothing left to resume
+    assert progress["complete"] + progress["failed"] == 2 and progress["complete"] >= 1, kept
+    assert again.client.post(f"/api/jobs/{job['id']}/resume").status_code == 409  # nothing left to resume
 
 
-def test_a_stopped_job_keeps_its_trials_and_says_so(autocl_home, start_server):
+def test_a_time_budget_ends_a_job_and_a_stop_keeps_its_trials(autocl_home, start_server):
     server = start_server(autocl_home)
-    job = submit(server, "svc-stop", trials=50)
+    timed = submit(server, "svc-budget", trials=None, time_budget_s=4)
+    assert timed["trials"] is None and timed["time_budget_s"] == 4
+    over = server.wait_job(timed["id"], lambda j: j["state"] in FINAL, timeout=180)
+    assert over["state"] == "done" and over["reason"], over  # the deadline ends it as a finished job
+
+    job = submit(server, "svc-stop", trials=None, time_budget_s=3600)
     server.wait_job(job["id"], lambda j: j["progress"]["complete"] >= 1)
     stopping = server.client.post(f"/api/jobs/{job['id']}/stop").json()
     assert stopping["stopping"] and stopping["state"] == "running"
