@@ -139,7 +139,9 @@ class Guard:
             return await _reply(send, 401, "a valid token is required: send 'Authorization: Bearer <token>' (the "
                                            "token autocl serve printed, or --token / AUTOCL_TOKEN)")
         length = headers.get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.max_body:
+        if not length.isdigit():
+            return await _reply(send, 400, "malformed Content-Length header")
+        if int(length) > self.max_body:
             return await _reply(send, 413, f"request body over {self.max_body} bytes")
         body, more = b"", True
         while more:
