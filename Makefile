@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench clean peer-venv
 
 install: $(STAMP)
 
@@ -33,6 +33,18 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py
+
+# peer tools for benchmarks/compare_baselines.py, each in its own venv (see benchmarks/peers/README.md).
+# INC pins numpy<2 and imports prettytable and scipy undeclared; Olive imports requests undeclared and needs torch, so the
+# CPU wheel goes in first and alone, as in the main venv.
+PEER_VENV := benchmarks/peers/.venv
+OLIVE_VENV := benchmarks/peers/.venv-olive
+peer-venv:
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q onnx-neural-compressor==1.0 prettytable scipy
+	test -x $(OLIVE_VENV)/bin/python || $(PYTHON) -m venv $(OLIVE_VENV)
+	$(OLIVE_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(OLIVE_VENV)/bin/python -m pip install -q olive-ai==0.13.0 onnxruntime requests
 
 clean:
 	rm -rf studies/*.db studies/cache

@@ -24,8 +24,8 @@ Precision = Literal["fp32", "fp16", "int8", "int8_dynamic", "int4"]
 * ``fp32``: untouched.
 * ``fp16``: float16 weights, the layer computes in float16 (Cast in, Cast out). Refused on execution
   providers that have no float16 kernel for the op (ORT's CPU provider casts back to float32).
-* ``int8``: static QDQ: per-channel int8 weights, uint8 activations calibrated on training data,
-  ``reduce_range`` (the fast int8 path on AVX2 CPUs without VNNI).
+* ``int8``: static QDQ (U8S8): per-channel int8 weights, uint8 activations calibrated on training
+  data; 7-bit weights (``reduce_range``) only on CPUs without VNNI, where 8-bit products saturate.
 * ``int8_dynamic``: per-channel int8 weights, activations quantized at run time
   (MatMulInteger/ConvInteger): for MatMul-heavy models whose activations vary.
 * ``int4``: 4-bit weight-only blocks (``MatMulNBits``), MatMul/Gemm layers only; block size is
@@ -102,6 +102,8 @@ class DistillConfig(_Record):
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="learning-rate decay")
     warmup_steps: int = Field(0, ge=0, le=100_000, description="linear warm-up steps before the schedule")
     feature_weight: float = Field(0.0, ge=0.0, le=100.0, description="weight of intermediate-feature distillation")
+    early_stop: bool = Field(False, description=(
+        "hold out a tenth of the training rows and keep the student that did best on them"))
 
 
 class QuantConfig(_Record):
@@ -112,6 +114,8 @@ class QuantConfig(_Record):
     calibration_samples: int = Field(128, ge=1, le=100_000, description="training rows that calibrate int8 activations")
     calibration: CalibrationMethod = Field("minmax", description="activation range estimator of static int8")
     int4_block_size: int = Field(32, ge=16, le=1024, description="weights per int4 scale (MatMulNBits block_size)")
+    reduce_range: bool | None = Field(None, description=(
+        "7-bit int8 weights; None: only on CPUs without int8 dot products (VNNI/AMX/dotprod)"))
 
     @field_validator("int4_block_size")
     @classmethod

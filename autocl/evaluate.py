@@ -12,6 +12,13 @@ from autocl.runtime import train_threads
 from autocl.workloads import Inputs, Workload, input_tuple, n_samples, take
 
 
+def metric_drop(metric: float, baseline: float, higher_is_better: bool) -> float:
+    """How much worse ``metric`` is than the fp32 ``baseline``, in the metric's own units (0.01 is one
+    accuracy point, or 0.01 of cosine); positive is worse. The one definition of a metric drop: the
+    search's ``--max-drop``, polishing, the front, the report, ``--pick`` and the benchmarks read it."""
+    return baseline - metric if higher_is_better else metric - baseline
+
+
 def predict(path: str | Path, x: Inputs, profile: HardwareProfile, *, input_names: tuple[str, ...] | None = None,
             batch_size: int = 256) -> np.ndarray:
     """Run the artifact over the inputs ``x`` in batches and stack its first output."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import shutil
 from dataclasses import asdict, dataclass
@@ -192,10 +193,31 @@ def _refusal(v: Verification, t: TrialInfo, data: StudyData, profile: HardwarePr
                       stage="verifying")
 
 
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"{out} exists and is not empty; choose a new directory or pass --overwrite",
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> Path:
+    """The resolved bundle folder, or a one-line refusal. ``--overwrite`` replaces only an earlier
+    bundle: a folder holding anything else (a study database, the user's files) is never touched."""
+    shown = str(out)
+    out = out.expanduser().resolve()
+    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents or out.parent == out:
+        raise ConfigError(f"{shown} is the current directory or one above it; export into a new folder, e.g. -o bundle/",
                           field="--out")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"{shown}: {above} is a file, not a directory; choose another --out", field="--out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{shown} is a file; choose a new directory", field="--out")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{shown} exists and is not empty; choose a new directory or pass --overwrite",
+                              field="--out")
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in BUNDLE_FILES or not p.is_file())
+        if foreign:
+            raise ConfigError(f"{shown} holds more than an earlier bundle ({', '.join(foreign[:5])}"
+                              f"{', ...' if len(foreign) > 5 else ''}); --overwrite only replaces a bundle. Choose a "
+                              "new directory", field="--out")
+    return out
 
 
 def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None = None, spec: str | None = None,
@@ -216,8 +238,7 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
     hw = profile if isinstance(profile, HardwareProfile) else None
     data = study_data(study, hw.name if hw else profile)
     t, chosen = choose_trial(data, trial, spec)
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
+    out = _check_out_dir(Path(out_dir), overwrite)
     hw = resolve_profile(data, hw)
     wl = resolve_workload(data, workload)
     cfg = CompressionConfig.from_dict(t.config, source=f"study {data.study_name!r}, trial {t.number}: config")
@@ -229,9 +250,13 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
                          "student was trained again. Point AUTOCL_HOME at the search's cache, or pass --accept-rebuilt "
                          "to ship the rebuilt model once it passes the same verification", trial=t.number,
                          stage="export")
-    staging = out.with_name(f".{out.name}.partial")
+    staging = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    old = out.with_name(f".{out.name}.{os.getpid()}.old")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write beside {out}: {exc.strerror}", field="--out") from None
     try:
         model_path = staging / "model.onnx"
         shutil.copyfile(artifact.path, model_path)
@@ -247,11 +272,19 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
         facts["layers"] = _layer_rows(data, t, model_path, hw, wl)
         (staging / "MODEL_CARD.md").write_text(model_card(facts))
         (staging / "export.json").write_text(json.dumps(facts, indent=2, default=str))
-        if out.is_dir():
-            shutil.rmtree(out)
-        elif out.exists():
-            out.unlink()
-        staging.replace(out)
+        _check_out_dir(out, overwrite)  # again: the folder may have changed during verification
+        if out.is_dir():  # an earlier bundle (checked): swapped out, then removed once the new one is in
+            out.replace(old)
+        try:
+            staging.replace(out)
+        except OSError:
+            if old.is_dir() and not out.exists():
+                old.replace(out)  # put the earlier bundle back
+            raise
+        for name in BUNDLE_FILES:
+            (old / name).unlink(missing_ok=True)
+        if old.is_dir():
+            old.rmdir()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(out, t, data.profile, chosen, v)

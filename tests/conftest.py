@@ -40,6 +40,7 @@ def fast_space():
     return SearchSpace.model_validate({
         "name": "test",
         "prune": {"ratio": [0.0, 0.5]},
-        "distill": {"temperature": [2.0, 4.0], "alpha": 0.5, "steps": 8, "batch_size": 32},
+        "distill": {"temperature": [2.0, 4.0], "alpha": 0.5, "steps": 8, "batch_size": 32,
+                    "polish": {"epochs": 0.2, "every": 4}},
         "quant": {"precisions": ["fp32", "int8"], "calibration_samples": 32},
     })

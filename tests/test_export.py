@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -154,3 +155,37 @@ def test_a_failed_trial_is_not_exported(tmp_path):
     study = synthetic_study([trial_row(0.9, 1.0, 10), trial_row(None, None, None, error="trial 1 (exporting): boom")])
     with pytest.raises(TrialError, match="trial 1 .*failed.*boom"):
         export_trial(study, tmp_path / "a", trial=1)
+
+
+def test_overwrite_never_deletes_what_the_export_did_not_write(searched, tmp_path):
+    _, study = searched
+    front = study_data(study).front[0].number
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "k.db").write_text("the study database")
+    (mixed / "model.onnx").write_text("an earlier bundle's file")
+    with pytest.raises(ConfigError, match="holds more than an earlier bundle.*k.db"):
+        export_trial(study, mixed, trial=front, overwrite=True)
+    assert (mixed / "k.db").read_text() == "the study database"
+    assert (mixed / "model.onnx").read_text() == "an earlier bundle's file"
+
+
+def test_dot_and_a_path_below_a_file_are_one_line(searched, tmp_path, monkeypatch):
+    _, study = searched
+    front = study_data(study).front[0].number
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "user.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="current directory"):
+        export_trial(study, ".", trial=front, overwrite=True)
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        export_trial(study, tmp_path / "user.txt" / "bundle", trial=front)
+    assert (tmp_path / "user.txt").read_text() == "keep"
+
+
+def test_overwrite_replaces_an_earlier_bundle(bundle, searched, tmp_path):
+    url, study = searched
+    out = tmp_path / "b"
+    shutil.copytree(bundle.directory, out)
+    again = export_trial(study, out, trial=bundle.trial.number, storage=url, latency_tolerance=2.0, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted(BUNDLE_FILES) and again.directory == out.resolve()
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no staging or old folder left beside it

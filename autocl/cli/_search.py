@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -11,17 +12,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
-from autocl.errors import StudyError
+from autocl.errors import ConfigError, StudyError
 from autocl.hardware import load_profile
 from autocl.space import load_space
-from autocl.study import default_storage, load_existing, read_front, run_search, stored_profiles
+from autocl.study import SAMPLERS, default_storage, load_existing, prepare_run, read_front, run_search, stored_profiles
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
 class _ProgressReporter:
     def __init__(self, progress: Progress, total: int) -> None:
         self.progress = progress
-        self.task = progress.add_task("starting", total=total)
+        self.task = progress.add_task("starting", total=total)  # None: a time budget, no known total
         self.failed = 0
 
     def trial_started(self, number: int) -> None:
@@ -52,43 +53,107 @@ def search(
         "hardware-profile YAML, or a name in hardware_profiles/ [default: cpu-local]; repeat it to measure every "
         "artifact on several targets (the first is the primary: its latency is the search objective)")),
     study: str = typer.Option("demo", help="study name; an existing study of that name is resumed"),
-    trials: int = typer.Option(12, min=1, help="trials to add in this run"),
+    trials: Optional[int] = typer.Option(None, min=1, help=(
+        "screened trials to add in this run (polishing runs come on top) [default: 12, or unbounded with --timeout]")),
+    timeout: Optional[str] = typer.Option(None, help=(
+        "wall-clock budget of this run, e.g. 90s, 20m, 1.5h: the search stops cleanly after the trial running "
+        "then, the last 15% going to polishing the front")),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0.0, help=(
+        "largest metric drop a member may have, in the metric's units (0.01 = one accuracy point): members "
+        "beyond it are infeasible and off the front")),
+    polish: bool = typer.Option(True, "--polish/--no-polish", help=(
+        "distil the fastest pruned members near the front again with the space's long schedule (distill.polish)")),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     seed: int = typer.Option(0, help="seed of the sampler and of distillation"),
-    sensitivity: bool = typer.Option(False, "--sensitivity/--no-sensitivity", help=(
-        "before the trials, quantize one layer at a time, store the metric drops in the study and drop "
-        "clearly hopeless precision choices (quant.sensitivity_max_drop)")),
+    sensitivity: Optional[bool] = typer.Option(None, "--sensitivity/--no-sensitivity", help=(
+        "before the trials, quantize one layer at a time, store the metric drops in the study, rank the layers "
+        "that fall back first and drop clearly hopeless choices (quant.sensitivity_max_drop) "
+        "[default: on a new study, when it is cheap]"), show_default=False),
+    fork: Optional[str] = typer.Option(None, help=(
+        "when --study was made with other settings: start this new study instead, seeded with the old one's "
+        "configurations that are still valid")),
+    warm_start: Optional[str] = typer.Option(None, help=(
+        "seed the study with another study's Pareto-front configurations (e.g. the same model on another device)")),
+    sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)} (seeded with --seed)"),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
-    Every trial prunes (structured channels), distills at the sampled temperature, exports ONNX,
-    quantizes layer by layer, computes the metric with onnxruntime on that artifact, and measures its
-    latency on the profile. The study lives in an SQL database: running the same command again adds
-    trials to it, and cached students are never trained twice.
+    A new study first runs the by-hand recipes (the whole model in each precision, at prune ratios
+    0, 0.3, 0.5 and 0.7 with distillation), then searches around them. Every trial prunes
+    (structured channels), distills briefly at the sampled temperature, exports ONNX, quantizes (one
+    precision for the model, a few sensitive layers falling back), computes the metric with
+    onnxruntime on that artifact, and measures its latency on the profile. The fastest pruned
+    members near the front are then distilled again at length ("polished"). The study lives in an
+    SQL database: running the same command again adds trials to it, and cached students are never
+    trained twice. It ends with the fastest member within --max-drop and the command that exports it.
 
-    Example: autocl search --workload mnist --study demo --trials 12
+    Example: autocl search --workload mnist --profile cpu-edge-1t --timeout 20m --max-drop 0.01
     """
-    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity)
+    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity, fork, warm_start,
+                            sampler, timeout=timeout, max_drop=max_drop, polish=polish)
 
 
-def _search(workload, space, profile, study, trials, storage, seed, sensitivity=False) -> None:
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '20m', '1.5h' -> seconds; a bad value is a ConfigError naming --timeout."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"cannot read {text!r} as a duration: write e.g. 90s, 20m or 1.5h", field="--timeout")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _search(workload, space, profile, study, trials, storage, seed, sensitivity=None, fork=None, warm_start=None,
+            sampler="tpe", *, timeout=None, max_drop=None, polish=True) -> None:
+    seconds = parse_duration(timeout)
+    if trials is None and seconds is None:
+        trials = 12
     space_cfg = load_space(space)
     profiles = [load_profile(p) for p in (profile or ["hardware_profiles/cpu-local.yaml"])]
     url = storage or default_storage(study)
     described = ", ".join(f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
                           f", {p.threads} thread(s), batch {p.batch_size})" for p in profiles)
     console.print(f"workload [bold]{workload}[/], space {space}, profile(s) {described}")
+    # before the workload (whose teacher may train): names, a changed study, --fork, --warm-start
+    plan = prepare_run(study, url, workload, space_cfg, profiles, fork=fork, warm_start=warm_start,
+                       storage_given=storage is not None)
+    study, url = plan.study_name, plan.url
     wl = load_workload(workload)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
-                            seed=seed, reporter=reporter, sensitivity=sensitivity)
+                            seed=seed, reporter=reporter, sensitivity=sensitivity, sampler=sampler, seeds=plan.seeds,
+                            timeout=seconds, max_drop=max_drop, polish=polish)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")
     for p in profiles:
         _print_front(url, study, p.name, result.study)
+    _print_keeper(url, study, result.study, max_drop)
+
+
+def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: float | None) -> None:
+    """Keep the fastest model that passes: the fastest front member within the metric drop, and the
+    command that exports it."""
+    from autocl.report import pick, study_data
+
+    bound = 0.01 if max_drop is None else max_drop
+    try:
+        chosen = pick(study_data(study), f"fastest-within:{bound}")
+    except StudyError as exc:
+        console.print(f"[yellow]no member within a metric drop of {bound:g}[/]: {exc}", soft_wrap=True)
+        return
+    t = chosen.trial
+    data = study_data(study)
+    speedup = data.speedup(t)
+    how = "" if max_drop is not None else " (no --max-drop given: 0.01 assumed)"
+    storage = "" if url == default_storage(study_name) else f" --storage {url}"
+    console.print(f"fastest member within a metric drop of {bound:g}{how}: trial {t.number}, "
+                  f"{data.metric_name} {t.metric:.4f} ({-data.metric_drop(t):+.4f}), {t.latency_ms:.3f} ms"
+                  + (f", {speedup:.2f}x the fp32 model" if speedup else ""), soft_wrap=True)
+    console.print(f"export it: autocl export --study {study_name}{storage} --trial {t.number} -o exports/{study_name}-trial{t.number}",
+                  soft_wrap=True)
 
 
 def _primary(study: optuna.Study) -> str | None:

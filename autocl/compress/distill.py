@@ -158,13 +158,39 @@ def lr_lambda(cfg: DistillConfig) -> Callable[[int], float]:
     return f
 
 
+def _output_loss(out, soft, y, cfg: DistillConfig, loss_fn, output_kind: str) -> torch.Tensor:
+    if loss_fn is not None:
+        return loss_fn(out, soft, y, cfg)
+    if output_kind == "embedding":
+        return embedding_kd_loss(out, soft, cfg.temperature, cfg.alpha)
+    return kd_loss(out, soft, y, cfg.temperature, cfg.alpha)
+
+
+def _held_out_loss(student: nn.Module, x, y, soft, idx: torch.Tensor, cfg: DistillConfig, loss_fn, output_kind: str) -> float:
+    """Mean distillation loss on the held-out rows ``idx``, in fixed batches, in eval mode."""
+    student.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(idx), cfg.batch_size):
+            b = idx[i:i + cfg.batch_size]
+            if len(b) < 2 and count:
+                break
+            loss = _output_loss(student(*(a[b] for a in x)), soft[b], y[b], cfg, loss_fn, output_kind)
+            total += float(loss) * len(b)
+            count += len(b)
+    student.train()
+    return total / max(count, 1)
+
+
 def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, soft_targets: torch.Tensor,
             cfg: DistillConfig, *, seed: int = 0, loss_fn=None, on_step=None, output_kind: str = "logits",
             teacher_features: TeacherFeatureCache | None = None) -> nn.Module:
     """Fine-tune ``student`` in place for ``cfg.steps`` steps on (x, y) against the teacher's
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
     ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the built-in loss of ``output_kind``;
-    ``teacher_features`` (with ``cfg.feature_weight > 0``) adds intermediate-feature distillation."""
+    ``teacher_features`` (with ``cfg.feature_weight > 0``) adds intermediate-feature distillation.
+    With ``cfg.early_stop`` a tenth of the rows (fixed by ``seed``) is held out of training, the
+    distillation loss on them is checked ten times over the run, and the best student is kept."""
     if cfg.steps == 0:
         return student.eval()
     set_torch_threads()
@@ -175,23 +201,25 @@ def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, so
     use_features = teacher_features is not None and cfg.feature_weight > 0
     taps = FeatureTaps(student, teacher_features.names) if use_features else None
     student.train()
-    n = len(x[0])
-    order = torch.randperm(n, generator=gen)
+    rows = torch.arange(len(x[0]))
+    held = rows[:0]
+    if cfg.early_stop and len(rows) >= 20:
+        shuffled = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed + 1))
+        held, rows = shuffled[:len(rows) // 10].sort().values, shuffled[len(rows) // 10:].sort().values
+    check_every = max(1, cfg.steps // 10)
+    best: tuple[float, dict] | None = None
+    n = len(rows)
+    order = rows[torch.randperm(n, generator=gen)]
     pos = 0
     try:
         for step in range(cfg.steps):
             if pos + cfg.batch_size > n:
-                order, pos = torch.randperm(n, generator=gen), 0
+                order, pos = rows[torch.randperm(n, generator=gen)], 0
             idx = order[pos:pos + cfg.batch_size]
             pos += cfg.batch_size
             batch = tuple(a[idx] for a in x)
             out = student(*batch)
-            if loss_fn is not None:
-                loss = loss_fn(out, soft_targets[idx], y[idx], cfg)
-            elif output_kind == "embedding":
-                loss = embedding_kd_loss(out, soft_targets[idx], cfg.temperature, cfg.alpha)
-            else:
-                loss = kd_loss(out, soft_targets[idx], y[idx], cfg.temperature, cfg.alpha)
+            loss = _output_loss(out, soft_targets[idx], y[idx], cfg, loss_fn, output_kind)
             if use_features:
                 loss = loss + cfg.feature_weight * feature_loss(taps.values, teacher_features(idx, batch))
             if not torch.isfinite(loss):
@@ -202,7 +230,13 @@ def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, so
             sched.step()
             if on_step:
                 on_step(step + 1, cfg.steps)
+            if len(held) and ((step + 1) % check_every == 0 or step + 1 == cfg.steps):
+                score = _held_out_loss(student, x, y, soft_targets, held, cfg, loss_fn, output_kind)
+                if best is None or score < best[0]:
+                    best = (score, {k: v.detach().clone() for k, v in student.state_dict().items()})
     finally:
         if taps is not None:
             taps.close()
+    if best is not None:
+        student.load_state_dict(best[1])
     return student.eval()

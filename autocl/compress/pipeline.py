@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import zlib
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ import torch
 
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.onnx_export import export_onnx, layer_nodes
-from autocl.compress.prune import apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity
-from autocl.compress.quantize import quantize_model
+from autocl.compress.prune import (
+    achieved_fractions, apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
+)
+from autocl.compress.quantize import QUANTIZER_VERSION, quantize_model, reduce_range_default
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
 
@@ -40,6 +43,8 @@ class Student:
     parameters: int
     reused: bool
     sparsity: float = 0.0
+    achieved: dict[str, float] | None = None
+    """What pruning really kept: ``params`` and ``macs`` as fractions of the teacher's."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ class Artifact:
         """What the artifact is made of, for the study record: layers per precision, the share of
         zero weights, and the size once deflated (where unstructured sparsity shows)."""
         return {"precisions": dict(self.precisions or {}), "sparsity": round(self.student.sparsity, 4),
-                "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1"}
+                "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1",
+                "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0})}
 
 
 def file_sha256(path: Path) -> str:
@@ -65,6 +71,27 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _seal(*paths: Path) -> None:
+    """Record each file's sha256 beside it (``<file>.sha256``), so a damaged cache file is found."""
+    for path in paths:
+        path.with_name(path.name + ".sha256").write_text(file_sha256(path))
+
+
+def _verified(*paths: Path) -> bool:
+    """Whether every file exists and still has the sha256 recorded when it was written. A file
+    without a record (an older cache) or with another hash is rebuilt, never reused."""
+    for path in paths:
+        record = path.with_name(path.name + ".sha256")
+        if not (path.is_file() and record.is_file()) or record.read_text().strip() != file_sha256(path):
+            return False
+    return True
+
+
+def _tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` private to this process: workers on one host share the cache."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
 def deflated_size(path: Path) -> int:
@@ -138,21 +165,27 @@ class Compressor:
         key = self.student_key(cfg)
         folder = self.root / "students" / key
         onnx_path, weights_path, info_path = folder / "student.onnx", folder / "student.pt", folder / "info.json"
-        if info_path.is_file() and onnx_path.is_file():
+        if info_path.is_file() and _verified(onnx_path, weights_path):
             info = json.loads(info_path.read_text())
             return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
-                           sparsity=info.get("sparsity", 0.0))
+                           sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"))
         student = self.build_student(cfg, stage)
         stage("exporting")
-        tmp = folder.with_name(folder.name + ".tmp")
+        tmp = _tmp(folder)
         shutil.rmtree(tmp, ignore_errors=True)
         self._export(student, tmp / "student.onnx")
         torch.save(student.state_dict(), tmp / "student.pt")
         params, sparsity = count_parameters(student), weight_sparsity(student)
-        (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "config": cfg.to_dict()}))
+        achieved = achieved_fractions(self.workload.model, student, self.workload.example_inputs())
+        (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
+                                                   "config": cfg.to_dict()}))
+        _seal(tmp / "student.onnx", tmp / "student.pt")
         shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)
-        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity)
+        try:
+            tmp.replace(folder)
+        except OSError:  # another worker put the same student there meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved)
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
@@ -160,18 +193,23 @@ class Compressor:
         precisions = {name: cfg.quant.precision_of(name) for name in self.layers}
         q = cfg.quant
         knobs = [precisions, q.calibration_samples]
-        if q.uses("int8", self.layers) and q.calibration != "minmax":
-            knobs.append(q.calibration)
+        if q.uses("int8", self.layers):
+            # QUANTIZER_VERSION: artifacts of an older int8 pass (no glue ops, always 7-bit) are not reused
+            knobs += [QUANTIZER_VERSION, q.reduce_range if q.reduce_range is not None else reduce_range_default()]
+            if q.calibration != "minmax":
+                knobs.append(q.calibration)
         if q.uses("int4", self.layers):
             knobs.append(q.int4_block_size)
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.root / "artifacts" / f"{student.key}-{qkey}.onnx"
-        if not path.is_file():
+        if not _verified(path):
             stage("quantizing")
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = _tmp(path).with_suffix(".onnx")  # the quantizer picks its writer by the suffix
             quantize_model(student.onnx_path, tmp, cfg.quant, layer_nodes(student.onnx_path, self.layers),
                            self.workload.calibration_feeds(cfg.quant.calibration_samples))
+            _seal(tmp)
+            tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
         int8 = tuple(n for n, p in precisions.items() if p == "int8")
         counts: dict[str, int] = {}
@@ -182,8 +220,12 @@ class Compressor:
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
         path = self.root / "baseline.onnx"
-        if not path.is_file():
-            self._export(self.workload.model, path)
+        if not _verified(path):
+            tmp = _tmp(path).with_suffix(".onnx")
+            self._export(self.workload.model, tmp)
+            _seal(tmp)
+            tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
+            tmp.replace(path)
         return path
 
     def _export(self, model: torch.nn.Module, path: Path) -> Path:

@@ -67,16 +67,69 @@ def residual_width_layers(model: nn.Module, attention: dict[str, nn.Module]) -> 
     return keep
 
 
+def output_layers(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> list[str]:
+    """Names of the Conv/Linear layers whose outputs reach the model's outputs with no other Conv or
+    Linear in between (a classifier head, the last projection of an embedding model). Pruning their
+    output channels would change the model's output shape (a 10-class head would become 8-class),
+    so they are never pruned on that dimension, whether or not the workload lists them.
+
+    Found by walking the autograd graph back from every output tensor until a layer's own output
+    node is reached: it works on models autocl has never seen."""
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    nodes: dict[object, str] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            def hook(_m, _i, out, name=name):
+                if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+                    nodes[out.grad_fn] = name
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.enable_grad():
+            out = model.eval()(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    roots = [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
+    found: list[str] = []
+    seen: set[int] = set()
+    while roots:
+        node = roots.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node in nodes:
+            if nodes[node] not in found:
+                found.append(nodes[node])
+            continue
+        roots.extend(fn for fn, _ in node.next_functions)
+    return found
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _tensors(o)]
+    return [t for t in vars(out).values() if isinstance(t, torch.Tensor)] if hasattr(out, "__dict__") else []
+
+
 def prune_model(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...], cfg: PruneConfig,
                 ignored_layers: tuple[str, ...] = (), *, loss_fn: LossFn | None = None) -> nn.Module:
     """Return a pruned copy of ``model``; ``model`` itself is left untouched.
 
-    ``ignored_layers`` (the workload's, e.g. the classifier) and ``cfg.ignored_layers`` keep their
-    output channels. ``loss_fn`` is needed for ``importance="taylor"``.
+    ``ignored_layers`` (the workload's, e.g. the classifier), ``cfg.ignored_layers`` and the layers
+    that produce the model's outputs (:func:`output_layers`) keep their output channels.
+    ``loss_fn`` is needed for ``importance="taylor"``.
     """
     student = copy.deepcopy(model).eval()
     keep_names = tuple(ignored_layers) + tuple(cfg.ignored_layers)
     keep = resolve_layers(student, keep_names, field="prune.ignored_layers")
+    if cfg.is_structured:
+        modules = dict(student.named_modules())
+        keep += [modules[n] for n in output_layers(student, example_inputs) if n not in keep_names]
     ratio_layers = dict(zip(cfg.layer_ratios, resolve_layers(student, tuple(cfg.layer_ratios), field="prune.layer_ratios")))
     if cfg.is_structured:
         _structured(student, example_inputs, cfg, keep, ratio_layers, loss_fn)
@@ -103,7 +156,7 @@ def _structured(student: nn.Module, example_inputs, cfg: PruneConfig, keep: list
                               "(use l1 or l2)", field="prune.importance")
         student.zero_grad()
         loss_fn(student).backward()
-    pruner = tp.pruner.MetaPruner(
+    pruner = _AlignedPruner(
         student, example_inputs, importance=_importance(cfg), pruning_ratio=cfg.ratio,
         pruning_ratio_dict={m: r for name, r in cfg.layer_ratios.items() for m in [ratio_layers[name]]} or None,
         global_pruning=cfg.scope == "global", ignored_layers=ignored, round_to=cfg.round_to,
@@ -117,6 +170,32 @@ def _structured(student: nn.Module, example_inputs, cfg: PruneConfig, keep: list
         # keep the module's bookkeeping true to its smaller projections: HF reshapes by head size
         a.num_attention_heads = a.query.out_features // a.attention_head_size
         a.all_head_size = a.query.out_features
+
+
+class _AlignedPruner(tp.pruner.MetaPruner):
+    """MetaPruner whose ``round_to`` rounds the channels a layer keeps to the *nearest* multiple, and
+    never below one multiple. torch-pruning rounds the kept count down, so on 16-channel layers
+    ratios of 0.6 and above kept 0 channels, which it then refuses to do: nothing was pruned at all,
+    and 0.6 kept more parameters than 0.4. Layers narrower than two multiples are not rounded."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        kept = current_channels - n_pruned
+        if current_channels < 2 * round_to:
+            return max(n_pruned, 0)
+        rounded = max(round_to, int(round(kept / round_to)) * round_to)
+        return max(current_channels - min(rounded, current_channels), 0)
+
+
+def achieved_fractions(teacher: nn.Module, student: nn.Module,
+                       example_inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """What pruning really removed: the student's parameters and multiply-accumulates as fractions
+    of the teacher's (1.0: nothing removed), counted by torch-pruning on one example input."""
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    with torch.no_grad():
+        macs_t, params_t = tp.utils.count_ops_and_params(teacher.eval(), tuple(inputs))
+        macs_s, params_s = tp.utils.count_ops_and_params(student.eval(), tuple(inputs))
+    return {"params": round(float(params_s) / float(params_t), 4) if params_t else 1.0,
+            "macs": round(float(macs_s) / float(macs_t), 4) if macs_t else 1.0}
 
 
 def prunable_weights(model: nn.Module, keep: list[nn.Module]) -> list[torch.Tensor]:

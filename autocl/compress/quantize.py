@@ -2,9 +2,10 @@
 
 Each precision is a real kernel in the written graph (see ``autocl.config.Precision``):
 
-1. ``int8`` layers: static QDQ, per-channel symmetric int8 weights and uint8 activations calibrated
-   on training data (min-max, entropy or percentile), with ``reduce_range`` (7-bit weights) so AVX2
-   CPUs without VNNI do not saturate: measured here as the fast int8 path for convolutions.
+1. ``int8`` layers: static QDQ (U8S8), per-channel symmetric int8 weights and uint8 activations
+   calibrated on training data (min-max, entropy or percentile), with ``reduce_range`` (7-bit
+   weights) only on CPUs without int8 dot products, where 8-bit products saturate; the ops between
+   int8 layers (residual adds, activations, pooling) are quantized with them (:data:`GLUE_OPS`).
 2. ``int8_dynamic`` layers: per-channel int8 weights, activations quantized at run time
    (MatMulInteger / ConvInteger); per-channel weights kept MiniLM's embeddings at cosine 0.99 where
    per-tensor ones gave 0.96. It runs after the static pass: the other way round, the static QDQ
@@ -45,6 +46,13 @@ OP_PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 """What each op can be quantized to by onnxruntime's quantizers; whether the profile's execution
 provider really runs it is probed by ``autocl.compress.support``."""
+QUANTIZER_VERSION = 2
+"""Bumped when the int8 pass writes different graphs for the same configuration (2: glue ops)."""
+GLUE_OPS = ("Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Flatten", "Reshape")
+"""Ops between int8 layers (residual adds, activations, pooling, reshapes) that are quantized with
+them when every input they read is already int8: left in fp32, each would cost a dequantize and a
+quantize and break onnxruntime's NHWC int8 chain with transposes (measured on the mnist CNN at
+batch 1: 6 QuantizeLinear, 7 DequantizeLinear and 3 Transpose nodes around two fp32 islands)."""
 WHY_NOT = {("Conv", "int4"): "int4 is weight-only MatMulNBits, a MatMul kernel: onnxruntime has no 4-bit Conv"}
 
 
@@ -76,6 +84,34 @@ class _FeedReader(CalibrationDataReader):
 
 def _op_types(model: onnx.ModelProto) -> dict[str, str]:
     return {n.name: n.op_type for n in model.graph.node}
+
+
+def int8_glue(model: onnx.ModelProto, int8_nodes: list[str]) -> list[str]:
+    """The :data:`GLUE_OPS` nodes whose every non-constant input comes from an int8 layer node or
+    from another such glue node, in graph (topological) order."""
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    quantized = set(int8_nodes)
+    int8_out: set[str] = set()
+    glue: list[str] = []
+    for node in model.graph.node:
+        if node.name in quantized:
+            int8_out.update(node.output)
+            continue
+        inputs = [i for i in node.input if i and i not in constants]
+        if node.op_type in GLUE_OPS and inputs and all(i in int8_out for i in inputs):
+            glue.append(node.name)
+            int8_out.update(node.output)
+    return glue
+
+
+def reduce_range_default() -> bool:
+    """7-bit weights (``reduce_range``) only where the CPU lacks int8 dot products (VNNI, AMX,
+    dotprod): without them, uint8 x int8 products saturate; with them, 8-bit weights are as fast
+    and more accurate."""
+    from autocl.hardware import has_int8_dot
+
+    return not has_int8_dot()
 
 
 def check_precisions(cfg: QuantConfig, nodes: dict[str, list[str]], op_types: dict[str, str]) -> None:
@@ -122,15 +158,17 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
             op_types = _op_types(model)
         onnx.save(model, str(staged))
         if chosen.get("int8"):
+            glue = int8_glue(model, chosen["int8"])
             with contextlib.redirect_stdout(io.StringIO()):  # histogram calibrators print progress
                 quantize_static(
                     str(staged), str(staged), _FeedReader(calibration),
-                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=reduce_range_default() if cfg.reduce_range is None else cfg.reduce_range,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_quantize=chosen["int8"], calibrate_method=_CALIBRATION[cfg.calibration],
-                    # calibrate only the chosen layers' op types: histogram calibrators overflow on an
-                    # attention mask's -3.4e38 entries if every Add/Where of the graph is collected
-                    op_types_to_quantize=sorted({op_types[n] for n in chosen["int8"]}),
+                    nodes_to_quantize=chosen["int8"] + glue, calibrate_method=_CALIBRATION[cfg.calibration],
+                    # calibrate only the chosen layers' and their glue's op types: histogram calibrators
+                    # overflow on an attention mask's -3.4e38 entries if every Add/Where is collected
+                    op_types_to_quantize=sorted({op_types[n] for n in chosen["int8"] + glue}),
                     extra_options={"CalibTensorRangeSymmetric": False},
                 )
         if chosen.get("int8_dynamic"):

@@ -3,7 +3,7 @@ remote latency agent with its client."""
 
 from autocl.hardware._agent import AgentServer, read_token_file, serve
 from autocl.hardware._client import agent_health, measure_remote
-from autocl.hardware._device import comparable, cpu_info, device_description, host_key, int8_warning
+from autocl.hardware._device import comparable, cpu_info, device_description, has_int8_dot, host_key, int8_warning
 from autocl.hardware._lease import DeviceLease, lease_dir
 from autocl.hardware._measure import (
     Measurement, measure_latency, measure_local, measure_many, median_ci, open_session, pinned_cpus, relative_ci,
@@ -17,7 +17,7 @@ from autocl.hardware._profile import (
 
 __all__ = [
     "AgentServer", "Budgets", "DeviceLease", "HardwareProfile", "Measurement", "MeasurementSettings",
-    "RemoteSettings", "agent_health", "comparable", "cpu_info", "device_description", "host_key", "int8_warning",
+    "RemoteSettings", "agent_health", "comparable", "cpu_info", "device_description", "has_int8_dot", "host_key", "int8_warning",
     "lease_dir", "load_profile", "measure_latency", "measure_local", "measure_many", "measure_memory",
     "measure_remote", "median_ci", "open_session", "pinned_cpus", "profile_from_dict", "read_token_file",
     "relative_ci", "resolve_profile_path", "serve", "session_options", "summarize", "time_interleaved",

@@ -64,6 +64,12 @@ def gpu_name() -> str | None:
     return lines[0].strip() if out.returncode == 0 and lines else None
 
 
+def has_int8_dot() -> bool:
+    """Whether this CPU has int8 dot-product instructions (VNNI, AMX, ARM dotprod/i8mm)."""
+    _, flags = cpu_info()
+    return any(f in flags for f in VNNI_FLAGS)
+
+
 def int8_warning() -> str | None:
     """Why int8 may be slower than fp32 on this CPU, or None when it has int8 dot-product units."""
     _, flags = cpu_info()

@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autocl.errors import StudyError
+from autocl.evaluate import metric_drop
 
 FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING = (
     "front", "dominated", "infeasible", "unmeasured", "failed", "pending")
@@ -101,8 +102,7 @@ class StudyData:
         """How much worse than the fp32 teacher ``t``'s metric is (positive = worse)."""
         if t.metric is None or not self.baseline or self.baseline.get("metric") is None:
             return None
-        diff = self.baseline["metric"] - t.metric
-        return diff if self.higher_is_better else -diff
+        return metric_drop(t.metric, self.baseline["metric"], self.higher_is_better)
 
     def speedup(self, t: TrialInfo) -> float | None:
         base = (self.baseline or {}).get("latency_ms")

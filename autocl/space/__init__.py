@@ -1,5 +1,9 @@
-"""Search spaces: YAML -> :class:`SearchSpace`; ``suggest(trial)`` -> CompressionConfig."""
+"""Search spaces: YAML -> :class:`SearchSpace`; ``suggest(trial)`` -> CompressionConfig; recipes."""
 
-from autocl.space._space import DistillSpace, PruneSpace, QuantSpace, Range, SearchSpace, load_space
+from autocl.space._recipes import RECIPE_RATIOS, recipe_params
+from autocl.space._space import (
+    DistillSpace, FallbackSpace, PolishSpace, PruneSpace, QuantSpace, Range, SearchSpace, load_space,
+)
 
-__all__ = ["DistillSpace", "PruneSpace", "QuantSpace", "Range", "SearchSpace", "load_space"]
+__all__ = ["DistillSpace", "FallbackSpace", "PolishSpace", "PruneSpace", "QuantSpace", "RECIPE_RATIOS", "Range",
+           "SearchSpace", "load_space", "recipe_params"]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Literal, Union
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from autocl.config import (
     PRECISIONS, CalibrationMethod, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model,
@@ -51,6 +52,32 @@ class Range(_Strict):
 Knob = Union[float, list[float], Range]
 
 
+_RULES = (("ge", ">=", lambda v, b: v < b), ("gt", ">", lambda v, b: v <= b),
+          ("le", "<=", lambda v, b: v > b), ("lt", "<", lambda v, b: v >= b))
+
+
+def _bounds_check(config_cls: type[BaseModel], field: str):
+    """A validator refusing knob values the configuration record ``config_cls.field`` would refuse
+    (the one definition of each knob's range), when the space is loaded rather than at sampling."""
+    limits = config_cls.model_fields[field].metadata
+
+    def check(value, info: ValidationInfo):
+        values = {"low": value.low, "high": value.high} if isinstance(value, Range) else (
+            {str(i): v for i, v in enumerate(value)} if isinstance(value, list) else {"": value})
+        for where, v in values.items():
+            if v is None:
+                continue
+            for rule in limits:
+                for attr, op, fails in _RULES:
+                    bound = getattr(rule, attr, None)
+                    if bound is not None and fails(v, bound):
+                        raise ValueError(f"{v}{f' ({where})' if where else ''} is out of range: "
+                                         f"{field} must be {op} {bound}")
+        return value
+
+    return check
+
+
 def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = False) -> float:
     if isinstance(knob, Range):
         if integer:
@@ -62,7 +89,7 @@ def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = Fals
 
 
 class PruneSpace(_Strict):
-    ratio: Knob = Field(Range(low=0.0, high=0.5, step=0.1), description="channel / FFN-neuron pruning ratio")
+    ratio: Knob = Field(Range(low=0.0, high=0.8, step=0.1), description="channel / FFN-neuron pruning ratio")
     importance: list[Literal["l1", "l2", "taylor"]] = Field(["l2"], min_length=1)
     scope: list[Literal["local", "global"]] = Field(["local"], min_length=1, description="ratio per layer or ranked globally")
     head_ratio: Knob | None = Field(None, description="attention heads removed (default: the ratio)")
@@ -70,6 +97,37 @@ class PruneSpace(_Strict):
     unstructured: Knob = Field(0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)")
     ignored_layers: list[str] = Field(default_factory=list, description="layers never pruned")
     round_to: int | None = Field(8, ge=1, description="channel counts kept multiples of this")
+
+    _ratio = field_validator("ratio", "head_ratio")(_bounds_check(PruneConfig, "ratio"))
+    _unstructured = field_validator("unstructured")(_bounds_check(PruneConfig, "unstructured"))
+
+    @field_validator("layer_ratios")
+    @classmethod
+    def _layer_ratios(cls, value: dict, info: ValidationInfo) -> dict:
+        for knob in value.values():
+            _bounds_check(PruneConfig, "ratio")(knob, info)
+        return value
+
+
+class PolishSpace(_Strict):
+    """Long distillation of the front's pruned students ("polish"), after short screening.
+
+    Every trial screens its student with ``distill.steps`` short steps. Every ``every`` screened
+    trials, and once at the end, the fastest pruned members on or near the front are distilled
+    again for ``epochs`` passes over the training rows (warm-up, cosine decay, early stop on a
+    held-out tenth of the training rows) and re-measured as new trials marked ``polish_of``. The
+    front therefore reports polished students; the screened values stay in their own trials."""
+
+    epochs: float = Field(4.0, ge=0.0, le=1000.0, description="passes over the training rows (0: no polishing)")
+    lr: float | None = Field(None, gt=0.0, le=1.0, description="learning rate [default: distill.lr]")
+    warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of the steps spent warming up")
+    early_stop: bool = Field(True, description="keep the student that did best on held-out training rows")
+    every: int = Field(8, ge=1, description="screened trials between two polishing rounds")
+    members: int = Field(2, ge=0, le=100, description="members polished per round")
+    window: float = Field(0.05, ge=0.0, le=1.0, description=(
+        "only members whose screened metric drop (baseline minus metric, in the metric's units) is at most this "
+        "are polished"))
+    max_steps: int = Field(5000, ge=1, description="cap on the steps of one polishing run")
 
 
 class DistillSpace(_Strict):
@@ -81,11 +139,33 @@ class DistillSpace(_Strict):
     schedule: list[Literal["cosine", "linear", "constant"]] = Field(["cosine"], min_length=1)
     warmup_steps: int = Field(0, ge=0)
     feature_weight: Knob = Field(0.0, description="intermediate-feature distillation weight (0: off)")
+    polish: PolishSpace = Field(default_factory=PolishSpace)
+
+    _temperature = field_validator("temperature")(_bounds_check(DistillConfig, "temperature"))
+    _alpha = field_validator("alpha")(_bounds_check(DistillConfig, "alpha"))
+    _steps = field_validator("steps")(_bounds_check(DistillConfig, "steps"))
+    _lr = field_validator("lr")(_bounds_check(DistillConfig, "lr"))
+    _feature_weight = field_validator("feature_weight")(_bounds_check(DistillConfig, "feature_weight"))
+
+
+class FallbackSpace(_Strict):
+    """Per-layer precision as fallbacks: the model takes one precision, and the ``k`` layers most
+    sensitive to it (from the sensitivity pre-pass, else first and last layers first) fall back to
+    one of ``precisions``. A handful of knobs the sampler can learn, instead of one coin flip per
+    layer, and no quantize/dequantize pair at every fp32/int8 boundary the coin flips create."""
+
+    precisions: list[Precision] = Field(["fp32"], min_length=1, description="what a fallback layer takes")
+    max_layers: int = Field(3, ge=0, le=1000, description="at most this many layers fall back")
+
 
 
 class QuantSpace(_Strict):
-    precisions: list[Precision] = Field(["fp32", "int8"], min_length=1,
-                                        description="choices for every quantizable layer")
+    precisions: list[Precision] = Field(["fp32", "int8"], min_length=1, description=(
+        "choices of the model-wide precision (encoding fallbacks), or of every layer (encoding per_layer)"))
+    encoding: Literal["fallbacks", "per_layer"] = Field("fallbacks", description=(
+        "fallbacks: one precision for the model plus a few fallback layers; per_layer: an independent "
+        "choice per layer (2^layers combinations: kept for comparison)"))
+    fallback: FallbackSpace = Field(default_factory=FallbackSpace)
     layers: Literal["all"] | list[str] | dict[str, list[Precision]] = Field(
         "all", description="'all', a list of layers to search (others take the default), or layer -> choices")
     default: Precision = "fp32"
@@ -108,6 +188,26 @@ class SearchSpace(_Strict):
     quant: QuantSpace = Field(default_factory=QuantSpace)
     source: str = Field("<space>", exclude=True)
     _choices: dict[str, list[str]] | None = PrivateAttr(None)
+    _ranking: dict[str, list[str]] | None = PrivateAttr(None)
+
+    def with_ranking(self, ranking: dict[str, list[str]] | None) -> "SearchSpace":
+        """A copy whose fallback layers are chosen by ``ranking``: precision -> layers, most
+        sensitive to that precision first (the sensitivity pre-pass's order)."""
+        out = self.model_copy()
+        out._choices = self._choices
+        out._ranking = ranking
+        return out
+
+    def ranking(self, precision: str, layer_names: list[str]) -> list[str]:
+        """Layers in the order they fall back from ``precision``: the stored ranking, else the first
+        and the last layer first (a network's edges are the usual casualties of low precision)."""
+        known = (self._ranking or {}).get(precision)
+        if known:
+            rest = [n for n in layer_names if n not in known]
+            return [n for n in known if n in layer_names] + rest
+        if len(layer_names) <= 2:
+            return list(layer_names)
+        return [layer_names[0], layer_names[-1], *layer_names[1:-1]]
 
     @property
     def fingerprint(self) -> str:
@@ -148,6 +248,7 @@ class SearchSpace(_Strict):
             choices[name] = kept
         out = self.model_copy()
         out._choices = choices
+        out._ranking = self._ranking
         return out
 
     def _declared_choices(self, layer_names: list[str]) -> dict[str, list[str]]:
@@ -199,9 +300,7 @@ class SearchSpace(_Strict):
             batch_size=d.batch_size, schedule=_pick(trial, "distill.schedule", d.schedule),
             warmup_steps=d.warmup_steps, feature_weight=float(_suggest(trial, "distill.feature_weight", d.feature_weight)),
         )
-        layers = {}
-        for name, choices in self.layer_choices(layer_names).items():
-            layers[name] = choices[0] if len(choices) == 1 else trial.suggest_categorical(f"bits.{name}", choices)
+        layers = self._suggest_layers(trial, layer_names)
         q = self.quant
         chosen = set(layers.values()) | ({q.default} if len(layers) < len(layer_names) else set())
         return CompressionConfig(
@@ -214,6 +313,52 @@ class SearchSpace(_Strict):
                 else q.int4_block_size[0],
             ),
         )
+
+
+    def polished(self, cfg: CompressionConfig, n_train: int) -> CompressionConfig:
+        """``cfg`` with the long distillation of :class:`PolishSpace`: ``epochs`` passes over the
+        ``n_train`` training rows (capped at ``max_steps``), linear warm-up then cosine decay, early
+        stop on held-out rows. Temperature, alpha and feature weight stay the trial's own."""
+        pol, d = self.distill.polish, cfg.distill
+        steps = max(1, min(pol.max_steps, math.ceil(pol.epochs * n_train / d.batch_size)))
+        distill = d.model_copy(update={"steps": steps, "lr": pol.lr or d.lr, "schedule": "cosine",
+                                       "warmup_steps": int(pol.warmup * steps), "early_stop": pol.early_stop})
+        return cfg.model_copy(update={"distill": distill})
+
+    def uniform_precisions(self, layer_names: list[str]) -> list[str]:
+        """The model-wide precisions of the fallback encoding: the space's, those some layer can take."""
+        choices = self.layer_choices(layer_names)
+        return [p for p in self.quant.precisions if any(p in c for c in choices.values())] or ["fp32"]
+
+    def _suggest_layers(self, trial: optuna.Trial, layer_names: list[str]) -> dict[str, str]:
+        choices = self.layer_choices(layer_names)
+        if self.quant.encoding == "per_layer":
+            return {name: c[0] if len(c) == 1 else trial.suggest_categorical(f"bits.{name}", c)
+                    for name, c in choices.items()}
+        fb = self.quant.fallback
+        model_wide = _pick(trial, "quant.precision", self.uniform_precisions(layer_names))
+        layers = {name: _take(model_wide, c, fb.precisions) for name, c in choices.items()}
+        options = [p for p in fb.precisions if p != model_wide and any(p in c for c in choices.values())]
+        at_default = [n for n in self.ranking(model_wide, list(choices)) if layers.get(n) == model_wide]
+        most = min(fb.max_layers, len(at_default))
+        if not options or most == 0:
+            return layers
+        k = trial.suggest_int("quant.fallbacks", 0, most)
+        if k:
+            to = _pick(trial, "quant.fallback_precision", options)
+            for name in [n for n in at_default if to in choices[n]][:k]:
+                layers[name] = to
+        return layers
+
+
+def _take(precision: str, choices: list[str], fallbacks: list[str]) -> str:
+    """``precision`` where the layer can take it, else its first fallback it can take, else fp32."""
+    if precision in choices:
+        return precision
+    for p in (*fallbacks, "fp32"):
+        if p in choices:
+            return p
+    return choices[0]
 
 
 def _pick(trial: optuna.Trial, name: str, options: list):

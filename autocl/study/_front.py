@@ -41,6 +41,10 @@ class FrontRow:
     peak_memory_mb: float | None = None
     remeasured_ms: float | None = None
     latency_changed: bool | None = None
+    kept_macs: float | None = None
+    kept_params: float | None = None
+    polish_of: int | None = None
+    distilled: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +56,11 @@ def _measurement(trial: optuna.trial.FrozenTrial, profile: str) -> dict:
     m = dict(a["measurements"][profile])
     m.setdefault("speedup", a.get("speedup", {}).get(profile))
     m.setdefault("not_faster", a.get("not_faster", {}).get(profile))
+    pruning = a.get("pruning") or {}
+    m.setdefault("kept_macs", pruning.get("kept_macs"))
+    m.setdefault("kept_params", pruning.get("kept_params"))
+    m.setdefault("polish_of", a.get("polish_of"))
+    m.setdefault("distilled", a.get("distilled"))
     return m
 
 
@@ -64,6 +73,8 @@ def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: floa
         latency_p90_ms=m["p90_ms"], size_kb=size_kb, artifact_sha256=sha, speedup=m.get("speedup"),
         not_faster=m.get("not_faster"), peak_memory_mb=memory.get("peak_mb"),
         remeasured_ms=again.get("median_ms"), latency_changed=again.get("changed"),
+        kept_macs=m.get("kept_macs"), kept_params=m.get("kept_params"), polish_of=m.get("polish_of"),
+        distilled=m.get("distilled"),
     )
 
 

@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import optuna
 
-import autocl
 from autocl.compress import Compressor
-from autocl.errors import AutoclError, TrialError
-from autocl.evaluate import evaluate_artifact
+from autocl.config import CompressionConfig
+from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
+from autocl.evaluate import evaluate_artifact, metric_drop
 from autocl.hardware import HardwareProfile
 from autocl.runtime import cache_dir
-from autocl.space import SearchSpace
+from autocl.space import SearchSpace, recipe_params
+from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
+from autocl.study._polish import enqueue_polish, polish_candidates
 from autocl.study._remeasure import remeasure_front
+from autocl.study._samplers import make_sampler
+from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.study._targets import (
     as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrow_space,
 )
+from autocl.study._teacher import teacher_record
+from autocl.study._trial_run import TrialRun
 from autocl.workloads import Workload
 
 
@@ -60,6 +65,8 @@ class SearchResult:
     new_trials: list[int] = field(default_factory=list)
     profiles: list[HardwareProfile] = field(default_factory=list)
     remeasured: dict = field(default_factory=dict)
+    limits: "SearchLimits | None" = None
+    seconds: float = 0.0
 
 
 def _eval_profile(profiles: list[HardwareProfile]) -> HardwareProfile:
@@ -91,9 +98,11 @@ def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload,
     return base
 
 
-def _objective(compressor: Compressor, space: SearchSpace, profiles: list[HardwareProfile], reporter: Reporter):
+def _objective(compressor: Compressor, space: SearchSpace, profiles: list[HardwareProfile], reporter: Reporter,
+               limits: "SearchLimits", baseline_metric: float):
     workload = compressor.workload
     primary, eval_profile = profiles[0], _eval_profile(profiles)
+    n_train = len(compressor._y)
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         reporter.trial_started(trial.number)
@@ -106,7 +115,10 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
 
         try:
             cfg = space.suggest(trial, compressor.layers)
+            if trial.user_attrs.get("polish_of") is not None:
+                cfg = space.polished(cfg, n_train)
             trial.set_user_attr("config", cfg.to_dict())
+            trial.set_user_attr("distilled", cfg.prune.changes_model and cfg.distill.steps > 0)
             trial.set_user_attr("bits", cfg.quant.compact(compressor.layers))
             t0 = time.perf_counter()
             artifact = compressor.artifact(cfg, on_stage)
@@ -120,7 +132,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
                                  trial=trial.number, stage="evaluating")
             on_stage("measuring")
             t2 = time.perf_counter()
-            compressed = cfg.prune.ratio > 0 or bool(artifact.int8_layers)
+            compressed = cfg.prune.changes_model or any(p != "fp32" for p in (artifact.precisions or {}))
             results = measure_targets(artifact.path, compressor.baseline(), profiles, workload, compressed=compressed)
             m = results[primary.name].measurement
             trial.set_user_attr("student_key", artifact.student.key)
@@ -135,8 +147,13 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             trial.set_user_attr("speedup", {n: round(r.speedup, 4) for n, r in results.items()})
             trial.set_user_attr("not_faster", {n: r.not_faster for n, r in results.items() if r.not_faster is not None})
             trial.set_user_attr("memory", {n: r.measurement.memory for n, r in results.items() if r.measurement.memory})
-            if any(p.budgets.items() for p in profiles):
-                trial.set_user_attr("constraints", constraint_values(profiles, results, artifact.size_bytes))
+            trial.set_user_attr("pruning", _pruning_record(cfg, artifact.student.achieved))
+            if any(p.budgets.items() for p in profiles) or limits.max_drop is not None:
+                values = constraint_values(profiles, results, artifact.size_bytes)
+                if limits.max_drop is not None:
+                    drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
+                    values.append(drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0))
+                trial.set_user_attr("constraints", values)
             trial.set_user_attr("seconds", {"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
                                             "measure": round(time.perf_counter() - t2, 3)})
             trial.set_user_attr("compression", artifact.details())  # precisions, sparsity, deflated size
@@ -151,17 +168,37 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
     return objective
 
 
-def _enqueue_reference(study: optuna.Study, space: SearchSpace, layers: list[str]) -> None:
-    """First trial of a new study: every searchable layer int8, no pruning; the whole-model PTQ a
-    user would try by hand, so the front always shows whether the search beat it."""
-    choices = space.layer_choices(layers)
-    params = {f"bits.{n}": "int8" for n, c in choices.items() if len(c) > 1 and "int8" in c}
-    ratio = space.prune.ratio
-    low = getattr(ratio, "low", None)
-    if low == 0.0 or ratio == 0.0 or (isinstance(ratio, list) and 0.0 in ratio):
-        params["prune.ratio"] = 0.0
-    if params:
-        study.enqueue_trial(params, skip_if_exists=True)
+def _pruning_record(cfg: CompressionConfig, kept: dict | None) -> dict:
+    """The requested ratio beside what pruning achieved. A requested ratio that removed nothing
+    (rounding kept every channel) is recorded as not applied, never as if it had been."""
+    kept = kept or {"params": 1.0, "macs": 1.0}
+    requested = cfg.prune.is_structured
+    applied = requested and kept.get("params", 1.0) < 0.9999
+    out = {"requested_ratio": cfg.prune.ratio, "requested_head_ratio": cfg.prune.head_ratio,
+           "kept_params": kept.get("params"), "kept_macs": kept.get("macs"), "applied": applied}
+    if requested and not applied:
+        out["note"] = (f"prune ratio {cfg.prune.ratio:g} removed nothing: with round_to {cfg.prune.round_to} "
+                       "every layer kept all its channels")
+    return out
+
+
+def _enqueue_recipes(study: optuna.Study, space: SearchSpace, layers: list[str]) -> int:
+    """A new study's first trials: the by-hand recipes (:func:`autocl.space.recipe_params`)."""
+    recipes = recipe_params(space, layers)
+    for params in recipes:
+        study.enqueue_trial(params, user_attrs={"recipe": True}, skip_if_exists=True)
+    return len(recipes)
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """How long a search runs and what it must keep: ``n_trials`` screened trials and/or ``timeout``
+    seconds of wall clock (polishing included), and the largest metric drop a member may have
+    (``max_drop``, in the metric's units: beyond it, a member is infeasible and off the front)."""
+
+    n_trials: int | None = 12
+    timeout: float | None = None
+    max_drop: float | None = None
 
 
 def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -169,18 +206,36 @@ def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
 
 
 def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile | Sequence[HardwareProfile], *,
-               study_name: str, storage: str, n_trials: int, seed: int = 0, reporter: Reporter | None = None,
-               remeasure: bool = True, sensitivity: bool = False) -> SearchResult:
-    """Run ``n_trials`` more trials. ``profile`` is one profile or several (the first is the primary);
-    ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the per-layer
-    sensitivity pre-pass once per study and drops hopeless precision choices."""
+               study_name: str, storage: str, n_trials: int | None = 12, seed: int = 0,
+               reporter: Reporter | None = None, remeasure: bool = True, sensitivity: bool | None = None,
+               timeout: float | None = None, max_drop: float | None = None, polish: bool = True,
+               sampler: str = "tpe", seeds: Sequence[Seed] = ()) -> SearchResult:
+    """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
+    first (at least one must be given). ``profile`` is one profile or several (the first is the
+    primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
+    per-layer sensitivity pre-pass once per study (None: when it is cheap); ``max_drop`` makes
+    members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it infeasible; ``polish``
+    runs the long-distillation rounds of ``space.distill.polish``. ``sampler`` is tpe, nsga2, gp or
+    random; ``seeds`` are configurations enqueued first (a fork's, a warm start's).
+
+    A new study starts with the by-hand recipes (uniform precision at several prune ratios). Every
+    ``polish.every`` screened trials, and once at the end, the fastest pruned members near the
+    front are polished."""
+    if n_trials is None and timeout is None:
+        raise ConfigError("give a trial budget (--trials) or a time budget (--timeout), or both")
+    started = time.monotonic()
+    limits = SearchLimits(n_trials=n_trials, timeout=timeout, max_drop=max_drop)
     reporter = reporter or SilentReporter()
     profiles = as_profiles(profile)
     space = narrow_space(space, profiles)
     space.check_against(workload.layer_names(), {n for n, _ in workload.model.named_modules()})
-    fingerprint = {"workload": workload.name, "workload_key": workload.key, "space": space.fingerprint,
-                   "profile": [p.name for p in profiles], "autocl": autocl.__version__}
+    fingerprint = study_fingerprint(workload.name, workload.key, space, profiles, teacher=teacher_record(workload))
     study = open_study(study_name, storage, fingerprint, higher_is_better=workload.higher_is_better)
+    stored_drop = study.user_attrs.get("max_drop", "unset")
+    if stored_drop != "unset" and stored_drop != max_drop and any(t.state.is_finished() for t in study.trials):
+        raise StudyError(f"study {study_name!r} was searched with --max-drop {stored_drop}, not {max_drop}: its trials' "
+                         "feasibility was decided with that bound; resume with the same --max-drop, or start a new study")
+    study.set_user_attr("max_drop", max_drop)
     is_new = len(study.trials) == 0
     if is_new:
         study.set_user_attr("workload", {"name": workload.name, "metric": workload.metric_name,
@@ -189,39 +244,73 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         study.set_user_attr("space", space.model_dump(mode="json"))
         study.set_user_attr("profile", profiles[0].model_dump(mode="json"))
     study.set_user_attr("profiles", {p.name: p.model_dump(mode="json") for p in profiles})
-    names = constraint_names(profiles)
+    names = constraint_names(profiles) + (["metric:max_drop"] if max_drop is not None else [])
     study.set_user_attr("constraint_names", names)
     compressor = Compressor(workload, cache_dir(), seed=seed)
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
-    before = {t.number for t in study.trials}  # before any enqueued seed trial
-    # refuse precisions the primary provider cannot run; optional per-layer sensitivity pre-pass
+    # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
     space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
                           progress=lambda s: reporter.stage(-1, s))
-    # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats
-    with warnings.catch_warnings():  # constraints_func is what stores system_attrs['constraints']
-        warnings.simplefilter("ignore", FutureWarning)
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True,
-                                                   n_startup_trials=min(10, max(4, n_trials // 2)),
-                                                   constraints_func=_constraints if names else None)
-    if is_new:
-        _enqueue_reference(study, space, compressor.layers)
+    recipes = _enqueue_recipes(study, space, compressor.layers) if is_new else 0
+    enqueue_seeds(study, seeds)
+    budget = n_trials if n_trials is not None else 10**9
+    # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats;
+    # constraints_func is what stores system_attrs['constraints']; the recipes come before start-up
+    study.sampler = make_sampler(sampler, seed + len(study.trials), min(budget, 1000), _constraints if names else None,
+                                 startup_extra=recipes + len(seeds))
+    run = TrialRun()
 
     def write_fronts(st: optuna.Study) -> None:
         for p in profiles:
             write_front(storage, st, p.name, workload.metric_name)
 
+    finished = [0]  # this process's finished trials (another worker's do not count against our budget)
+
     def after_trial(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        finished[0] += 1
         write_fronts(st)
         reporter.trial_finished(trial)
 
-    study.optimize(_objective(compressor, space, profiles, reporter), n_trials=n_trials,
-                   catch=(TrialError,), callbacks=[after_trial])
+    objective = run.wrap(_objective(compressor, space, profiles, reporter, limits, baseline["metric"]))
+    pol = space.distill.polish
+    polishing = polish and pol.members > 0 and pol.epochs > 0
+    deadline = started + timeout if timeout is not None else None
+    # leave the last 15% of a time budget to the final polishing round
+    screen_deadline = started + 0.85 * timeout if timeout is not None and polishing else deadline
+
+    def left(until: float | None) -> float | None:
+        return None if until is None else until - time.monotonic()
+
+    def run_trials(n: int, until: float | None) -> int:
+        if n <= 0 or (until is not None and left(until) <= 0):
+            return 0
+        ran = finished[0]
+        study.optimize(objective, n_trials=n, timeout=left(until), catch=(TrialError,), callbacks=[after_trial])
+        return finished[0] - ran
+
+    def polish_round() -> None:
+        chosen = polish_candidates(study, baseline=baseline["metric"], higher_is_better=workload.higher_is_better,
+                                   window=pol.window, members=pol.members)
+        if chosen:
+            reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
+            run_trials(enqueue_polish(study, chosen), deadline)
+
+    screened = 0
+    while screened < budget and (screen_deadline is None or left(screen_deadline) > 0):
+        chunk = min(budget - screened, pol.every if polishing else budget - screened)
+        ran = run_trials(chunk, screen_deadline)
+        if ran == 0:
+            break
+        screened += ran
+        if polishing:
+            polish_round()
     write_fronts(study)
     remeasured = {}
     if remeasure:
         reporter.stage(-1, "re-measuring the Pareto fronts")
         remeasured = remeasure_front(study, storage, workload, profiles, compressor=compressor)
-    new = sorted(t.number for t in study.trials if t.number not in before)
+    new = sorted(run.numbers)  # this process's trials, not another worker's
     return SearchResult(study=study, storage=storage, profile=profiles[0], baseline=baseline, new_trials=new,
-                        profiles=profiles, remeasured=remeasured)
+                        profiles=profiles, remeasured=remeasured, limits=limits,
+                        seconds=round(time.monotonic() - started, 1))

@@ -71,29 +71,44 @@ def hopeless_choices(table: dict[str, dict[str, float]], max_drop: float) -> dic
     return out
 
 
-def enqueue_uniform_seeds(study: optuna.Study, space: SearchSpace, layers: list[str]) -> None:
-    """First trials of a new study: for each precision other than fp32 and int8 (the spine already
-    enqueues whole-model int8), one unpruned trial with every layer that may take it at it. Uniform
-    configurations are where mixed precision starts from; the sampler then searches around them."""
-    choices = space.layer_choices(layers)
-    fixed = {}
-    for knob, name in ((space.prune.ratio, "prune.ratio"), (space.prune.head_ratio, "prune.head_ratio"),
-                       (space.prune.unstructured, "prune.unstructured")):
-        if isinstance(knob, list) and 0.0 in knob or getattr(knob, "low", None) == 0.0:
-            fixed[name] = 0.0
-    for precision in sorted({p for c in choices.values() for p in c} - {"fp32", "int8"}):
-        bits = {f"bits.{n}": precision for n, c in choices.items() if len(c) > 1 and precision in c}
-        if bits:
-            study.enqueue_trial({**fixed, **bits}, skip_if_exists=True)
+CHEAP_WORK = 50_000_000
+"""The pre-pass runs by default when (layer, precision) pairs x teacher parameters stays under this:
+on the mnist CNN (10 pairs, 0.7M parameters) it takes seconds; on MiniLM (108 pairs, 22M) minutes."""
+
+
+def is_cheap(compressor: Compressor, space: SearchSpace) -> bool:
+    """Whether the sensitivity pre-pass costs little enough to run without being asked."""
+    pairs = sum(len([p for p in c if p != "fp32"]) for c in space.layer_choices(compressor.layers).values())
+    params = sum(p.numel() for p in compressor.workload.model.parameters())
+    return pairs * params <= CHEAP_WORK
+
+
+NOTICEABLE_DROP = 0.002
+"""Single-layer drops at or below this are ties: validation noise on a thousand rows."""
+
+
+def ranking(table: dict[str, dict[str, float]]) -> dict[str, list[str]]:
+    """precision -> layers in the order they fall back: layers whose single-layer drop is noticeable
+    (above :data:`NOTICEABLE_DROP`, NaN first), largest first; then the ties with the network's edges
+    first (the first layer, which reads few channels and runs int8 inefficiently, and the last)."""
+    layers = list(table)
+    edges = layers[:1] + layers[-1:] + layers[1:-1] if len(layers) > 2 else layers
+    out: dict[str, list[str]] = {}
+    for p in sorted({p for drops in table.values() for p in drops}):
+        drops = {n: table[n][p] for n in layers if p in table[n]}
+        loud = sorted((n for n, d in drops.items() if not d <= NOTICEABLE_DROP),
+                      key=lambda n: -drops[n] if drops[n] == drops[n] else float("-inf"))
+        out[p] = loud + [n for n in edges if n in drops and n not in loud]
+    return out
 
 
 def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compressor, profile: HardwareProfile, *,
-                  sensitivity: bool = False, progress: Progress = lambda s: None) -> SearchSpace:
+                  sensitivity: bool | None = None, progress: Progress = lambda s: None) -> SearchSpace:
     """Bind the space to the model and the profile before any trial: refuse precisions the provider
-    cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` run the
-    pre-pass once per study (stored as ``sensitivity``) and drop hopeless choices. A resumed study
-    reuses what it stored, so every trial of a study sees the same choices. A new study gets one
-    seed trial per uniform precision (:func:`enqueue_uniform_seeds`)."""
+    cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` (None:
+    when :func:`is_cheap`, on a new study) run the pre-pass once per study (stored as
+    ``sensitivity``), drop hopeless choices and rank the layers that fall back first. A resumed study
+    reuses what it stored, so every trial of a study sees the same choices."""
     layers = compressor.layers
     wanted = sorted({p for ps in space._declared_choices(layers).values() for p in ps} | {space.quant.default})
     refused = refusals(layer_op_types(compressor.baseline(), layers), wanted, profile.execution_provider)
@@ -105,11 +120,12 @@ def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compresso
     if sensitivity and stored is None and has_trials:
         raise StudyError(f"study {study.study_name!r} was searched without the sensitivity pre-pass; resume it "
                          "without --sensitivity, or start a new study to use it")
+    if sensitivity is None:
+        sensitivity = not has_trials and stored is None and is_cheap(compressor, bound)
     if stored is None and sensitivity:
         stored = sensitivity_table(compressor, bound, profile, progress)
         study.set_user_attr("sensitivity", stored)
     if stored is not None:
         bound = space.restrict(layers, refused, hopeless_choices(stored, space.quant.sensitivity_max_drop))
-    if not study.trials:
-        enqueue_uniform_seeds(study, bound, layers)
+        bound = bound.with_ranking(ranking(stored))
     return bound

@@ -10,7 +10,10 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from autocl.errors import StudyError
 from autocl.runtime import home_dir
+from autocl.study._fingerprint import check_fingerprint, check_study_name
 from autocl.study._tables import engine_for
+from autocl.study._teacher import keep_teacher
+from autocl.study._trial_run import reap_dead_trials
 
 OBJECTIVES = ("metric", "latency_ms", "size_kb")
 HEARTBEAT_SECONDS = 10
@@ -23,6 +26,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 def default_storage(study_name: str) -> str:
     """``sqlite:///<AUTOCL_HOME>/<study>.db`` (``studies/`` by default)."""
+    check_study_name(study_name)
     home = home_dir()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / (study_name + '.db')}"
@@ -39,15 +43,21 @@ def make_storage(url: str) -> RDBStorage:
                              grace_period=GRACE_SECONDS,
                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # bad URL, unreachable server, missing driver
-        raise StudyError(f"cannot open storage {url!r}: {exc}. Give an SQLAlchemy URL such as "
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {url!r}: {detail}. Give an SQLAlchemy URL such as "
                          "sqlite:///studies/demo.db or postgresql://user@host/db") from None
     engine_for(url)
     return storage
 
 
 def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool) -> optuna.Study:
-    """Create the study, or resume it when ``fingerprint`` (workload, space, profile names in order)
-    matches."""
+    """Create the study, or resume it when ``fingerprint`` (see ``study_fingerprint``: workload,
+    space and profile contents) matches; a mismatch is refused with what changed, in words. The
+    study keeps a copy of the workload's cached teacher, and a trial left RUNNING by a dead process
+    of this machine is failed and retried at once."""
+    check_study_name(name)
+    fingerprint = dict(fingerprint)
+    teacher = fingerprint.pop("teacher", None)
     storage = make_storage(url)
     directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
@@ -55,13 +65,12 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
     if stored is None:
         study.set_metric_names(list(OBJECTIVES))
         study.set_user_attr("fingerprint", fingerprint)
-        return study
-    for key in ("workload", "workload_key", "space", "profile"):
-        if _normalized(key, stored.get(key)) != _normalized(key, fingerprint.get(key)):
-            raise StudyError(
-                f"study {name!r} in {url} was created with {key} = {stored.get(key)!r}, not "
-                f"{fingerprint.get(key)!r}; resume it with the same {key}, or start a new study with another --study name"
-            )
+    else:
+        check_fingerprint(name, url, stored, fingerprint)
+        if "profile_content" not in stored:  # made by an older autocl: record the contents from now on
+            study.set_user_attr("fingerprint", {**stored, **fingerprint})
+    keep_teacher(url, name, teacher)
+    reap_dead_trials(study)
     return study
 
 
@@ -72,6 +81,7 @@ def _normalized(key: str, value):
 
 def load_existing(name: str, url: str) -> optuna.Study:
     """Open a study that must exist; the error lists the studies that do."""
+    check_study_name(name)
     storage = make_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:

@@ -2,13 +2,15 @@
 
 ``autocl_pareto_front`` holds the current Pareto front of each (study, profile), one row per member,
 with the configuration and the measurements, so SQL alone answers "what is the front of study X".
+``autocl_teacher`` keeps a copy of each study's cached teacher file, so losing the cache never
+costs the study (see ``autocl.study._teacher``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, UniqueConstraint, create_engine
+from sqlalchemy import JSON, DateTime, Float, Integer, LargeBinary, String, UniqueConstraint, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +41,17 @@ class ParetoEntry(Base):
     measurement: Mapped[dict] = mapped_column(JSON)
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class TeacherCopy(Base):
+    __tablename__ = "autocl_teacher"
+    __table_args__ = (UniqueConstraint("study_name", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), index=True)
+    path: Mapped[str] = mapped_column(String(1024))  # relative to the cache folder
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Union
 
 import numpy as np
@@ -54,6 +55,8 @@ class Workload:
     replaces either. ``feature_layers`` are the modules whose outputs intermediate-feature
     distillation matches. ``quality(predict)``, given a function that runs the artifact on inputs,
     returns named task-quality scores recorded beside the metric (e.g. what fidelity costs).
+    ``teacher_file`` is the cached file a teacher trained by autocl was loaded from (built-ins): a
+    study keeps a copy of it, so a lost cache never changes the teacher under a study.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Workload:
     description: str = ""
     version: str = "1"
     extra: dict = field(default_factory=dict)
+    teacher_file: Path | None = None
 
     def __post_init__(self) -> None:
         validate_workload(self)

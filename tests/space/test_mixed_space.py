@@ -14,7 +14,7 @@ REFUSED = {"stem.0": {"int4": "no 4-bit Conv"}, "stages.0.conv1": {"int4": "no 4
 
 
 def _space(**quant):
-    return SearchSpace.model_validate({"quant": {"precisions": ["fp32", "int8", "int4"], **quant}})
+    return SearchSpace.model_validate({"quant": {"precisions": ["fp32", "int8", "int4"], "encoding": "per_layer", **quant}})
 
 
 def test_refused_precisions_are_dropped_from_generic_choices():
@@ -110,17 +110,60 @@ def test_sensitivity_prepass_stores_the_table_and_prunes_choices(digits, fast_pr
         prepare_space(plain, space, comp, fast_profile, sensitivity=True)
 
 
-def test_a_new_study_is_seeded_with_one_unpruned_trial_per_uniform_precision():
-    from autocl.study._sensitivity import enqueue_uniform_seeds
+def test_recipes_are_every_uniform_precision_at_each_prune_ratio():
+    from autocl.space import recipe_params
 
-    space = SearchSpace.model_validate({"prune": {"ratio": [0.0, 0.5]},
+    space = SearchSpace.model_validate({"prune": {"ratio": {"low": 0.0, "high": 0.8, "step": 0.1}},
                                         "quant": {"precisions": ["fp32", "int8", "int8_dynamic", "int4"]}})
     bound = space.restrict(LAYERS, REFUSED)
+    recipes = recipe_params(bound, LAYERS)
+    seen = {(r["prune.ratio"], r["quant.precision"]) for r in recipes}
+    # 4 ratios x 4 precisions, less the unpruned fp32 model (the baseline itself)
+    assert len(recipes) == len(seen) == 15
+    assert (0.0, "fp32") not in seen and (0.7, "int8") in seen and (0.5, "int8_dynamic") in seen
+    assert all(r["quant.fallbacks"] == 0 and r["distill.temperature"] == 4.0 for r in recipes)
+    # a recipe is a whole-model precision: where a layer cannot take it (int4 on a Conv), it falls back
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
-    enqueue_uniform_seeds(study, bound, LAYERS)
-    seeds = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
-    assert len(seeds) == 2
-    dyn = next(s for s in seeds if s.get("bits.fc") == "int8_dynamic")
-    assert dyn["prune.ratio"] == 0.0 and all(dyn[f"bits.{n}"] == "int8_dynamic" for n in LAYERS)
-    int4 = next(s for s in seeds if s.get("bits.fc") == "int4")
-    assert "bits.stem.0" not in int4  # refused there, so not seeded there
+    study.enqueue_trial(next(r for r in recipes if r["quant.precision"] == "int4"))
+    cfg = bound.suggest(study.ask(), LAYERS)
+    assert cfg.quant.layers == {"stem.0": "fp32", "stages.0.conv1": "fp32", "fc": "int4"}
+
+
+def test_recipes_snap_into_the_space_and_do_not_repeat():
+    from autocl.space import recipe_params
+
+    space = SearchSpace.model_validate({"prune": {"ratio": [0.0, 0.125], "head_ratio": [0.0, 0.25]},
+                                        "distill": {"temperature": 0.05},
+                                        "quant": {"precisions": ["int8_dynamic"]}})
+    recipes = recipe_params(space, LAYERS)
+    assert [(r["prune.ratio"], r["prune.head_ratio"]) for r in recipes] == [(0.0, 0.0), (0.125, 0.25)]
+    assert "distill.temperature" not in recipes[0]  # fixed in the space: not a parameter
+
+
+def test_fallback_layers_follow_the_sensitivity_ranking():
+    space = SearchSpace.model_validate({"quant": {"precisions": ["int8", "fp32"],
+                                                  "fallback": {"precisions": ["fp32"], "max_layers": 2}}})
+    ranked = space.restrict(LAYERS, {}).with_ranking({"int8": ["stages.0.conv1", "fc", "stem.0"]})
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for k, expected in ((0, set()), (1, {"stages.0.conv1"}), (2, {"stages.0.conv1", "fc"})):
+        study.enqueue_trial({"quant.precision": "int8", "quant.fallbacks": k})
+        cfg = ranked.suggest(study.ask(), LAYERS)
+        assert {n for n, p in cfg.quant.layers.items() if p == "fp32"} == expected
+    # without a ranking, the network's edges fall back first
+    study.enqueue_trial({"quant.precision": "int8", "quant.fallbacks": 2})
+    cfg = space.restrict(LAYERS, {}).suggest(study.ask(), LAYERS)
+    assert {n for n, p in cfg.quant.layers.items() if p == "fp32"} == {"stem.0", "fc"}
+    # an fp32 model has nothing to fall back to fp32 from: no fallback knob is sampled
+    study.enqueue_trial({"quant.precision": "fp32"})
+    trial = study.ask()
+    assert set(space.suggest(trial, LAYERS).quant.layers.values()) == {"fp32"}
+    assert "quant.fallbacks" not in trial.params
+
+
+def test_sensitivity_ranking_puts_the_largest_drop_first():
+    from autocl.study._sensitivity import ranking
+
+    table = {"a": {"int8": 0.001}, "b": {"int8": 0.02, "int4": 0.5}, "c": {"int8": float("nan")},
+             "d": {"int8": 0.0}, "e": {"int8": 0.0}}
+    # noticeable drops first (NaN first), then the ties with the network's edges (first, last) first
+    assert ranking(table) == {"int8": ["c", "b", "a", "e", "d"], "int4": ["b"]}

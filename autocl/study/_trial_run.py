@@ -1,0 +1,167 @@
+"""The trials of one process: who runs them, how they stop, and what happens to those a dead process left.
+
+Each trial records the process running it (``user_attrs['worker']``: host, pid, process start
+time). A trial left RUNNING by a process of this machine that no longer exists is failed with that
+reason and retried at once, without waiting for the heartbeat grace period (which remains the rule
+for other hosts). SIGTERM stops a run like Ctrl-C: the running trial is failed with the reason and
+the command ends with one line. ``TrialRun.numbers`` are the trials this process ran, so a report
+of "new trials" never counts another worker's.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import signal
+import socket
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM; ``str()`` names the signal."""
+
+
+# signals received: some libraries (torch's ONNX exporter) swallow the exception raised inside them,
+# so the trial wrapper checks this too once the objective returns
+_PENDING: list[str] = []
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_identity() -> dict:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": _start_time(pid)}
+
+
+def _alive(worker: dict) -> bool:
+    pid = int(worker.get("pid", 0))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        pass
+    started = worker.get("started")
+    return started is None or _start_time(pid) in (None, started)
+
+
+def reap_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail and retry (once, like the heartbeat's retry) every RUNNING trial whose recorded process
+    ran on this host and is gone. Returns the trial numbers failed here."""
+    host, reaped = socket.gethostname(), []
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if not isinstance(worker, dict) or worker.get("host") != host or _alive(worker):
+            continue
+        reason = (f"trial {t.number}: its process (pid {worker.get('pid')} on {host}) died while the trial ran "
+                  "(killed?); failed and retried")
+        try:
+            storage.set_trial_user_attr(t._trial_id, "error", reason)
+            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:  # another process reaped it first
+            continue
+        retry = copy.deepcopy(storage.get_trial(t._trial_id))
+        retry.user_attrs = {k: v for k, v in retry.user_attrs.items() if k in ("seeded_from",)}
+        RetryHeartbeatStaleTrialCallback(max_retry=1)(study, retry)
+        reaped.append(t.number)
+    return reaped
+
+
+class TrialRun:
+    """Wraps the objective: records the worker, reaps dead local trials before each trial, stores
+    the reason when the trial is interrupted, and remembers the trials this process ran."""
+
+    def __init__(self) -> None:
+        self.numbers: list[int] = []
+        self.identity = worker_identity()
+
+    def wrap(self, objective: Callable[[optuna.Trial], tuple]) -> Callable[[optuna.Trial], tuple]:
+        def run(trial: optuna.Trial) -> tuple:
+            self.numbers.append(trial.number)
+            trial.set_user_attr("worker", self.identity)
+            reap_dead_trials(trial.study)
+            try:
+                result = objective(trial)
+            except KeyboardInterrupt as exc:
+                self._record(trial, str(exc) or "Ctrl-C")
+                raise
+            except BaseException:
+                if _PENDING:  # the interrupt was turned into another error on its way out
+                    self._record(trial, _PENDING[-1])
+                    raise Interrupted(_PENDING[-1]) from None
+                raise
+            if _PENDING:
+                self._record(trial, _PENDING[-1])
+                raise Interrupted(_PENDING[-1])
+            return result
+
+        return run
+
+    @staticmethod
+    def _record(trial: optuna.Trial, why: str) -> None:
+        trial.set_user_attr("error", f"trial {trial.number}: interrupted ({why}); run the command again to resume")
+
+
+class _DropInterruptTracebacks(logging.Filter):
+    """Optuna logs an interrupted trial with a ~40-line traceback; the CLI says it in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KeyboardInterrupt):
+            self.dropped = record.getMessage().split(" failed", 1)[0]  # "Trial N"
+            return False
+        message = record.getMessage()
+        if self.dropped and message.startswith(self.dropped + " failed with value"):
+            self.dropped = None  # the second line optuna logs for that trial
+            return False
+        return True
+
+
+_FILTER = _DropInterruptTracebacks()
+logging.getLogger("optuna").addFilter(_FILTER)
+for _handler in logging.getLogger("optuna").handlers:
+    _handler.addFilter(_FILTER)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Interrupted` ("SIGTERM") like Ctrl-C raises
+    KeyboardInterrupt, so a stopped run fails its trial with the reason and ends cleanly. A no-op
+    outside the main thread."""
+    def on_term(signum, frame):
+        _PENDING.append("SIGTERM")
+        raise Interrupted("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield
+        return
+    _PENDING.clear()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _PENDING.clear()

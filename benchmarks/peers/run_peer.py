@@ -1,0 +1,283 @@
+"""Runs one peer tool's accuracy-aware quantization tuning on an fp32 ONNX model.
+
+Executed INSIDE the peer virtual environment (``benchmarks/peers/.venv``, made by
+``make peer-venv``), never imported by autocl: the peer tools pin dependencies (numpy<2, their own
+onnxruntime) that must not leak into the main environment. ``benchmarks/peers/client.py`` is the
+caller.
+
+Inputs are ``.npz`` files holding arrays under the model's ONNX input names; the validation file
+also holds ``y``: class labels (``--metric accuracy``) or reference embeddings (``--metric cosine``:
+mean cosine similarity of each output row to the matching row of ``y``). The metric always comes
+from an onnxruntime session with one intra-op thread.
+
+Prints exactly one JSON line on stdout: ``{"tool", "version", "config", "tuning_seconds",
+"metric", "baseline_metric", "trials"}``, or ``{"tool", "error"}`` and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+EVAL_BATCH = 64
+CALIB_BATCH = 32
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+class PeerError(Exception):
+    """A peer ran but produced no usable model; the message is one line for the report."""
+
+
+def split_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The input arrays of an ``.npz`` file by ONNX input name, and its ``y`` array if any."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    return {k: v for k, v in arrays.items() if k != "y"}, arrays.get("y")
+
+
+def rows(feed: dict[str, np.ndarray]) -> int:
+    return len(next(iter(feed.values())))
+
+
+def batches(feed: dict[str, np.ndarray], size: int):
+    for i in range(0, rows(feed), size):
+        yield {k: np.ascontiguousarray(v[i : i + size]) for k, v in feed.items()}
+
+
+def score(outputs: np.ndarray, y: np.ndarray, metric: str) -> float:
+    if metric == "accuracy":
+        return float(np.mean(outputs.reshape(len(outputs), -1).argmax(axis=1) == y.reshape(-1)))
+    a = outputs.reshape(len(outputs), -1).astype(np.float64)
+    b = y.reshape(len(y), -1).astype(np.float64)
+    cos = (a * b).sum(axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return float(cos.mean())
+
+
+def make_evaluator(val: dict[str, np.ndarray], y: np.ndarray, metric: str):
+    """``model path -> metric`` over the validation rows, one ORT thread, first output."""
+
+    def evaluate(model_path: str) -> float:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        outs = [sess.run(None, b)[0] for b in batches(val, EVAL_BATCH)]
+        return score(np.concatenate(outs), y, metric)
+
+    return evaluate
+
+
+def summarize(cfg, model_ops: set[str]) -> dict:
+    """The few knobs of an INC quantization config that say what was chosen (op types: only those
+    the model has)."""
+    keys = ("quant_format", "activation_type", "weight_type", "per_channel", "reduce_range",
+            "calibrate_method", "quant_last_matmul", "weight_sym", "activation_sym")
+    out = {"algo": type(cfg).__name__}
+    for key in keys:
+        if hasattr(cfg, key):
+            val = getattr(cfg, key)
+            val = getattr(val, "name", val)
+            out[key] = val if isinstance(val, (bool, int, float, str, type(None))) else str(val)
+    ops = getattr(cfg, "op_types_to_quantize", None)
+    if ops:
+        out["op_types"] = sorted(set(ops) & model_ops)
+    return out
+
+
+def quantized_ops(path: str) -> dict[str, int]:
+    """Counts of the integer/quantization operators in a model: what the tuned model really runs."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(path, load_external_data=False).graph.node:
+        op = node.op_type
+        if op.startswith("QLinear") or "Integer" in op or op in ("QuantizeLinear", "DequantizeLinear", "MatMulNBits"):
+            counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def run_inc(args, calib, val, y) -> dict:
+    """Intel Neural Compressor (ONNX flavour): ``autotune`` over INC's own tuning sets in priority
+    order (static int8, then dynamic int8, then weight-only RTN when the model has MatMul), stopping
+    at the first config within ``tolerable_loss`` of the fp32 metric (INC's loss is relative)."""
+    import onnx
+    from onnx_neural_compressor import data_reader, utility
+    from onnx_neural_compressor.quantization import config, tuning
+
+    class Reader(data_reader.CalibrationDataReader):
+        def __init__(self):
+            self.rewind()
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self):
+            self._it = batches(calib, CALIB_BATCH)
+
+    # INC's own advice: reduce_range on CPUs without VNNI, to avoid u8s8 saturation
+    reduce_range = not utility.CpuInfo().vnni
+    config_set = config.StaticQuantConfig.get_config_set_for_tuning(
+        reduce_range=reduce_range, calibration_sampling_size=rows(calib)
+    ) + config.DynamicQuantConfig.get_config_set_for_tuning(reduce_range=reduce_range)
+    model_ops = {n.op_type for n in onnx.load(args.model, load_external_data=False).graph.node}
+    if "MatMul" in model_ops:  # weight-only int4/int8 (MatMulNBits) last: it only touches MatMul
+        config_set.append(config.RTNConfig.get_config_set_for_tuning())
+    tune = tuning.TuningConfig(config_set=config_set, tolerable_loss=args.max_drop, max_trials=args.max_trials)
+
+    evaluate = make_evaluator(val, y, args.metric)
+    results: list[float] = []
+    tried: list = []
+    real_quantize = tuning._quantize
+
+    def counting_eval(path: str) -> float:
+        results.append(evaluate(path))
+        return results[-1]
+
+    def recording_quantize(model_input, quant_config, calibration_data_reader=None):
+        tried.append(quant_config)
+        return real_quantize(model_input, quant_config=quant_config, calibration_data_reader=calibration_data_reader)
+
+    tuning._quantize = recording_quantize  # autotune looks it up at call time: records each trial's config
+    start = time.perf_counter()
+    try:
+        # INC logs to stdout; keep stdout for our one JSON line
+        with contextlib.redirect_stdout(sys.stderr):
+            model = tuning.autotune(args.model, tune, eval_fn=counting_eval, calibration_data_reader=Reader())
+    except SystemExit:  # autotune calls exit(0) when no config meets the goal or eval_fn fails
+        model = None
+    finally:
+        tuning._quantize = real_quantize
+    seconds = time.perf_counter() - start
+    trials = max(len(results) - 1, 0)
+    # autotune also returns the last model when max_trials runs out, goal met or not
+    goal = results[0] * (1 - args.max_drop) if results else float("nan")
+    if model is None or not results[-1] >= goal:
+        best = max(results[1:], default=float("nan"))
+        raise PeerError(f"no config within tolerable_loss {args.max_drop} (relative) after {trials} trial(s); "
+                        f"baseline {results[0] if results else float('nan'):.4f}, best {best:.4f}")
+    onnx.save_model(model, args.out)
+    return {
+        "tool": "inc",
+        "version": f"onnx-neural-compressor {_version('onnx-neural-compressor')}, onnxruntime {ort.__version__}",
+        "config": {**summarize(tried[-1], model_ops), "quantized_ops": quantized_ops(args.out)},
+        "tuning_seconds": round(seconds, 2),
+        "metric": evaluate(args.out),
+        "baseline_metric": results[0],
+        "trials": trials,
+    }
+
+
+OLIVE_SEARCHED = ("quant_format", "per_channel", "calibrate_method")
+
+
+def run_olive(args, calib, val, y) -> dict:
+    """Microsoft Olive: the ``OnnxStaticQuantization`` pass with its own search values for
+    ``OLIVE_SEARCHED``, a sequential search that stops at the first candidate whose metric meets a
+    ``percent-max-degradation`` goal (relative, like INC's).
+
+    With olive-ai 0.13 this fails before the first trial: a ``custom`` metric gets ``backend=None``
+    and Olive's own serializer calls ``None.model_dump()`` (pydantic 2.12 and 2.14 alike). The
+    error is reported as the peer's result rather than patched over."""
+    import tempfile
+
+    import olive
+    from olive.workflows import run as olive_run
+
+    here = Path(__file__).resolve().parent
+    script = {"user_script": str(here / "olive_user_script.py"), "script_dir": str(here)}
+    goal = {"type": "percent-max-degradation", "value": 100 * args.max_drop}
+    work = Path(tempfile.mkdtemp(prefix="autocl-olive-"))
+    run_config = {
+        "input_model": {"type": "ONNXModel", "model_path": args.model},
+        "systems": {"local": {"type": "LocalSystem", "accelerators": [
+            {"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]}},
+        "data_configs": [{"name": "calib", **script, "load_dataset_config": {"type": "npz_rows", "params": {
+            "path": str(args.calib)}}, "dataloader_config": {"batch_size": CALIB_BATCH}}],
+        "evaluators": {"quality": {"metrics": [{
+            "name": args.metric, "type": "custom",
+            "user_config": {**script, "evaluate_func": "evaluate",
+                            "evaluate_func_kwargs": {"val_path": str(args.val), "metric": args.metric}},
+            "sub_types": [{"name": args.metric, "priority": 1, "higher_is_better": True, "goal": goal}]}]}},
+        "passes": {"quantize": [{"type": "OnnxStaticQuantization", "data_config": "calib",
+                                 **{k: "SEARCHABLE_VALUES" for k in OLIVE_SEARCHED}}]},
+        "engine": {
+            "search_strategy": {"execution_order": "joint", "sampler": "sequential",
+                                "max_iter": args.max_trials, "stop_when_goals_met": True},
+            "evaluator": "quality", "host": "local", "target": "local", "evaluate_input_model": True,
+            "cache_dir": str(work / "cache"), "output_dir": str(work / "out"), "log_severity_level": 3,
+        },
+    }
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        output = olive_run(run_config)
+    seconds = time.perf_counter() - start
+    best = output.get_best_candidate() if output is not None else None
+    if best is None or not best.model_path:
+        raise PeerError(f"olive: no candidate met the goal {goal['value']:.2f}% max degradation "
+                        f"within {args.max_trials} trial(s)")
+    import shutil
+
+    shutil.copyfile(best.model_path, args.out)
+    pass_config = output.trace_back_run_history(best.model_id)
+    chosen = next((v.get("pass_config", v) for v in pass_config.values() if v), {}) if pass_config else {}
+    trials = len(list((work / "cache").rglob("metrics.json"))) or None
+    return {
+        "tool": "olive",
+        "version": f"olive-ai {olive.__version__}, onnxruntime {ort.__version__}",
+        "config": {"pass": "OnnxStaticQuantization",
+                   **{k: chosen.get(k) for k in OLIVE_SEARCHED if isinstance(chosen, dict)},
+                   "quantized_ops": quantized_ops(args.out)},
+        "tuning_seconds": round(seconds, 2),
+        "metric": make_evaluator(val, y, args.metric)(args.out),
+        "baseline_metric": (output.get_input_model_metrics() or {}).get(f"{args.metric}-{args.metric}", {}).get("value"),
+        "trials": trials,
+    }
+
+
+TOOLS = {"inc": run_inc, "olive": run_olive}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tool", required=True, choices=sorted(TOOLS))
+    p.add_argument("--model", required=True, type=Path, help="fp32 ONNX model")
+    p.add_argument("--calib", required=True, type=Path, help=".npz of calibration inputs by ONNX input name")
+    p.add_argument("--val", required=True, type=Path, help=".npz of validation inputs plus targets 'y'")
+    p.add_argument("--metric", required=True, choices=["accuracy", "cosine"])
+    p.add_argument("--max-drop", type=float, default=0.01, help="tolerable metric loss, relative to fp32")
+    p.add_argument("--max-trials", type=int, default=20)
+    p.add_argument("--out", required=True, type=Path, help="where the tuned model is written")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        calib, _ = split_npz(args.calib)
+        val, y = split_npz(args.val)
+        if y is None:
+            raise PeerError(f"{args.val}: no 'y' array (validation targets)")
+        args.model, args.out = str(args.model), str(args.out)
+        result = TOOLS[args.tool](args, calib, val, y)
+    except Exception as exc:  # a peer's failure is a result to print, not a crash
+        msg = " ".join((str(exc) if isinstance(exc, PeerError) else f"{type(exc).__name__}: {exc}").split())
+        print(json.dumps({"tool": args.tool, "error": msg[:500]}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
