@@ -45,7 +45,7 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workload: str = Field(max_length=100, description="a built-in or entry-point workload name (GET /api/options)")
-    study: str = Field(max_length=100, json_schema_extra={"pattern": STUDY_NAME},
+    study: str = Field(max_length=200, json_schema_extra={"pattern": STUDY_NAME},
                        description="letters, digits, '-', '_', '.', no leading dot; an existing study is resumed")
     space: Optional[str] = Field(None, max_length=100, description="shipped search space name [default: default]")
     space_yaml: Optional[str] = Field(None, json_schema_extra={"maxLength": MAX_YAML_CHARS},
@@ -285,7 +285,7 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
         """Queue a stopped, interrupted or failed job again with what is left of its budgets."""
         return _job_view(jobs.resume(job_id))
 
-    study = Path(max_length=100, json_schema_extra={"pattern": STUDY_NAME}, description="study name")
+    study = Path(max_length=200, json_schema_extra={"pattern": STUDY_NAME}, description="study name")
     profile = Query(None, max_length=256, description="profile name [default: the study's primary profile]")
 
     @app.get("/api/studies", tags=["studies"], **api)

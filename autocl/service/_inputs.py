@@ -14,11 +14,12 @@ from pathlib import Path
 
 import yaml
 
-from autocl.errors import AutoclError
+from autocl.errors import AutoclError, StudyError
+from autocl.study._fingerprint import NAME_PATTERN
 
-STUDY_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"
-"""Letters, digits, '-', '_' and '.', no leading dot: a name that is also a safe file name
-(``<AUTOCL_HOME>/<study>.db``) and can never climb out of the folder."""
+STUDY_NAME = NAME_PATTERN.pattern
+"""``autocl.study``'s rule: letters, digits, '-', '_' and '.', no leading dot, so the name is also a
+safe file name (``<AUTOCL_HOME>/<study>.db``) and can never climb out of the folder."""
 SHIPPED_NAME = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"
 MAX_YAML_CHARS = 16_384
 SPACE_DIR = Path("search_spaces")
@@ -34,10 +35,13 @@ class InputError(Exception):
 
 
 def check_study_name(name: str) -> str:
-    if not re.fullmatch(STUDY_NAME, name or ""):
-        raise InputError(422, f"study name {name[:120]!r} is not allowed: use 1-100 letters, digits, '-', '_' or "
-                              "'.', not starting with a dot")
-    return name
+    """``autocl.study.check_study_name``, refusing with a 422."""
+    from autocl.study import check_study_name as check
+
+    try:
+        return check(name)
+    except StudyError as exc:
+        raise InputError(422, str(exc)) from None
 
 
 def workload_names() -> list[str]:

@@ -36,7 +36,6 @@ from autocl.service._worker import EXIT_FILE, RUN_FILE, STATUS_FILE, STOPPED, no
 ACTIVE = ("queued", "running")
 RESUMABLE = ("stopped", "interrupted", "failed")
 JOB_ID = r"^[0-9a-f]{12}$"
-UNLIMITED_TRIALS = 1_000_000  # a time budget alone: the deadline ends the run
 STOP_GRACE_S = (20.0, 40.0)   # after SIGINT: SIGTERM, then SIGKILL
 
 
@@ -164,9 +163,9 @@ class JobService:
         if job.trials_before is None:
             job.trials_before = _studies.trial_count(job.study)
         done = _studies.progress(job.study, job.trials_before)
-        n_trials = UNLIMITED_TRIALS if job.trials is None else job.trials - done.complete - done.failed
+        n_trials = None if job.trials is None else job.trials - done.screened
         timeout = None if job.time_budget_s is None else job.time_budget_s - job.run_seconds
-        if n_trials <= 0 or (timeout is not None and timeout <= 0):
+        if (n_trials is not None and n_trials <= 0) or (timeout is not None and timeout <= 0):
             job.state, job.reason, job.finished_at = "done", "its trial or time budget is used up", now()
             self._save(job)
             return

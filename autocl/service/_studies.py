@@ -79,9 +79,11 @@ class Progress:
     """Trials of a study numbered ``since`` or later, by state, and the best so far on its primary front.
 
     ``failed`` trials failed with an error (stored in the trial); ``interrupted`` ones were cut off by
-    a stop or a shutdown (failed without an error of their own) and do not use up a trial budget."""
+    a stop or a shutdown (failed without an error of their own) and do not use up a trial budget;
+    ``polished`` complete ones were polishing runs, which come on top of it."""
 
     complete: int = 0
+    polished: int = 0
     failed: int = 0
     interrupted: int = 0
     running: int = 0
@@ -89,8 +91,19 @@ class Progress:
     best_metric: float | None = None
     fastest_latency_ms: float | None = None
 
+    @property
+    def screened(self) -> int:
+        """Trials that count against a trial budget."""
+        return self.complete - self.polished + self.failed
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _cut_off(error: str | None) -> bool:
+    """A failed trial that was interrupted (Ctrl-C, SIGTERM, a stop) or whose process died, as the
+    search records them, rather than one that failed on its own."""
+    return error is None or ": interrupted (" in error or "died while the trial ran" in error
 
 
 def progress(name: str, since: int = 0) -> Progress:
@@ -104,17 +117,18 @@ def progress(name: str, since: int = 0) -> Progress:
     except InputError:
         return Progress()
     counts = {s: 0 for s in optuna.trial.TrialState}
-    interrupted = 0
+    interrupted = polished = 0
     for t in study.get_trials(deepcopy=False):
         if t.number >= since:
             counts[t.state] += 1
-            interrupted += t.state == optuna.trial.TrialState.FAIL and "error" not in t.user_attrs
+            interrupted += t.state == optuna.trial.TrialState.FAIL and _cut_off(t.user_attrs.get("error"))
+            polished += t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("polish_of") is not None
     primary = _primary(study)
     rows = read_front(study_url(name), name, primary) if primary else []
     higher = bool((study.user_attrs.get("workload") or {}).get("higher_is_better", True))
     metrics = [r.metric for r in rows]
     state = optuna.trial.TrialState
-    return Progress(complete=counts[state.COMPLETE], failed=counts[state.FAIL] - interrupted, interrupted=interrupted,
+    return Progress(complete=counts[state.COMPLETE], polished=polished, failed=counts[state.FAIL] - interrupted, interrupted=interrupted,
                     running=counts[state.RUNNING], front_size=len(rows),
                     best_metric=(max(metrics) if higher else min(metrics)) if metrics else None,
                     fastest_latency_ms=min((r.latency_ms for r in rows), default=None))

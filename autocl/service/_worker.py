@@ -1,7 +1,8 @@
 """One run of a job, in its own process: ``python -m autocl.service._worker JOB_DIR``.
 
 It runs :func:`autocl.study.run_search`, the function ``autocl search`` runs, on the job's copies
-of its space and profile (``space.yaml``, ``profile.yaml``) and the run's budget (``run.json``),
+of its space and profile (``space.yaml``, ``profile.yaml``) and the run's trial and time budgets
+(``run.json``; the time budget is run_search's ``timeout``),
 on the study storage. It writes where it is to ``status.json`` as it goes and, whatever happens,
 its outcome to ``exit.json`` (exit code and one line of reason), which the server reads even when
 it was restarted in between. SIGINT stops it the way Ctrl-C stops ``autocl search``: finished
@@ -11,12 +12,9 @@ trials are kept.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import json
 import os
-import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 
@@ -64,30 +62,19 @@ class _StatusReporter:
             self._write(f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB")
 
 
-def _search(job_dir: Path, run: dict, reporter: _StatusReporter, budget_hit: threading.Event) -> str:
+def _search(job_dir: Path, run: dict, reporter: _StatusReporter) -> str:
     from autocl.hardware import load_profile
     from autocl.space import load_space
-    from autocl.study import run_search
+    from autocl.study import run_search, sigterm_as_interrupt
     from autocl.workloads import load_workload
 
     space = load_space(job_dir / "space.yaml")
     profile = load_profile(job_dir / "profile.yaml")
     workload = load_workload(run["workload"])
-    kwargs = {}
-    timeout = run.get("timeout_s")
-    if timeout:
-        if "timeout" in inspect.signature(run_search).parameters:
-            kwargs["timeout"] = timeout  # the search stops after the trial running at the deadline
-        else:  # no time budget in this version of run_search: stop it as Ctrl-C would, at the deadline
-            def expire() -> None:
-                budget_hit.set()
-                os.kill(os.getpid(), signal.SIGINT)
-
-            timer = threading.Timer(timeout, expire)
-            timer.daemon = True
-            timer.start()
-    result = run_search(workload, space, [profile], study_name=run["study"], storage=run["storage"],
-                        n_trials=run["n_trials"], seed=run.get("seed", 0), reporter=reporter, **kwargs)
+    with sigterm_as_interrupt():
+        result = run_search(workload, space, [profile], study_name=run["study"], storage=run["storage"],
+                            n_trials=run["n_trials"], timeout=run.get("timeout_s"), seed=run.get("seed", 0),
+                            reporter=reporter)
     return (f"{len(result.new_trials)} new trial(s) in this run: {reporter.done} complete, "
             f"{reporter.failed} failed")
 
@@ -95,16 +82,11 @@ def _search(job_dir: Path, run: dict, reporter: _StatusReporter, budget_hit: thr
 def main(job_dir: Path) -> int:
     run = json.loads((job_dir / RUN_FILE).read_text(encoding="utf-8"))
     reporter = _StatusReporter(job_dir)
-    budget_hit = threading.Event()
     print(f"{now()} worker {os.getpid()}: {json.dumps(run)}", flush=True)
     try:
-        code, reason = 0, _search(job_dir, run, reporter, budget_hit)
-    except KeyboardInterrupt:
-        if budget_hit.is_set():
-            code, reason = 0, (f"time budget of {run['timeout_s']:g} s reached: {reporter.done} trial(s) complete, "
-                               f"{reporter.failed} failed; the trial in progress was dropped")
-        else:
-            code, reason = STOPPED, f"stopped: {reporter.done} trial(s) complete in this run are saved"
+        code, reason = 0, _search(job_dir, run, reporter)
+    except KeyboardInterrupt:  # SIGINT (stop, shutdown) or SIGTERM (autocl.study.Interrupted)
+        code, reason = STOPPED, f"stopped: {reporter.done} trial(s) complete in this run are saved"
     except Exception as exc:  # noqa: BLE001 - the outcome must reach exit.json whatever it is
         from autocl.errors import AutoclError
 

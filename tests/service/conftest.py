@@ -19,7 +19,7 @@ TOKEN = "test-token-0123456789abcdef"
 SPACE = """
 name: tiny
 prune: {ratio: [0.0, 0.5]}
-distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32}
+distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32, polish: {epochs: 0}}
 quant: {precisions: [fp32, int8], calibration_samples: 32}
 """
 PROFILE = """

@@ -67,7 +67,7 @@ BAD_JOBS = [
     (job(workload="os:system"), 422, "registered workloads only"),
     (job(workload="autocl.workloads._digits:digits"), 422, "unknown workload"),
     (job(study="../escape"), 422, "study name"),
-    (job(study=".hidden"), 422, "not starting with a dot"),
+    (job(study=".hidden"), 422, "not starting with '.'"),
     (job(study="a/b"), 422, "study name"),
     (job(study=""), 422, "study name"),
     (job(space="../../etc/passwd", space_yaml=None), 422, "unknown space"),

@@ -39,7 +39,8 @@ def test_a_digits_job_runs_to_completion_and_a_restart_keeps_it(autocl_home, sta
     job = submit(server, "svc-digits", trials=2)
     done = server.wait_job(job["id"], lambda j: j["state"] in FINAL)
     assert done["state"] == "done", done
-    assert done["progress"]["complete"] + done["progress"]["failed"] == 2
+    p = done["progress"]
+    assert p["complete"] - p["polished"] + p["failed"] == 2  # polishing runs come on top of the budget
     assert done["progress"]["complete"] >= 1 and done["progress"]["front_size"] >= 1
     assert 0 < done["progress"]["best_metric"] <= 1 and done["progress"]["fastest_latency_ms"] > 0
     assert any("trial" in line for line in done["log_tail"])
@@ -47,7 +48,9 @@ def test_a_digits_job_runs_to_completion_and_a_restart_keeps_it(autocl_home, sta
     front = server.client.get("/api/studies/svc-digits/front").json()
     assert front == cli_front(autocl_home, "svc-digits")  # the same numbers, from the same code
     trials = server.client.get("/api/studies/svc-digits/trials").json()
-    assert [t["trial"] for t in trials] == [0, 1] and {t["status"] for t in trials} <= {"front", "dominated", "failed"}
+    finished = [t for t in trials if t["status"] != "pending"]  # recipes enqueued beyond the budget wait
+    assert len(finished) == 2 + p["polished"]
+    assert {t["status"] for t in finished} <= {"front", "dominated", "failed"}
     figures = server.client.get("/api/studies/svc-digits/figures").json()
     latency = figures["figures"]["pareto-latency"]
     assert figures["profile"] == "tiny-cpu" and latency["layout"]["title"]["text"] == "accuracy vs latency ms"
@@ -93,9 +96,10 @@ def test_a_job_running_when_the_server_stops_is_interrupted_with_the_reason_and_
         resumed = again.client.post(f"/api/jobs/{job['id']}/resume")
         assert resumed.status_code == 200 and resumed.json()["state"] == "queued"
         kept = again.wait_job(job["id"], lambda j: j["state"] in FINAL)
-        assert kept["state"] == "done" and kept["runs"] == 2, kept
+        # a second run, or none when both trials had finished before the shutdown cut the run's end
+        assert kept["state"] == "done" and (kept["runs"] == 2 or "used up" in kept["reason"]), kept
     progress = kept["progress"]
-    assert progress["complete"] + progress["failed"] == 2 and progress["complete"] >= 1, kept
+    assert progress["complete"] - progress["polished"] + progress["failed"] == 2 and progress["complete"] >= 1, kept
     assert again.client.post(f"/api/jobs/{job['id']}/resume").status_code == 409  # nothing left to resume
 
 
