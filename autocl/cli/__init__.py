@@ -7,6 +7,7 @@ import typer
 from autocl.cli._hardware import agent, profiles, remeasure
 from autocl.cli._inspect import layers, sensitivity
 from autocl.cli._search import front, search
+from autocl.cli._serve import serve
 from autocl.cli._ship import apply, export, report
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command()(profiles)
 app.command()(remeasure)
 app.command()(agent)
 app.command()(sensitivity)
+app.command()(serve)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ importance, history), then plotly figures drawn from that data, then one self-co
 Nothing here writes to the study.
 """
 
+from autocl.report._figures import pareto_3d, pareto_figure
 from autocl.report._frames import FRONT_COLUMNS, front_frame, trials_frame
 from autocl.report._layers import (
     BIT_WIDTHS, PRECISION_CODES, Explanation, LayerMap, LayerNote, bits_map, cached_artifact, explain_layers,
@@ -22,7 +23,7 @@ __all__ = [
     "BIT_WIDTHS", "DOMINATED", "FAILED", "FRONT", "FRONT_COLUMNS", "INFEASIBLE", "PENDING", "PICK_FIELDS",
     "PRECISION_CODES", "STATUSES", "UNMEASURED", "Explanation", "History", "Importance", "LayerMap", "LayerNote",
     "Pick", "ReportData", "StudyData", "TrialInfo", "bits_map", "build_report", "cached_artifact", "dominates",
-    "explain_layers", "front_frame", "history", "knee", "layer_precisions", "measured_profiles",
-    "param_importances", "parse_conditions", "pick", "precision_of", "primary_profile", "pruning_map",
+    "explain_layers", "front_frame", "history", "knee", "layer_precisions", "measured_profiles", "pareto_3d",
+    "pareto_figure", "param_importances", "parse_conditions", "pick", "precision_of", "primary_profile", "pruning_map",
     "report_figures", "require_front", "study_data", "trials_frame", "write_report",
 ]
