@@ -1,6 +1,7 @@
 """Distillation: the embedding loss measures what it claims, schedules shape the learning rate, and
 the teacher's intermediate features are computed once per batch and reused."""
 
+import pytest
 import torch
 
 from autocl.compress.distill import (
@@ -55,3 +56,55 @@ def test_teacher_features_are_cached_per_batch_and_distillation_uses_them(digits
     for _ in range(2):  # the second student sees the same batches: all from the cache
         distill(copy.deepcopy(digits.model), x, y, soft, cfg, teacher_features=cache)
     assert cache.hits == 4
+
+
+def _distilled(digits, temperature: float, output_kind: str) -> torch.Tensor:
+    """A student (the teacher with seeded noise on every weight) distilled by ``distill()`` itself at
+    ``temperature``, all else fixed; returns its outputs on validation rows."""
+    import copy
+
+    import numpy as np
+
+    x = (torch.from_numpy(np.ascontiguousarray(digits.train[0][:128])),)
+    y = torch.from_numpy(digits.train[1][:128]).long()
+    soft = teacher_logits(digits.model, x)  # an embedding workload's teacher outputs are its vectors
+    student = copy.deepcopy(digits.model)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.2 * p.abs().mean() * torch.randn(p.shape, generator=gen))
+    cfg = DistillConfig(temperature=temperature, alpha=1.0, steps=6, batch_size=32, lr=3e-3, schedule="constant")
+    distill(student, x, y, soft, cfg, output_kind=output_kind)
+    with torch.no_grad():
+        return student(torch.from_numpy(np.ascontiguousarray(digits.validation[0][:64])))
+
+
+@pytest.mark.parametrize("output_kind, low, high", [("logits", 2.0, 6.0), ("embedding", 0.05, 0.5)])
+def test_the_temperature_reaches_the_loss_distill_trains_with(digits, output_kind, low, high):
+    # neither temperature is 1: a loss that ignores the configured T trains two identical students
+    same = _distilled(digits, low, output_kind)
+    assert torch.equal(same, _distilled(digits, low, output_kind))  # distillation is deterministic
+    other = _distilled(digits, high, output_kind)
+    assert (same - other).abs().max().item() > 1e-3, f"{output_kind}: T={low} and T={high} trained the same student"
+
+
+def test_a_trial_s_temperature_reaches_the_student_it_builds(digits):
+    # through the pipeline: two configurations that differ only in T give two students, two cache keys
+    import numpy as np
+
+    from autocl.compress import Compressor
+    from autocl.config import CompressionConfig
+    from autocl.runtime import cache_dir
+
+    compressor = Compressor(digits, cache_dir())
+    x = torch.from_numpy(np.ascontiguousarray(digits.validation[0][:64]))
+    outs, keys = [], []
+    for t in (2.0, 6.0):
+        cfg = CompressionConfig.model_validate({"prune": {"ratio": 0.5},
+                                                "distill": {"temperature": t, "alpha": 1.0, "steps": 6, "batch_size": 32}})
+        keys.append(compressor.student_key(cfg))
+        student = compressor.build_student(cfg)  # prunes (traced with autograd), then distills
+        with torch.no_grad():
+            outs.append(student(x))
+    assert keys[0] != keys[1]
+    assert (outs[0] - outs[1]).abs().max().item() > 1e-3
