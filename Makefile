@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench mutation clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py
+
+# mutation score of compress/, evaluate.py, study/ and export.py (hours on 2 cores; not part of `make test`);
+# writes benchmarks/results/mutation.md. A time-boxed, narrower run: see benchmarks/mutation.py --help
+mutation: $(STAMP)
+	nice -n 19 $(PY) benchmarks/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf studies/*.db studies/cache

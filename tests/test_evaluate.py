@@ -4,13 +4,14 @@ every validation row, no training row, computed by an onnxruntime session over t
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from autocl.compress.onnx_export import export_onnx
-from autocl.evaluate import evaluate_artifact
+from autocl.evaluate import evaluate_artifact, evaluate_quality, predict
 from autocl.hardware import HardwareProfile
 
 PROFILE = HardwareProfile(name="cpu-eval")
@@ -61,3 +62,27 @@ def test_a_limit_scores_exactly_the_first_rows(digits, teacher_onnx):
     assert evaluate_artifact(teacher_onnx, digits, PROFILE, limit=100) == pytest.approx(expected, abs=1e-12)
     assert evaluate_artifact(teacher_onnx, digits, PROFILE, limit=10_000) == pytest.approx(
         accuracy_by_hand(teacher_onnx, x, y), abs=1e-12)
+
+
+def test_a_metric_that_is_not_finite_is_reported_as_nan(digits, teacher_onnx):
+    broken = dataclasses.replace(digits, metric=lambda outputs, targets: float("inf"))
+    assert math.isnan(evaluate_artifact(teacher_onnx, broken, PROFILE))
+
+
+def test_predict_reads_the_input_names_from_the_graph_and_keeps_every_batch(digits, teacher_onnx):
+    x = digits.validation[0]
+    out = predict(teacher_onnx, x, PROFILE, batch_size=64)  # 400 rows: 7 batches, the last one short
+    assert out.shape[0] == len(x)
+    np.testing.assert_allclose(out, outputs_by_hand(teacher_onnx, x), rtol=1e-4, atol=1e-5)
+
+
+def test_task_quality_is_computed_with_the_artifact_on_every_row(digits, teacher_onnx):
+    x, y = digits.validation
+    def quality(run):
+        out = run(x)  # more rows than one batch
+        return {"accuracy": float((out.argmax(axis=1) == y).mean()), "rows": len(out)}
+
+    scores = evaluate_quality(teacher_onnx, dataclasses.replace(digits, quality=quality), PROFILE)
+    assert scores == {"accuracy": pytest.approx(accuracy_by_hand(teacher_onnx, x, y), abs=1e-12), "rows": len(x)}
+    assert isinstance(scores["rows"], float)
+    assert evaluate_quality(teacher_onnx, digits, PROFILE) == {}  # a workload without task scores
