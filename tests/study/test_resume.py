@@ -14,27 +14,29 @@ from autocl.errors import StudyError
 from autocl.space import SearchSpace
 from autocl.study import run_search
 
+NAME = "resumable"
+
 
 @pytest.fixture(scope="module")
 def study(digits, fast_space, fast_profile, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('resume') / 'study.db'}"
-    run_search(digits, fast_space, fast_profile, study_name="r", storage=url, n_trials=1, remeasure=False)
+    run_search(digits, fast_space, fast_profile, study_name=NAME, storage=url, n_trials=1, remeasure=False)
     return url
 
 
 def _resume(workload, space, profile, url):
-    return run_search(workload, space, profile, study_name="r", storage=url, n_trials=0, remeasure=False)
+    return run_search(workload, space, profile, study_name=NAME, storage=url, n_trials=0, remeasure=False)
 
 
 def _refused(workload, space, profile, url) -> str:
     import optuna
 
-    before = len(optuna.load_study(study_name="r", storage=url).trials)
+    before = len(optuna.load_study(study_name=NAME, storage=url).trials)
     with pytest.raises(StudyError) as err:
         _resume(workload, space, profile, url)
-    assert len(optuna.load_study(study_name="r", storage=url).trials) == before
+    assert len(optuna.load_study(study_name=NAME, storage=url).trials) == before
     message = str(err.value)
-    assert "\n" not in message and "'r'" in message  # one line, naming the study
+    assert "\n" not in message and NAME in message  # one line, naming the study
     return message
 
 
