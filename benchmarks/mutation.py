@@ -46,7 +46,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "autocl/compress/onnx_export.py": ("tests/compress/test_quantize.py", "tests/compress/test_precisions.py"),
     "autocl/compress/pipeline.py": ("tests/compress/",),
     "autocl/compress/__init__.py": ("tests/compress/",),
-    "autocl/study/_study.py": ("tests/study/test_resume.py",),
+    "autocl/study/_study.py": ("tests/study/test_resume.py", "tests/study/test_storage.py"),
     "autocl/study/_sensitivity.py": ("tests/space/test_mixed_space.py",),
     "autocl/study/*.py": ("tests/study/",),
     "autocl/export.py": ("tests/test_export.py",),
@@ -144,9 +144,9 @@ def score(c: dict[str, int]) -> float | None:
     return sum(c.get(s, 0) for s in CAUGHT) / checked if checked else None
 
 
-def write_report(result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mutation.json").write_text(json.dumps(result, indent=1))
+def write_report(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     total: dict[str, int] = {}
     rows = []
     for path, mutants in result["modules"].items():
@@ -181,7 +181,7 @@ def write_report(result: dict) -> None:
     no_tests = [n for mutants in result["modules"].values() for n, m in mutants.items() if m["status"] == "no tests"]
     if no_tests:
         lines += ["## Mutants no test of the subset reaches", "", *(f"- {n}" for n in no_tests), ""]
-    (RESULTS / "mutation.md").write_text("\n".join(lines))
+    out.with_suffix(".md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -190,6 +190,7 @@ def main() -> None:
     ap.add_argument("--suite", action="store_true", help="run the whole default suite against every module")
     ap.add_argument("--minutes", type=float, default=0, help="time box for the whole campaign (0: none)")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--out", default=str(RESULTS / "mutation"), help="results path without suffix (.md and .json)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tests", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -198,6 +199,7 @@ def main() -> None:
         return inner(args.only, args.tests, args.max_children)
     from importlib.metadata import version
 
+    out = Path(args.out).resolve()
     files = in_scope(args.only)
     if not files:
         raise SystemExit(f"benchmarks/mutation.py: --only {' '.join(args.only)} matches no module of the scope {SCOPE}")
@@ -218,10 +220,10 @@ def main() -> None:
         result["modules"].update(harvest(group))
         result["tests"].update({f: list(tests) for f in group})
         result["minutes"] = (time.monotonic() - start) / 60
-        write_report(result)
+        write_report(result, out)
     result["minutes"] = (time.monotonic() - start) / 60
-    write_report(result)
-    print(f"wrote {RESULTS / 'mutation.md'}")
+    write_report(result, out)
+    print(f"wrote {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

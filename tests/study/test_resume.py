@@ -69,3 +69,21 @@ def test_resuming_with_other_data_under_the_same_name_is_refused(study, digits, 
     other = dataclasses.replace(digits, validation=(x[:300], y[:300]))
     message = _refused(other, fast_space, fast_profile, study)
     assert "workload" in message.lower() or "data" in message.lower()
+
+
+def test_resuming_on_another_profile_is_refused_naming_both(study, digits, fast_space, fast_profile):
+    other = fast_profile.model_copy(update={"name": "other-cpu"})
+    message = _refused(digits, fast_space, other, study)
+    assert "profile" in message and "test-cpu" in message and "other-cpu" in message
+
+
+def test_the_metric_s_direction_is_the_workload_s(study, digits, fast_space, fast_profile, tmp_path):
+    import optuna
+
+    up, down = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE
+    assert optuna.load_study(study_name=NAME, storage=study).directions == [up, down, down]
+    lower = dataclasses.replace(digits, name="digits-error", metric=lambda o, t: 1.0 - float((o.argmax(1) == t).mean()),
+                                higher_is_better=False)
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    result = run_search(lower, fast_space, fast_profile, study_name="down", storage=url, n_trials=0, remeasure=False)
+    assert result.study.directions == [down, down, down]
