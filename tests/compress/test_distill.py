@@ -60,6 +60,12 @@ def test_teacher_features_are_cached_per_batch_and_distillation_uses_them(digits
     assert cache.hits == 4
 
 
+@pytest.fixture
+def one_training_thread(monkeypatch):
+    # two torch threads on a busy 2-core box spin against each other: these short runs took 10x longer
+    monkeypatch.setenv("AUTOCL_TRAIN_THREADS", "1")
+
+
 def _distilled(digits, temperature: float, output_kind: str) -> torch.Tensor:
     """A student (the teacher with seeded noise on every weight) distilled by ``distill()`` itself at
     ``temperature``, all else fixed; returns its outputs on validation rows."""
@@ -82,7 +88,7 @@ def _distilled(digits, temperature: float, output_kind: str) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("output_kind, low, high", [("logits", 2.0, 6.0), ("embedding", 0.05, 0.5)])
-def test_the_temperature_reaches_the_loss_distill_trains_with(digits, output_kind, low, high):
+def test_the_temperature_reaches_the_loss_distill_trains_with(digits, output_kind, low, high, one_training_thread):
     # neither temperature is 1: a loss that ignores the configured T trains two identical students
     same = _distilled(digits, low, output_kind)
     assert torch.equal(same, _distilled(digits, low, output_kind))  # distillation is deterministic
@@ -90,7 +96,7 @@ def test_the_temperature_reaches_the_loss_distill_trains_with(digits, output_kin
     assert (same - other).abs().max().item() > 1e-3, f"{output_kind}: T={low} and T={high} trained the same student"
 
 
-def test_a_trial_s_temperature_reaches_the_student_it_builds(digits):
+def test_a_trial_s_temperature_reaches_the_student_it_builds(digits, one_training_thread):
     # through the pipeline: two configurations that differ only in T give two students, two cache keys
     import numpy as np
 

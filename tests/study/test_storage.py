@@ -9,8 +9,11 @@ from autocl.errors import StudyError
 from autocl.study import default_storage, load_existing, make_storage
 
 
-def test_studies_live_under_autocl_home_by_default(autocl_home):
+def test_studies_live_under_autocl_home_by_default(autocl_home, monkeypatch, tmp_path):
     assert default_storage("demo") == f"sqlite:///{autocl_home / 'demo.db'}"
+    home = tmp_path / "new" / "home"
+    monkeypatch.setenv("AUTOCL_HOME", str(home))
+    assert default_storage("demo") == f"sqlite:///{home / 'demo.db'}" and home.is_dir()
 
 
 def test_a_new_sqlite_file_gets_its_folders(tmp_path):
@@ -30,9 +33,13 @@ def test_a_missing_study_is_refused_with_the_studies_there(tmp_path):
     import optuna
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    optuna.create_study(study_name="first", storage=make_storage(url))
-    assert load_existing("first", url).study_name == "first"
-    with pytest.raises(StudyError, match=r"no study named 'second'.*studies there: first"):
+    for name in ("first", "third"):
+        optuna.create_study(study_name=name, storage=make_storage(url))
+    assert load_existing("third", url).study_name == "third"
+    with pytest.raises(StudyError) as err:
         load_existing("second", url)
+    message = str(err.value)
+    assert "no study named 'second'" in message and "studies there: first, third" in message
+    assert "autocl search --study NAME" in message and "--storage" in message
     with pytest.raises(StudyError, match=r"studies there: none"):
         load_existing("x", f"sqlite:///{tmp_path / 'empty.db'}")
