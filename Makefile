@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean peer-venv
+.PHONY: install demo test test-slow bench mutation clean peer-venv
 
 install: $(STAMP)
 
@@ -46,6 +46,11 @@ peer-venv:
 	test -x $(OLIVE_VENV)/bin/python || $(PYTHON) -m venv $(OLIVE_VENV)
 	$(OLIVE_VENV)/bin/python -m pip install -q torch==2.13.0
 	$(OLIVE_VENV)/bin/python -m pip install -q olive-ai==0.13.0 onnxruntime requests
+
+# mutation score of compress/, evaluate.py, study/ and export.py (hours on 2 cores; not part of `make test`);
+# writes benchmarks/results/mutation.md. A time-boxed, narrower run: see benchmarks/mutation.py --help
+mutation: $(STAMP)
+	nice -n 19 $(PY) benchmarks/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf studies/*.db studies/cache

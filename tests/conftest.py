@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def autocl_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("autocl-home")
     os.environ["AUTOCL_HOME"] = str(home)
+    # AUTOCL_TEST_TEACHERS: a folder of already trained teachers (cache/teachers/*.pt) to start from,
+    # so repeated runs (`make mutation`) skip training them; students and artifacts are built afresh
+    teachers = os.environ.get("AUTOCL_TEST_TEACHERS")
+    if teachers and Path(teachers).is_dir():
+        shutil.copytree(teachers, home / "cache" / "teachers")
     os.environ.setdefault("AUTOCL_TRAIN_THREADS", "2")
     return home
 
