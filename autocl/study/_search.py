@@ -254,8 +254,8 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
     space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
                           progress=lambda s: reporter.stage(-1, s))
+    enqueue_seeds(study, seeds)  # a fork's or a warm start's configurations first, then the recipes
     enqueued = _enqueue_recipes(study, space, compressor.layers) if is_new and recipes else 0
-    enqueue_seeds(study, seeds)
     budget = n_trials if n_trials is not None else 10**9
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats;
     # constraints_func is what stores system_attrs['constraints']; the recipes come before start-up
