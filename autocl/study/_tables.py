@@ -81,7 +81,9 @@ def driver_url(url: str) -> str:
 def engine_for(url: str) -> Engine:
     """One engine per URL, with autocl's tables created if missing."""
     if url not in _ENGINES:
-        engine = create_engine(driver_url(url), pool_pre_ping=not url.startswith("sqlite"))
+        # writers of one SQLite file wait for each other (as in make_storage); a server connection is checked
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        engine = create_engine(driver_url(url), **kwargs)
         Base.metadata.create_all(engine)
         _ENGINES[url] = engine
     return _ENGINES[url]

@@ -181,7 +181,11 @@ def test_three_workers_one_killed_mid_trial(files, postgres_url):
                   and t.state != optuna.trial.TrialState.COMPLETE]
     assert len(unfinished) == 1, [(t.number, t.state) for t in unfinished]
     dead = unfinished[0]
-    assert dead.state == optuna.trial.TrialState.FAIL and "died while the trial ran" in dead.user_attrs["error"]
+    assert dead.state == optuna.trial.TrialState.FAIL
+    # failed by a worker of this host seeing the process gone (at once), or, on a very slow machine whose
+    # workers start no trial for 40 s, by Optuna's stale-heartbeat check: both retry it once
+    error = dead.user_attrs.get("error")  # the stale-heartbeat check stores none
+    assert error is None or "died while the trial ran" in error, error
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retries) == 1 and retries[0].params == dead.params
     assert retries[0].state == optuna.trial.TrialState.COMPLETE
