@@ -50,20 +50,30 @@ def _lock_number(key: str) -> int:
 
 @contextmanager
 def schema_lock(url: str) -> Iterator[None]:
-    """Hold a database-wide lock while the block runs (PostgreSQL; a no-op elsewhere)."""
+    """Hold a database-wide lock while the block runs (PostgreSQL; a no-op elsewhere). When the
+    server or the driver cannot be reached, the block runs unlocked: opening the storage says why."""
     if not driver_url(url).startswith("postgresql"):
         yield
         return
-    engine = create_engine(driver_url(url), poolclass=NullPool)
+    key = {"k": _lock_number("autocl-schema")}
+    engine = None
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _lock_number("autocl-schema")})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_number("autocl-schema")})
+        engine = create_engine(driver_url(url), poolclass=NullPool)
+        conn = engine.connect()
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), key)
+    except Exception:
+        if engine is not None:
+            engine.dispose()
+        yield
+        return
+    try:
+        yield
     finally:
-        engine.dispose()
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+        finally:
+            conn.close()
+            engine.dispose()
 
 
 def hold(session: Session, key: str) -> None:
