@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench mutation clean peer-venv
+.PHONY: install demo test test-slow bench mutation clean peer-venv postgres-server
 
 install: $(STAMP)
 
@@ -23,10 +23,22 @@ demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(VENV)/bin/autocl search --workload mnist --space search_spaces/default.yaml \
 		--profile hardware_profiles/cpu-local.yaml --study demo --trials 12 --max-drop 0.01
 
-test: $(STAMP)
+test: $(STAMP) postgres-server
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
 
-test-slow: $(STAMP)
+# PostgreSQL for tests/study/test_postgres.py (many workers on one study): Debian's package, installed
+# when initdb is neither on PATH nor in /usr/lib/postgresql/*/bin. It needs root and apt-get; without
+# them this step says why and goes on, and those tests skip with the reason.
+postgres-server:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "postgres-server: PostgreSQL is missing and this is not root: not installed"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "postgres-server: PostgreSQL is missing and there is no apt-get"; \
+	else echo "postgres-server: apt-get install postgresql"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+		|| echo "postgres-server: apt-get install postgresql failed: the PostgreSQL tests will skip"; fi
+
+test-slow: $(STAMP) postgres-server
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow
 
 # realistic, slow runs; each writes its results with the command that produced them to benchmarks/results/

@@ -9,6 +9,7 @@ from autocl.cli._inspect import layers, sensitivity
 from autocl.cli._search import front, search
 from autocl.cli._serve import serve
 from autocl.cli._ship import apply, export, report
+from autocl.cli._worker import worker
 
 app = typer.Typer(
     help=(
@@ -22,6 +23,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.command()(search)
+app.command()(worker)
 app.command()(front)
 app.command()(layers)
 app.command()(report)

@@ -14,6 +14,7 @@ import optuna
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from autocl.study._claims import hold
 from autocl.study._tables import ParetoEntry, engine_for
 
 
@@ -113,13 +114,16 @@ def compute_front(study: optuna.Study, profile: str | None = None) -> list[optun
 
 
 def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -> list[FrontRow]:
-    """Replace the stored front of (study, profile) with the current one."""
-    trials = compute_front(study, profile)
-    rows = [row_from_trial(t, profile) for t in trials]
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    """Replace the stored front of (study, profile) with the current one. Workers writing at once
+    take turns, and each computes the front inside its turn, from every trial finished by then: the
+    last write is never an older front."""
     with Session(engine_for(url)) as session, session.begin():
+        hold(session, f"autocl-front:{study.study_name}:{profile}")
         session.execute(delete(ParetoEntry).where(ParetoEntry.study_name == study.study_name,
                                                   ParetoEntry.profile == profile))
+        trials = compute_front(study, profile)
+        rows = [row_from_trial(t, profile) for t in trials]
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         for t, r in zip(trials, rows):
             session.add(ParetoEntry(
                 study_name=study.study_name, profile=profile, trial_number=r.trial, metric_name=metric_name,
@@ -134,6 +138,7 @@ def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -
 def annotate_front(url: str, study_name: str, profile: str, remeasured: dict[int, dict]) -> None:
     """Store re-measurements (trial -> {median_ms, changed, ...}) with the front's rows of ``profile``."""
     with Session(engine_for(url)) as session, session.begin():
+        hold(session, f"autocl-front:{study_name}:{profile}")
         entries = session.scalars(select(ParetoEntry).where(ParetoEntry.study_name == study_name,
                                                             ParetoEntry.profile == profile)).all()
         for e in entries:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import optuna
 
 from autocl.evaluate import metric_drop
+from autocl.study._claims import claim
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
@@ -50,11 +51,14 @@ def polish_candidates(study: optuna.Study, *, baseline: float, higher_is_better:
     return chosen
 
 
-def enqueue_polish(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> int:
-    """Enqueue the polished twin of each trial (same parameters, ``polish_of`` set); returns how many."""
-    for t in trials:
+def enqueue_polish(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], url: str | None = None) -> int:
+    """Enqueue the polished twin of each trial (same parameters, ``polish_of`` set); returns how many.
+    With the study's ``url``, a twin is enqueued only by the worker that claims it first (workers
+    polishing at once pick the same members)."""
+    mine = [t for t in trials if url is None or claim(url, study, f"polish:{t.number}")]
+    for t in mine:
         study.enqueue_trial(dict(t.params), user_attrs={"polish_of": t.number})
-    return len(trials)
+    return len(mine)
 
 
 __all__ = ["enqueue_polish", "polish_candidates"]

@@ -23,6 +23,7 @@ from autocl.evaluate import evaluate_artifact, metric_drop
 from autocl.hardware import HardwareProfile
 from autocl.runtime import cache_dir
 from autocl.space import SearchSpace, recipe_params
+from autocl.study._claims import claim
 from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
@@ -209,15 +210,17 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
                study_name: str, storage: str, n_trials: int | None = 12, seed: int = 0,
                reporter: Reporter | None = None, remeasure: bool = True, sensitivity: bool | None = None,
                timeout: float | None = None, max_drop: float | None = None, polish: bool = True,
-               sampler: str = "tpe", seeds: Sequence[Seed] = (), recipes: bool = True) -> SearchResult:
+               sampler: str = "tpe", seeds: Sequence[Seed] = (), recipes: bool = True,
+               sampler_seed: int | None = None) -> SearchResult:
     """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
     first (at least one must be given). ``profile`` is one profile or several (the first is the
     primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
     per-layer sensitivity pre-pass once per study (None: when it is cheap); ``max_drop`` makes
     members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it infeasible; ``polish``
     runs the long-distillation rounds of ``space.distill.polish``; ``recipes`` enqueues the by-hand
-    recipes first in a new study. ``sampler`` is tpe, nsga2, gp or
-    random; ``seeds`` are configurations enqueued first (a fork's, a warm start's).
+    recipes first in a new study. ``sampler`` is tpe, nsga2, gp or random; ``seeds`` are
+    configurations enqueued first (a fork's, a warm start's). ``sampler_seed`` seeds the sampler
+    instead of ``seed`` (a worker's own, so workers do not sample alike).
 
     A new study starts with the by-hand recipes (uniform precision at several prune ratios). Every
     ``polish.every`` screened trials, and once at the end, the fastest pruned members near the
@@ -255,12 +258,15 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
                           progress=lambda s: reporter.stage(-1, s))
     enqueue_seeds(study, seeds)  # a fork's or a warm start's configurations first, then the recipes
-    enqueued = _enqueue_recipes(study, space, compressor.layers) if is_new and recipes else 0
+    # several workers may open a new study at once: one of them enqueues the recipes (_claims)
+    enqueued = (_enqueue_recipes(study, space, compressor.layers)
+                if is_new and recipes and claim(storage, study, "recipes") else 0)
     budget = n_trials if n_trials is not None else 10**9
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats;
     # constraints_func is what stores system_attrs['constraints']; the recipes come before start-up
-    study.sampler = make_sampler(sampler, seed + len(study.trials), min(budget, 1000), _constraints if names else None,
-                                 startup_extra=enqueued + len(seeds))
+    sampler_seed = seed if sampler_seed is None else sampler_seed
+    study.sampler = make_sampler(sampler, sampler_seed + len(study.trials), min(budget, 1000),
+                                 _constraints if names else None, startup_extra=enqueued + len(seeds))
     run = TrialRun()
 
     def write_fronts(st: optuna.Study) -> None:
@@ -296,7 +302,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
                                    window=pol.window, members=pol.members)
         if chosen:
             reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
-            run_trials(enqueue_polish(study, chosen), deadline)
+            run_trials(enqueue_polish(study, chosen, storage), deadline)
 
     screened = 0
     while screened < budget and (screen_deadline is None or left(screen_deadline) > 0):

@@ -10,8 +10,9 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from autocl.errors import StudyError
 from autocl.runtime import home_dir
+from autocl.study._claims import schema_lock
 from autocl.study._fingerprint import check_fingerprint, check_study_name
-from autocl.study._tables import engine_for
+from autocl.study._tables import driver_url, engine_for
 from autocl.study._teacher import keep_teacher
 from autocl.study._trial_run import reap_dead_trials
 
@@ -34,19 +35,20 @@ def default_storage(study_name: str) -> str:
 
 def make_storage(url: str) -> RDBStorage:
     """RDB storage with heartbeats: a killed worker's trial is failed (and retried once) instead of
-    staying RUNNING forever."""
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    staying RUNNING forever. ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``)."""
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        storage = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                             grace_period=GRACE_SECONDS,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except Exception as exc:  # bad URL, unreachable server, missing driver
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {url!r}: {detail}. Give an SQLAlchemy URL such as "
-                         "sqlite:///studies/demo.db or postgresql://user@host/db") from None
-    engine_for(url)
+    with schema_lock(url):  # workers starting at once on a fresh database: one creates the tables
+        try:
+            storage = RDBStorage(driver_url(url), engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                 grace_period=GRACE_SECONDS,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as exc:  # bad URL, unreachable server, missing driver
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StudyError(f"cannot open storage {url!r}: {detail}. Give an SQLAlchemy URL such as "
+                             "sqlite:///studies/demo.db or postgresql://user@host/db") from None
+        engine_for(url)
     return storage
 
 

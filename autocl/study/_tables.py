@@ -3,7 +3,8 @@
 ``autocl_pareto_front`` holds the current Pareto front of each (study, profile), one row per member,
 with the configuration and the measurements, so SQL alone answers "what is the front of study X".
 ``autocl_teacher`` keeps a copy of each study's cached teacher file, so losing the cache never
-costs the study (see ``autocl.study._teacher``).
+costs the study (see ``autocl.study._teacher``). ``autocl_claim`` records one-time jobs of a study
+that several workers could start at once (see ``autocl.study._claims``).
 """
 
 from __future__ import annotations
@@ -54,13 +55,35 @@ class TeacherCopy(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class Claim(Base):
+    __tablename__ = "autocl_claim"
+    __table_args__ = (UniqueConstraint("study_name", "job"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), index=True)
+    job: Mapped[str] = mapped_column(String(256))
+    worker: Mapped[str] = mapped_column(String(256))
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 _ENGINES: dict[str, Engine] = {}
+
+
+def driver_url(url: str) -> str:
+    """The SQLAlchemy URL with autocl's PostgreSQL driver: ``postgresql://`` (and ``postgres://``)
+    become ``postgresql+psycopg://`` (psycopg 3); any other URL is kept as given."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
 
 
 def engine_for(url: str) -> Engine:
     """One engine per URL, with autocl's tables created if missing."""
     if url not in _ENGINES:
-        engine = create_engine(url)
+        # writers of one SQLite file wait for each other (as in make_storage); a server connection is checked
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        engine = create_engine(driver_url(url), **kwargs)
         Base.metadata.create_all(engine)
         _ENGINES[url] = engine
     return _ENGINES[url]

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autocl.runtime import cache_dir
@@ -49,7 +50,10 @@ def keep_teacher(url: str, study_name: str, record: dict | None) -> None:
         path = Path(record["path"]) if Path(record["path"]).is_absolute() else cache_dir() / record["path"]
         data = path.read_bytes()
         s.add(TeacherCopy(study_name=study_name, path=record["path"], sha256=_sha256(data), data=data))
-        s.commit()
+        try:
+            s.commit()
+        except IntegrityError:  # another worker opening the study at once stored it first
+            s.rollback()
 
 
 def restore_teacher(url: str, study_name: str) -> list[Path]:
