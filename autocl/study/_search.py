@@ -297,12 +297,13 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         study.optimize(objective, n_trials=n, timeout=left(until), catch=(TrialError,), callbacks=[after_trial])
         return finished[0] - ran
 
-    def polish_round() -> None:
+    def polish_round() -> int:
         chosen = polish_candidates(study, baseline=baseline["metric"], higher_is_better=workload.higher_is_better,
                                    window=pol.window, members=pol.members)
-        if chosen:
-            reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
-            run_trials(enqueue_polish(study, chosen, storage), deadline)
+        if not chosen:
+            return 0
+        reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
+        return run_trials(enqueue_polish(study, chosen, storage), deadline)
 
     screened = 0
     while screened < budget and (screen_deadline is None or left(screen_deadline) > 0):
@@ -313,6 +314,9 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         screened += ran
         if polishing:
             polish_round()
+    # what is left of a time budget goes on polishing the next members near the front
+    while polishing and deadline is not None and left(deadline) > 0 and polish_round() > 0:
+        pass
     write_fronts(study)
     remeasured = {}
     if remeasure:
