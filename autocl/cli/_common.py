@@ -14,7 +14,7 @@ from autocl.errors import AutoclError
 from autocl.study import FrontRow, Interrupted, sigterm_as_interrupt
 
 # piped output (CI logs, `| tee`) gets a width that fits the front table instead of 80 columns
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
 
 F = TypeVar("F", bound=Callable)
@@ -69,7 +69,7 @@ def _notes(r: FrontRow) -> str:
     if r.latency_changed:
         notes.append(f"re-measured {r.remeasured_ms:.3f} ms")
     if r.polish_of is not None:
-        notes.append(f"polished trial {r.polish_of}")
+        notes.insert(0, f"polished #{r.polish_of}")
     return "; ".join(notes)
 
 

@@ -38,14 +38,34 @@ def _layer_keys(graph, layers: tuple[str, ...]) -> tuple[dict[str, set[str]], di
     return keys, scopes
 
 
-def _owners(optimized, keys: dict[str, set[str]], scopes: dict[str, str]) -> dict[str, str]:
+_FUSED_ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "LeakyRelu", "HardSigmoid")
+
+
+def _tensor_owners(graph, layers: tuple[str, ...]) -> dict[str, str]:
+    """Tensor name -> layer, for each layer's outputs and the activation applied to them: ORT's
+    NCHWc rewrite of an fp32 convolution fused with its activation names the new node after the
+    activation's output (``/stages/stages.0/Relu_output_0_nchwc``) and renames its weights."""
+    from autocl.compress.onnx_export import layer_nodes
+
+    nodes = {n.name: n for n in graph.graph.node}
+    owner = {o: layer for layer, names in layer_nodes(graph, list(layers)).items() for n in names
+             for o in nodes[n].output}
+    for n in graph.graph.node:
+        if n.op_type in _FUSED_ACTIVATIONS and n.input and n.input[0] in owner:
+            owner.update({o: owner[n.input[0]] for o in n.output})
+    return owner
+
+
+def _owners(optimized, keys: dict[str, set[str]], scopes: dict[str, str],
+            tensors: dict[str, str] | None = None) -> dict[str, str]:
     inits = {i.name for i in optimized.graph.initializer}
     owner = {}
     for node in optimized.graph.node:
         used = {i for i in node.input if i in inits}
         by_key = next((layer for layer, k in keys.items() if used & k), None)
         by_scope = next((layer for layer, scope in scopes.items() if node.name.startswith(scope)), None)
-        owner[node.name] = by_key or by_scope or OTHER
+        by_tensor = (tensors or {}).get(node.name.removesuffix("_nchwc")) if node.name.endswith("_nchwc") else None
+        owner[node.name] = by_key or by_scope or by_tensor or OTHER
     return owner
 
 
@@ -57,7 +77,9 @@ def layer_latency_shares(path: Path, profile, feed: dict[str, np.ndarray], layer
 
     from autocl.hardware import session_options
 
-    keys, scopes = _layer_keys(onnx.load(str(path)), layers)
+    original = onnx.load(str(path))
+    keys, scopes = _layer_keys(original, layers)
+    tensors = _tensor_owners(original, layers)
     opts = session_options(profile.threads, allow_spinning=profile.allow_spinning, level=profile.graph_optimization)
     with tempfile.TemporaryDirectory() as tmp:
         opts.enable_profiling = True
@@ -68,7 +90,7 @@ def layer_latency_shares(path: Path, profile, feed: dict[str, np.ndarray], layer
         for _ in range(max(2, profile.measurement.warmup) + runs):
             sess.run(None, feed)
         events = json.loads(Path(sess.end_profiling()).read_text())
-        owner = _owners(onnx.load(opts.optimized_model_filepath), keys, scopes)
+        owner = _owners(onnx.load(opts.optimized_model_filepath), keys, scopes, tensors)
     per_node: dict[str, list[float]] = {}
     for e in events:
         if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):

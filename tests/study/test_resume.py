@@ -44,7 +44,7 @@ def test_resuming_with_the_same_space_and_workload_is_accepted(study, digits, fa
     # equal, not identical, objects: what a second `autocl search` builds from the same files
     again = SearchSpace.model_validate(fast_space.model_dump(mode="json"))
     result = _resume(dataclasses.replace(digits), again, fast_profile, study)
-    assert len(result.study.trials) == 1
+    assert len([t for t in result.study.trials if t.state.is_finished()]) == 1  # the other recipes wait
 
 
 def test_resuming_with_a_changed_space_is_refused(study, digits, fast_space, fast_profile):
