@@ -9,6 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_PROFILE_YAML = """
+name: tiny-cpu
+threads: 1
+batch_size: 4
+measurement: {warmup: 2, repeats: 5, min_repeats: 3, max_seconds: 0.5}
+"""
+"""A fast profile for tests that run autocl as a separate process (the server, workers)."""
 
 
 @pytest.fixture(scope="session", autouse=True)

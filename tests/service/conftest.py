@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.conftest import TINY_PROFILE_YAML
 
 TOKEN = "test-token-0123456789abcdef"
 SPACE = """
@@ -22,12 +23,7 @@ prune: {ratio: [0.0, 0.5]}
 distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32, polish: {epochs: 0}}
 quant: {precisions: [fp32, int8], calibration_samples: 32}
 """
-PROFILE = """
-name: tiny-cpu
-threads: 1
-batch_size: 4
-measurement: {warmup: 2, repeats: 5, min_repeats: 3, max_seconds: 0.5}
-"""
+PROFILE = TINY_PROFILE_YAML
 
 
 def free_port() -> int:

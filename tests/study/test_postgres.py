@@ -22,6 +22,7 @@ import optuna
 import pytest
 
 from tests.conftest import ROOT
+from tests.conftest import TINY_PROFILE_YAML
 
 SPACE = """
 name: tiny
@@ -29,12 +30,7 @@ prune: {ratio: [0.0, 0.5]}
 distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32, polish: {epochs: 0.2, every: 4}}
 quant: {precisions: [fp32, int8], calibration_samples: 32}
 """
-PROFILE = """
-name: tiny-cpu
-threads: 1
-batch_size: 4
-measurement: {warmup: 2, repeats: 5, min_repeats: 3, max_seconds: 0.5}
-"""
+PROFILE = TINY_PROFILE_YAML
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
 
 
