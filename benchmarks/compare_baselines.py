@@ -271,7 +271,7 @@ def main() -> None:
     runs = [json.loads(p.read_text()) for p in sorted(out_dir.glob("compare_baselines-*.json"))]
     runs = [r for r in runs if "rows" in r.get("result", {}) and "best_other" in r["result"]]
     order = {"digits": 0, "mnist": 1, "minilm": 2}
-    runs.sort(key=lambda run: order.get(run["result"]["workload"], 9))
+    runs.sort(key=lambda run: (order.get(run["result"]["workload"], 9), run["result"]["date"]))
     (out_dir / "compare_baselines.md").write_text(_markdown(runs))
 
 
