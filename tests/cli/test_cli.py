@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 SPACE = """
 name: tiny
 prune: {ratio: [0.0, 0.5]}
-distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32}
+distill: {temperature: [2.0, 4.0], alpha: 0.5, steps: 8, batch_size: 32, polish: {epochs: 0.2}}
 quant: {precisions: [fp32, fp16, int8], calibration_samples: 32}
 """
 PROFILE = """
