@@ -46,8 +46,9 @@ OP_PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 """What each op can be quantized to by onnxruntime's quantizers; whether the profile's execution
 provider really runs it is probed by ``autocl.compress.support``."""
-QUANTIZER_VERSION = 2
-"""Bumped when the int8 pass writes different graphs for the same configuration (2: glue ops)."""
+QUANTIZER_VERSION = 3
+"""Bumped when the int8 pass writes different graphs for the same configuration (2: glue ops;
+3: no bias Adds among them)."""
 GLUE_OPS = ("Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Flatten", "Reshape")
 """Ops between int8 layers (residual adds, activations, pooling, reshapes) that are quantized with
 them when every input they read is already int8: left in fp32, each would cost a dequantize and a
@@ -88,7 +89,8 @@ def _op_types(model: onnx.ModelProto) -> dict[str, str]:
 
 def int8_glue(model: onnx.ModelProto, int8_nodes: list[str]) -> list[str]:
     """The :data:`GLUE_OPS` nodes whose every non-constant input comes from an int8 layer node or
-    from another such glue node, in graph (topological) order."""
+    from another such glue node, in graph (topological) order; Adds only when no operand is a
+    constant (residual joins, not biases)."""
     constants = {t.name for t in model.graph.initializer}
     constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     quantized = set(int8_nodes)
@@ -99,6 +101,10 @@ def int8_glue(model: onnx.ModelProto, int8_nodes: list[str]) -> list[str]:
             int8_out.update(node.output)
             continue
         inputs = [i for i in node.input if i and i not in constants]
+        # an Add with a constant operand is a Linear's bias (transformers), not a residual join: its
+        # ranges follow the layer's, and histogram calibrators fail on some of them (MiniLM)
+        if node.op_type == "Add" and len(inputs) < len([i for i in node.input if i]):
+            continue
         if node.op_type in GLUE_OPS and inputs and all(i in int8_out for i in inputs):
             glue.append(node.name)
             int8_out.update(node.output)

@@ -73,3 +73,25 @@ def test_students_are_cached_by_prune_and_distill_knobs_only(compressor):
     other_bits = cfg.model_copy(update={"quant": QuantConfig(default="int8", calibration_samples=16)})
     again = compressor.student(other_bits)
     assert again.reused and again.key == first.key
+
+
+def test_int8_glue_takes_residual_joins_not_biases():
+    """Ops between int8 layers are quantized with them, so no fp32 island costs a dequantize and a
+    quantize; a Linear's bias Add (a constant operand) is left alone."""
+    from onnx import TensorProto, helper
+
+    from autocl.compress.quantize import int8_glue
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1], [1.0])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], name="conv1"),
+        helper.make_node("Relu", ["a"], ["b"], name="relu"),
+        helper.make_node("Conv", ["b", "w"], ["c"], name="conv2"),
+        helper.make_node("Add", ["c", "b"], ["d"], name="residual"),
+        helper.make_node("Add", ["d", "w"], ["e"], name="bias"),
+        helper.make_node("Relu", ["x"], ["f"], name="fp32_relu"),
+        helper.make_node("Add", ["e", "f"], ["g"], name="mixed"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("g", TensorProto.FLOAT, [1])], initializer=[w])
+    assert int8_glue(helper.make_model(graph), ["conv1", "conv2"]) == ["relu", "residual"]
