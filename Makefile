@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench mutation clean peer-venv postgres-server
+.PHONY: install demo test test-slow bench mutation clean peer-venv postgres-server chromium
 
 install: $(STAMP)
 
@@ -23,7 +23,7 @@ demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(VENV)/bin/autocl search --workload mnist --space search_spaces/default.yaml \
 		--profile hardware_profiles/cpu-local.yaml --study demo --trials 12 --max-drop 0.01
 
-test: $(STAMP) postgres-server
+test: $(STAMP) postgres-server chromium
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
 
 # PostgreSQL for tests/study/test_postgres.py (many workers on one study): Debian's package, installed
@@ -37,6 +37,17 @@ postgres-server:
 		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
 		|| echo "postgres-server: apt-get install postgresql failed: the PostgreSQL tests will skip"; fi
+
+# headless Chromium for tests/report/test_render.py: Debian's package, installed when missing (root and
+# apt-get needed; without them this step says why and the test skips with the reason).
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium: missing, and installing it needs root and apt-get: the render test will skip"; \
+	else echo "chromium: apt-get install chromium"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium: apt-get install chromium failed: the render test will skip"; fi
 
 test-slow: $(STAMP) postgres-server
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow
