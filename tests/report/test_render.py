@@ -18,7 +18,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:  # `make test` installs it (set-up step `chromium`); a test never installs anything
-        pytest.skip("chromium is not installed: run `make chromium` (Debian's package, needs root and apt-get)")
+        pytest.skip("chromium is not installed: run `make chromium` (Debian's package; needs root)")
     return found
 
 

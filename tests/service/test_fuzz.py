@@ -15,7 +15,7 @@ MAX_EXAMPLES = 8  # per operation and phase: the whole run stays well under a mi
 
 
 @pytest.mark.skipif(importlib.util.find_spec("schemathesis") is None,
-                    reason="schemathesis is not installed (pip install -e '.[dev]')")
+                    reason="schemathesis is not installed (it is in the dev extra: run `make install`)")
 def test_schemathesis_finds_no_server_error(tmp_path):
     server = Server(tmp_path, max_running=0).start()
     try:

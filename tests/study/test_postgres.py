@@ -54,7 +54,7 @@ def postgres_url():
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin) and the "
-                    "Makefile's set-up step could not install it: apt-get install -y postgresql")
+                    "Makefile's set-up step could not install it: run `make postgres-server` as root")
     root = Path(tempfile.mkdtemp(prefix="autocl-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
