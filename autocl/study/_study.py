@@ -38,7 +38,9 @@ def make_storage(url: str) -> RDBStorage:
     staying RUNNING forever. ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``)."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        path = url[len("sqlite:///"):]
+        if not path.startswith("file:"):  # an SQLite URI (file:...?mode=ro) names no folder to make
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     with schema_lock(url):  # workers starting at once on a fresh database: one creates the tables
         try:
             storage = RDBStorage(driver_url(url), engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
