@@ -41,6 +41,20 @@ def hypervolume(points: list[tuple[float, float]], ref_drop: float) -> float:
     return area
 
 
+def search_points(w, space, profile, name: str, work: Path, *, n_trials: int, seed: int,
+                  sampler: str = "tpe") -> list[tuple[float, float]]:
+    """Run a search with no recipes, no polishing and no re-measuring (so only the knob under test
+    differs) and return (metric drop, in-trial speed-up) of its completed trials, in trial order."""
+    from autocl.evaluate import metric_drop
+    from autocl.study import run_search
+
+    r = run_search(w, space, profile, study_name=name, storage=f"sqlite:///{work / (name + '.db')}",
+                   n_trials=n_trials, seed=seed, sampler=sampler, polish=False, remeasure=False, recipes=False)
+    base = r.baseline["metric"]
+    done = sorted((t for t in r.study.trials if t.state.name == "COMPLETE"), key=lambda t: t.number)
+    return [(metric_drop(t.values[0], base, w.higher_is_better), t.user_attrs["speedup"][profile.name]) for t in done]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", default="mnist")
@@ -50,10 +64,8 @@ def main() -> None:
     parser.add_argument("--ref-drop", type=float, default=0.05)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
-    from autocl.evaluate import metric_drop
     from autocl.hardware import device_description, load_profile
     from autocl.space import SearchSpace
-    from autocl.study import run_search
     from autocl.workloads import load_workload
 
     w = load_workload(args.workload)
@@ -72,11 +84,7 @@ def main() -> None:
             })
             name = f"enc-{args.workload}-{encoding}-s{seed}-{tag}"
             t0 = time.time()
-            r = run_search(w, space, profile, study_name=name, storage=f"sqlite:///{work / (name + '.db')}",
-                           n_trials=args.trials, seed=seed, polish=False, remeasure=False, recipes=False)
-            base = r.baseline["metric"]
-            pts = [(metric_drop(t.values[0], base, w.higher_is_better), t.user_attrs["speedup"][profile.name])
-                   for t in r.study.trials if t.state.name == "COMPLETE"]
+            pts = search_points(w, space, profile, name, work, n_trials=args.trials, seed=seed)
             hv = hypervolume(pts, args.ref_drop)
             results[encoding].append(hv)
             print(f"seed {seed} {encoding:9s}: hypervolume {hv:.4f} ({len(pts)} trials, {time.time() - t0:.0f} s)",

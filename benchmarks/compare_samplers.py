@@ -36,12 +36,10 @@ def main() -> None:
     parser.add_argument("--ref-drop", type=float, default=0.05)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
-    from compare_encodings import hypervolume
+    from compare_encodings import hypervolume, search_points
 
-    from autocl.evaluate import metric_drop
     from autocl.hardware import device_description, load_profile
     from autocl.space import SearchSpace
-    from autocl.study import run_search
     from autocl.workloads import load_workload
 
     w = load_workload(args.workload)
@@ -58,13 +56,7 @@ def main() -> None:
         for seed in args.seeds:
             name = f"smp-{args.workload}-{sampler}-s{seed}-{tag}"
             t0 = time.time()
-            r = run_search(w, space, profile, study_name=name, storage=f"sqlite:///{work / (name + '.db')}",
-                           n_trials=args.long, seed=seed, sampler=sampler, polish=False, remeasure=False,
-                           recipes=False)
-            base = r.baseline["metric"]
-            done = sorted((t for t in r.study.trials if t.state.name == "COMPLETE"), key=lambda t: t.number)
-            pts = [(metric_drop(t.values[0], base, w.higher_is_better), t.user_attrs["speedup"][profile.name])
-                   for t in done]
+            pts = search_points(w, space, profile, name, work, n_trials=args.long, seed=seed, sampler=sampler)
             rows[sampler]["short"].append(hypervolume(pts[:args.short], args.ref_drop))
             rows[sampler]["long"].append(hypervolume(pts, args.ref_drop))
             print(f"{sampler:7s} seed {seed}: {rows[sampler]['short'][-1]:.4f} at {args.short} trials, "
