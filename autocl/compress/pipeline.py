@@ -26,7 +26,7 @@ import torch
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.onnx_export import export_onnx, layer_nodes
 from autocl.compress.prune import (
-    achieved_fractions, apply_masks, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
+    achieved_fractions, apply_masks, count_ops, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
 )
 from autocl.compress.quantize import QUANTIZER_VERSION, quantize_model, reduce_range_default
 from autocl.config import CompressionConfig
@@ -122,6 +122,7 @@ class Compressor:
         y = np.asarray(workload.train[1])
         self._y = torch.from_numpy(y).long() if np.issubdtype(y.dtype, np.integer) else torch.from_numpy(y)
         self._soft: torch.Tensor | None = None
+        self._teacher_ops: tuple[float, float] | None = None
         self._features = (TeacherFeatureCache(workload.model, workload.feature_layers)
                           if workload.feature_layers else None)
 
@@ -176,7 +177,9 @@ class Compressor:
         self._export(student, tmp / "student.onnx")
         torch.save(student.state_dict(), tmp / "student.pt")
         params, sparsity = count_parameters(student), weight_sparsity(student)
-        achieved = achieved_fractions(self.workload.model, student, self.workload.example_inputs())
+        if self._teacher_ops is None:  # counted once per search, not once per student
+            self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
+        achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
         (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
                                                    "config": cfg.to_dict()}))
         _seal(tmp / "student.onnx", tmp / "student.pt")

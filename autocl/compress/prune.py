@@ -186,16 +186,23 @@ class _AlignedPruner(tp.pruner.MetaPruner):
         return max(current_channels - min(rounded, current_channels), 0)
 
 
-def achieved_fractions(teacher: nn.Module, student: nn.Module,
-                       example_inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> dict[str, float]:
-    """What pruning really removed: the student's parameters and multiply-accumulates as fractions
-    of the teacher's (1.0: nothing removed), counted by torch-pruning on one example input."""
+def count_ops(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[float, float]:
+    """(multiply-accumulates, parameters) of ``model`` on one example input, by torch-pruning's counter."""
     inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     with torch.no_grad():
-        macs_t, params_t = tp.utils.count_ops_and_params(teacher.eval(), tuple(inputs))
-        macs_s, params_s = tp.utils.count_ops_and_params(student.eval(), tuple(inputs))
-    return {"params": round(float(params_s) / float(params_t), 4) if params_t else 1.0,
-            "macs": round(float(macs_s) / float(macs_t), 4) if macs_t else 1.0}
+        macs, params = tp.utils.count_ops_and_params(model.eval(), tuple(inputs))
+    return float(macs), float(params)
+
+
+def achieved_fractions(teacher: nn.Module | tuple[float, float], student: nn.Module,
+                       example_inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """What pruning really removed: the student's parameters and multiply-accumulates as fractions
+    of the teacher's (1.0: nothing removed). ``teacher`` is the model, or its :func:`count_ops`
+    counted once (a search builds many students of one teacher)."""
+    macs_t, params_t = teacher if isinstance(teacher, tuple) else count_ops(teacher, example_inputs)
+    macs_s, params_s = count_ops(student, example_inputs)
+    return {"params": round(params_s / params_t, 4) if params_t else 1.0,
+            "macs": round(macs_s / macs_t, 4) if macs_t else 1.0}
 
 
 def prunable_weights(model: nn.Module, keep: list[nn.Module]) -> list[torch.Tensor]:

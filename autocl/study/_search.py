@@ -37,7 +37,7 @@ from autocl.study._targets import (
 )
 from autocl.study._teacher import teacher_record
 from autocl.study._trial_run import TrialRun
-from autocl.workloads import Workload
+from autocl.workloads import Workload, n_samples
 
 
 class Reporter(Protocol):
@@ -103,7 +103,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
                limits: "SearchLimits", baseline_metric: float):
     workload = compressor.workload
     primary, eval_profile = profiles[0], _eval_profile(profiles)
-    n_train = len(compressor._y)
+    n_train = n_samples(workload.train[0])
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         reporter.trial_started(trial.number)
