@@ -17,20 +17,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from autocl.errors import StudyError
 from autocl.report import Pick, StudyData, front_frame, pick, study_data, trials_frame, write_report
-from autocl.study import default_storage, load_existing
-
-
-def _storage_for(name: str, storage: str | None) -> str:
-    if storage:
-        return storage
-    url = default_storage(name)
-    path = Path(url[len("sqlite:///"):])
-    if not path.is_file():
-        raise StudyError(f"no study database at {path}; run 'autocl search --study {name}' first, or pass the "
-                         "storage URL (e.g. storage='sqlite:///path/to/study.db')")
-    return url
+from autocl.study import existing_storage, load_existing
 
 
 class StudyView:
@@ -90,7 +78,7 @@ class StudyView:
 def load_study(name: str, storage: str | None = None) -> StudyView:
     """Open an existing study (``storage`` default: ``sqlite:///<AUTOCL_HOME>/<name>.db``); a
     missing database or study is a StudyError listing what exists."""
-    url = _storage_for(name, storage)
+    url = existing_storage(name, storage)
     return StudyView(load_existing(name, url), url)
 
 

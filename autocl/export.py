@@ -90,9 +90,9 @@ class ExportResult:
 
 
 def resolve_workload(data: StudyData, workload: Workload | str | None) -> Workload:
-    """The study's workload (by its stored name unless given), refused if its teacher or data changed."""
+    """The study's workload (by its stored spec, else name, unless given), refused if its teacher or data changed."""
     if not isinstance(workload, Workload):
-        spec = workload or data.workload.get("name")
+        spec = workload or data.workload.get("spec") or data.workload.get("name")
         if not spec:
             raise StudyError(f"study {data.study_name!r} does not record its workload; pass --workload")
         try:
@@ -332,6 +332,8 @@ def _facts(data: StudyData, t: TrialInfo, v: Verification, hw: HardwareProfile, 
                                                                           "latency_ok": v.latency_ok,
                                                                           "sha_ok": v.sha_ok},
         "versions": _versions(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **{k: getattr(t, k) for k in ("metric_change", "speedup_search", "speedup_remeasured", "distilled",
+                                      "compressed")},  # the study record's definitions, as every view shows them
     }
 
 

@@ -36,7 +36,16 @@ app.command()(sensitivity)
 app.command()(serve)
 
 
+def quiet_optuna() -> None:
+    """Optuna's per-trial INFO lines are replaced by autocl's own; set for the command line only, so
+    importing autocl leaves a library user's logging alone."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def main() -> None:
+    quiet_optuna()
     app()
 
 

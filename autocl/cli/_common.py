@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autocl.errors import AutoclError
-from autocl.study import FrontRow, Interrupted, sigterm_as_interrupt
+from autocl.study import Interrupted, TrialRecord, sigterm_as_interrupt
 
 # piped output (CI logs, `| tee`) gets a width that fits the front table instead of 80 columns
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -62,50 +62,76 @@ def handles_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _notes(r: FrontRow) -> str:
-    notes = []
-    if r.not_faster:
-        notes.append("not faster than fp32")
-    if r.latency_changed:
-        notes.append(f"re-measured {r.remeasured_ms:.3f} ms")
-    if r.polish_of is not None:
-        notes.insert(0, f"polished #{r.polish_of}")
-    return "; ".join(notes)
-
-
-def _kept(r: FrontRow) -> str:
+def _kept(r: TrialRecord) -> str:
     """What pruning achieved, beside the ratio asked for: the share of multiply-accumulates kept."""
     if r.kept_macs is None:
         return ""
-    if r.prune_ratio > 0 and r.kept_macs >= 0.9999:
+    if (r.prune_ratio or 0) > 0 and r.kept_macs >= 0.9999:
         return "100% (none removed)"
     return f"{100 * r.kept_macs:.0f}%"
 
 
-def front_table(rows: list[FrontRow], *, metric_name: str, baseline: dict | None, title: str) -> Table:
-    """The front as a table, the fp32 teacher first as the reference row. Distillation knobs show
-    as '-' for members that were not distilled (the model was not changed). The speed-up is the one measured in
-    the trial, in alternation with the baseline, when there is one."""
-    table = Table(title=title, title_justify="left")
-    for col in ("trial", "prune", "MACs kept", "T", "alpha", "bits per layer", metric_name, "Δ metric", "latency ms",
-                "± IQR", "speed-up", "size KB", "peak MB", "notes"):
-        table.add_column(col, justify="left" if col in ("bits per layer", "notes") else "right", no_wrap=True)
+BITS_WIDTH = 24
+"""The widest the bits column gets; a longer code is run-length encoded ("f 8×62 f")."""
+
+
+def abbreviate_bits(bits: str, width: int = BITS_WIDTH) -> str:
+    """``bits`` as is when it fits ``width``, else run-length encoded: a run of 3 or more equal
+    codes becomes ``8×62``, runs separated by spaces. (The table wraps what still does not fit;
+    ``--format json`` keeps the full string.)"""
+    if len(bits) <= width:
+        return bits
+    runs: list[str] = []
+    i = 0
+    while i < len(bits):
+        j = i
+        while j < len(bits) and bits[j] == bits[i]:
+            j += 1
+        runs.append(f"{bits[i]}×{j - i}" if j - i >= 3 else bits[i:j])
+        i = j
+    return " ".join(runs)
+
+
+def _x(speedup: float | None) -> str:
+    return f"{speedup:.2f}x" if speedup else ""
+
+
+def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | None, title: str) -> Table:
+    """The front as a table, the fp32 teacher first as the reference row, read from the study record
+    (:class:`autocl.study.TrialRecord`). Distillation knobs show as '-' for members that were not
+    distilled. ``Δ metric`` is positive when better than fp32. ``speed-up (search)`` is the one
+    measured in the trial, in alternation with fp32 (what ``not faster`` is decided on); ``speed-up
+    (re-measured)`` appears once the front was re-measured. A long metric name is shown under the
+    table, a long bits code is run-length encoded and wrapped."""
+    remeasured = any(r.speedup_remeasured is not None for r in rows)
+    metric_col = metric_name if len(metric_name) <= 12 else "metric"
+    columns = ["trial", "prune", "MACs kept", "T", "alpha", "bits per layer", metric_col, "Δ metric", "latency ms",
+               "± IQR", "speed-up (search)", *(["speed-up (re-measured)"] if remeasured else []), "size KB",
+               "peak MB", "notes"]
+    table = Table(title=title, title_justify="left",
+                  caption=None if metric_col == metric_name else f"metric: {metric_name}", caption_justify="left")
+    for col in columns:
+        if col == "bits per layer":
+            table.add_column(col, justify="left", overflow="fold", max_width=BITS_WIDTH)
+        elif col == "notes":
+            table.add_column(col, justify="left", overflow="fold", min_width=12)
+        else:
+            table.add_column(col, justify="right", no_wrap=True, min_width=min(len(col), 8))
     if baseline:
         table.add_row("fp32", "0.00", "100%", "-", "-", "teacher, unpruned", f"{baseline['metric']:.4f}", "",
                       f"{baseline['latency_ms']:.3f}", f"{baseline['latency_iqr_ms']:.3f}", "1.00x",
-                      f"{baseline['size_kb']:.1f}", "", "", style="dim")
+                      *(["1.00x"] if remeasured else []), f"{baseline['size_kb']:.1f}", "", "", style="dim")
     for r in rows:
-        distilled = r.distilled if r.distilled is not None else r.prune_ratio > 0
-        speedup = r.speedup if r.speedup else (baseline["latency_ms"] / r.latency_ms if baseline else None)
         table.add_row(
-            str(r.trial), f"{r.prune_ratio:.2f}", _kept(r), f"{r.temperature:g}" if distilled else "-",
-            f"{r.alpha:g}" if distilled else "-", r.bits, f"{r.metric:.4f}",
-            f"{r.metric - baseline['metric']:+.4f}" if baseline else "", f"{r.latency_ms:.3f}",
-            f"{r.latency_iqr_ms:.3f}", f"{speedup:.2f}x" if speedup else "", f"{r.size_kb:.1f}",
-            f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else "", _notes(r),
+            str(r.number), f"{r.prune_ratio or 0:.2f}", _kept(r), f"{r.temperature:g}" if r.distilled else "-",
+            f"{r.alpha:g}" if r.distilled else "-", abbreviate_bits(r.bits), f"{r.metric:.4f}",
+            f"{r.metric_change:+.4f}" if r.metric_change is not None else "", f"{r.latency_ms:.3f}",
+            f"{r.latency_iqr_ms:.3f}", _x(r.speedup_search), *([_x(r.speedup_remeasured)] if remeasured else []),
+            f"{r.size_kb:.1f}", f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else "", "; ".join(r.notes),
             style="yellow" if r.not_faster or r.latency_changed else None,
         )
     return table
 
 
-BITS_LEGEND = "bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, d = int8 dynamic, 4 = int4 MatMulNBits)"
+BITS_LEGEND = ("bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, "
+               "d = int8 dynamic, 4 = int4 MatMulNBits; 8×62 = 62 layers in a row at int8)")

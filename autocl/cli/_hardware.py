@@ -13,7 +13,7 @@ from autocl.errors import AutoclError, StudyError
 from autocl.hardware import (
     HardwareProfile, agent_health, int8_warning, load_profile, profile_from_dict, read_token_file, serve,
 )
-from autocl.study import default_storage, load_existing, remeasure_front
+from autocl.study import existing_storage, load_existing, remeasure_front, workload_spec
 from autocl.workloads import load_workload
 
 
@@ -124,9 +124,7 @@ def remeasure(
 
 
 def _remeasure(study_name, storage, workload, profile) -> None:
-    url = storage or default_storage(study_name)
-    if storage is None and not Path(url[len("sqlite:///"):]).is_file():
-        raise StudyError(f"no study database at {url[len('sqlite:///'):]}; pass --storage")
+    url = existing_storage(study_name, storage)
     st = load_existing(study_name, url)
     stored = st.user_attrs.get("profiles") or {}
     if not stored and "profile" in st.user_attrs:
@@ -139,7 +137,7 @@ def _remeasure(study_name, storage, workload, profile) -> None:
                              f"{', '.join(stored) or 'none'}); a front exists only for those")
     else:
         targets = [profile_from_dict(d, source=f"study {study_name} profile {n}") for n, d in stored.items()]
-    spec = workload or st.user_attrs.get("workload", {}).get("name")
+    spec = workload or workload_spec(st)
     if not spec:
         raise StudyError(f"study {study_name!r} does not record its workload; pass --workload")
     wl = load_workload(spec)

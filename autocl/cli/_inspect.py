@@ -78,9 +78,9 @@ def sensitivity(
 
 def _sensitivity(study_name: str, storage: str | None) -> None:
     from autocl.errors import StudyError
-    from autocl.study import default_storage, load_existing
+    from autocl.study import existing_storage, load_existing
 
-    url = storage or default_storage(study_name)
+    url = existing_storage(study_name, storage)
     st = load_existing(study_name, url)
     data = st.user_attrs.get("sensitivity")
     if not data:

@@ -16,13 +16,16 @@ from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
 from autocl.errors import ConfigError, StudyError
 from autocl.hardware import load_profile
 from autocl.space import load_space
-from autocl.study import SAMPLERS, default_storage, load_existing, prepare_run, read_front, run_search, stored_profiles
+from autocl.study import (
+    ROW_KEYS, SAMPLERS, default_storage, existing_storage, load_existing, prepare_run, run_search,
+)
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
 class _ProgressReporter:
-    def __init__(self, progress: Progress, total: int) -> None:
+    def __init__(self, progress: Progress, total: int, verbose: bool = False) -> None:
         self.progress = progress
+        self.verbose = verbose
         self.task = progress.add_task("starting", total=total)  # None: a time budget, no known total
         self.failed = 0
 
@@ -39,7 +42,11 @@ class _ProgressReporter:
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == optuna.trial.TrialState.FAIL:
             self.failed += 1
-            self.progress.console.print(f"[yellow]{trial.user_attrs.get('error', f'trial {trial.number} failed')}[/]")
+            error = trial.user_attrs.get("error", f"trial {trial.number} failed")
+            self.progress.console.print(f"[yellow]{escape(error)}[/]", soft_wrap=True)
+            if self.verbose and trial.user_attrs.get("traceback"):
+                self.progress.console.print(escape(trial.user_attrs["traceback"].rstrip()), soft_wrap=True,
+                                            style="dim")
         else:
             m, lat, size = trial.values
             reused = " (student reused)" if trial.user_attrs.get("student_reused") else ""
@@ -79,6 +86,8 @@ def search(
     warm_start: Optional[str] = typer.Option(None, help=(
         "seed the study with another study's Pareto-front configurations (e.g. the same model on another device)")),
     sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)} (seeded with --seed)"),
+    verbose: bool = typer.Option(False, "--verbose", help=(
+        "print the traceback of a trial that failed with an internal error (it is stored with the trial either way)")),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
@@ -94,7 +103,7 @@ def search(
     Example: autocl search --workload mnist --profile cpu-edge-1t --timeout 20m --max-drop 0.01
     """
     handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity, fork, warm_start,
-                            sampler, timeout=timeout, max_drop=max_drop, polish=polish)
+                            sampler, timeout=timeout, max_drop=max_drop, polish=polish, verbose=verbose)
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -108,7 +117,7 @@ def parse_duration(text: str | None) -> float | None:
 
 
 def _search(workload, space, profile, study, trials, storage, seed, sensitivity=None, fork=None, warm_start=None,
-            sampler="tpe", *, timeout=None, max_drop=None, polish=True) -> None:
+            sampler="tpe", *, timeout=None, max_drop=None, polish=True, verbose=False) -> None:
     seconds = parse_duration(timeout)
     if trials is None and seconds is None:
         trials = 12
@@ -125,10 +134,10 @@ def _search(workload, space, profile, study, trials, storage, seed, sensitivity=
     wl = load_workload(workload)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
-        reporter = _ProgressReporter(progress, trials)
+        reporter = _ProgressReporter(progress, trials, verbose)
         result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
                             seed=seed, reporter=reporter, sensitivity=sensitivity, sampler=sampler, seeds=plan.seeds,
-                            timeout=seconds, max_drop=max_drop, polish=polish)
+                            timeout=seconds, max_drop=max_drop, polish=polish, workload_spec=workload)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
                   f"{len(done)} complete in all, {reporter.failed} failed in this run")
@@ -143,46 +152,41 @@ def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: floa
     from autocl.report import pick, study_data
 
     bound = 0.01 if max_drop is None else max_drop
+    data = study_data(study)
     try:
-        chosen = pick(study_data(study), f"fastest-within:{bound}")
+        chosen = pick(data, f"fastest-within:{bound}")
     except StudyError as exc:
         console.print(f"[yellow]no member within a metric drop of {bound:g}[/]: {exc}", soft_wrap=True)
         return
     t = chosen.trial
-    data = study_data(study)
-    # the speed-up the front table shows: measured in alternation with fp32 inside the trial
-    row = next((r for r in read_front(url, study_name, data.profile) if r.trial == t.number), None)
-    speedup = row.speedup if row and row.speedup else data.speedup(t)
     how = "" if max_drop is not None else " (no --max-drop given: 0.01 assumed)"
     storage = "" if url == default_storage(study_name) else f" --storage {url}"
+    # the speed-up the front table shows beside it: measured in the search, in alternation with fp32
     console.print(f"fastest member within a metric drop of {bound:g}{how}: trial {t.number}, "
-                  f"{data.metric_name} {t.metric:.4f} ({-data.metric_drop(t):+.4f}), {t.latency_ms:.3f} ms"
-                  + (f", {speedup:.2f}x the fp32 model" if speedup else ""), soft_wrap=True)
+                  f"{data.metric_name} {t.metric:.4f} ({t.metric_change:+.4f}), {t.latency_ms:.3f} ms"
+                  + (f", {t.speedup_search:.2f}x the fp32 model (speed-up measured in the search)"
+                     if t.speedup_search else ""), soft_wrap=True)
     console.print(f"export it: autocl export --study {study_name}{storage} --trial {t.number} -o exports/{study_name}-trial{t.number}",
                   soft_wrap=True)
 
 
-def _primary(study: optuna.Study) -> str | None:
-    return study.user_attrs.get("profile", {}).get("name")
+def _front_data(study: optuna.Study, profile: str | None):
+    """The study on ``profile`` (default: the primary), as every view reads it (the study record)."""
+    from autocl.report import study_data
+
+    return study_data(study, profile)
 
 
 def _print_front(url: str, study_name: str, profile: str | None, study: optuna.Study) -> None:
-    profile = profile or _primary(study)
-    rows = read_front(url, study_name, profile)
-    if not rows and profile and profile not in stored_profiles(url, study_name):
-        known = ", ".join(stored_profiles(url, study_name)) or "none"
-        raise StudyError(f"study {study_name!r} has no front for profile {profile!r} (profiles with a front: "
-                         f"{known}); pass one of those to --profile")
-    if not rows:
-        raise StudyError(f"study {study_name!r} has no completed trial yet, so no Pareto front; "
-                         "run 'autocl search' (failed trials list their errors)")
-    meta = study.user_attrs.get("workload", {})
-    prof = profile or ""
-    baseline = study.user_attrs.get("baselines", {}).get(prof) or study.user_attrs.get("baseline")
-    table = front_table(rows, metric_name=meta.get("metric", "metric"), baseline=baseline,
-                        title=f"Pareto front of '{study_name}' on profile '{prof}' ({len(rows)} of {len(study.trials)} trials)")
+    from autocl.report import require_front
+
+    data = _front_data(study, profile)
+    rows = require_front(data)  # or why there is no front
+    table = front_table(rows, metric_name=data.metric_name, baseline=data.baseline,
+                        title=f"Pareto front of '{study_name}' on profile '{data.profile}' ({len(rows)} of "
+                              f"{len(data.trials)} trials)")
     console.print(table)
-    console.print(f"[dim]{BITS_LEGEND}; layers: {' '.join(meta.get('layers', []))}[/]", soft_wrap=True)
+    console.print(f"[dim]{BITS_LEGEND}; layers: {' '.join(data.layers)}[/]", soft_wrap=True)
 
 
 def front(
@@ -199,29 +203,21 @@ def front(
 
 
 def _front(study_name, storage, profile, fmt) -> None:
-    url = storage or default_storage(study_name)
-    if storage is None and not Path(url[len("sqlite:///"):]).is_file():
-        raise StudyError(f"no study database at {url[len('sqlite:///'):]}; run 'autocl search --study {study_name}' "
-                         "first, or pass --storage")
+    if fmt not in ("table", "csv", "json"):
+        raise StudyError(f"unknown --format {fmt!r}; use table, csv or json")
+    url = existing_storage(study_name, storage)
     study = load_existing(study_name, url)
     if fmt == "table":
         _print_front(url, study_name, profile, study)
         return
-    profile = profile or _primary(study)
-    rows = read_front(url, study_name, profile)
-    if profile and profile not in stored_profiles(url, study_name):
-        known = ", ".join(stored_profiles(url, study_name)) or "none"
-        raise StudyError(f"study {study_name!r} has no front for profile {profile!r} (profiles with a front: "
-                         f"{known}); pass one of those to --profile")
+    rows = [r.to_row() for r in _front_data(study, profile).front]
     if fmt == "json":
-        console.print_json(json.dumps([r.to_dict() for r in rows]))
-    elif fmt == "csv":
+        # print, not console.print_json: keep the numbers exactly as stored (json round-trips floats)
+        print(json.dumps(rows, indent=2))
+    else:
         import csv
         import sys
 
-        fields = list(rows[0].to_dict()) if rows else []
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(ROW_KEYS))
         writer.writeheader()
-        writer.writerows(r.to_dict() for r in rows)
-    else:
-        raise StudyError(f"unknown --format {fmt!r}; use table, csv or json")
+        writer.writerows(rows)

@@ -11,8 +11,9 @@ from rich.table import Table
 from autocl.cli._common import console, handles_errors
 from autocl.workloads import DEFAULT_WORKLOAD
 
-PICK_HELP = ("choose a front member: 'metric_drop<=0.01,latency_ms<=5' (fields metric, metric_drop, latency_ms, "
-             "latency_p90_ms, size_kb, speedup; the fastest meeting all), 'fastest-within:0.01' or 'knee'")
+PICK_HELP = ("choose a front member: 'metric_drop<=0.01,latency_ms<=5' (fields metric, metric_drop, metric_change, "
+             "latency_ms, latency_p90_ms, size_kb, speedup_search (= speedup), speedup_remeasured; the fastest meeting "
+             "all), 'fastest-within:0.01' or 'knee'")
 
 
 def _profile_arg(profile: Optional[str]):

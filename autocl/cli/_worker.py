@@ -22,7 +22,7 @@ from autocl.cli._search import _print_front, _ProgressReporter, parse_duration
 from autocl.errors import StudyError
 from autocl.hardware import HardwareProfile, profile_from_dict
 from autocl.space import SearchSpace
-from autocl.study import SAMPLERS, load_existing, prepare_run, run_search
+from autocl.study import SAMPLERS, load_existing, prepare_run, run_search, workload_spec
 from autocl.workloads import load_workload
 
 
@@ -52,7 +52,7 @@ def worker(
 
 
 def stored_settings(st: optuna.Study, url: str) -> tuple[str, SearchSpace, list[HardwareProfile], float | None]:
-    """The workload name, search space, profiles (primary first) and max drop a study was made with."""
+    """The workload spec (:func:`autocl.study.workload_spec`), search space, profiles (primary first) and max drop a study was made with."""
     attrs = st.user_attrs
     missing = [k for k in ("workload", "space", "profiles") if k not in attrs]
     if missing:
@@ -66,7 +66,7 @@ def stored_settings(st: optuna.Study, url: str) -> tuple[str, SearchSpace, list[
     primary = (attrs.get("profile") or {}).get("name")
     names = [n for n in order if n in stored] or sorted(stored, key=lambda n: n != primary)
     profiles = [profile_from_dict(stored[n], source=f"{source}, profile {n!r}") for n in names]
-    return attrs["workload"]["name"], space, profiles, attrs.get("max_drop")
+    return workload_spec(st) or attrs["workload"]["name"], space, profiles, attrs.get("max_drop")
 
 
 def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
@@ -80,14 +80,14 @@ def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
     console.print(f"worker {me} joins study [bold]{study}[/] ({storage}): workload [bold]{workload}[/], profile(s) "
                   f"{', '.join(p.name for p in profiles)}, sampler seed {seed}", soft_wrap=True)
     # checks the stored fingerprint and restores the study's teacher into this machine's cache
-    plan = prepare_run(study, storage, workload, space, profiles)
+    plan = prepare_run(study, storage, st.user_attrs["workload"]["name"], space, profiles)
     wl = load_workload(workload)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(wl, space, profiles, study_name=plan.study_name, storage=plan.url, n_trials=trials,
                             timeout=seconds, max_drop=max_drop, polish=polish, sampler=sampler, sampler_seed=seed,
-                            reporter=reporter)
+                            reporter=reporter, workload_spec=workload)
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(f"worker {me}: {len(result.new_trials)} trial(s) of its own ({reporter.failed} failed); study "
                   f"[bold]{study}[/] has {len(done)} complete trial(s) from all workers")

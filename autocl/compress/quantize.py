@@ -65,7 +65,18 @@ class _QuietPreprocessHint(logging.Filter):
         return "pre-processing" not in msg and "already quantized" not in msg
 
 
-logging.getLogger().addFilter(_QuietPreprocessHint())
+_QUIET = _QuietPreprocessHint()
+
+
+@contextlib.contextmanager
+def _quiet_hints():
+    """The hint filter on the root logger while quantizing only: importing autocl changes no logger."""
+    root = logging.getLogger()
+    root.addFilter(_QUIET)
+    try:
+        yield
+    finally:
+        root.removeFilter(_QUIET)
 
 
 class _FeedReader(CalibrationDataReader):
@@ -151,7 +162,7 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
     if set(chosen) <= {"fp32"}:
         shutil.copyfile(fp32_path, out_path)
         return out_path
-    with tempfile.TemporaryDirectory(prefix="autocl-quant-") as tmp:
+    with _quiet_hints(), tempfile.TemporaryDirectory(prefix="autocl-quant-") as tmp:
         # calibration writes an augmented model next to its input; keep it out of the cache folder
         staged = Path(tmp) / "model.onnx"
         rewrite = set(chosen.get("int4", []))

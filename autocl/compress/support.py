@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from autocl.compress.quantize import OP_PRECISIONS, WHY_NOT, quantize_model
 from autocl.config import QuantConfig
+from autocl.errors import AutoclError
 
 _NODE = {"Conv": "/probe/Conv", "Gemm": "/probe/Gemm", "MatMul": "/probe/MatMul"}
 
@@ -65,8 +66,11 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
         try:
             quantize_model(src, dst, QuantConfig(default=precision, calibration_samples=1),
                            {"probe": [_NODE[op]]}, [feed])
-        except Exception as exc:  # the quantizer itself refuses: that is the reason
+        except AutoclError as exc:  # autocl's own refusal (check_precisions, the graph check): that is the reason
             return f"onnxruntime's quantizer cannot make {op} {precision}: {exc}"
+        except Exception as exc:  # anything else is a bug (autocl's or the quantizer's), not a refusal: say so
+            raise RuntimeError(f"quantizing a one-op {op} model to {precision} crashed ({type(exc).__name__}: {exc}); "
+                               "this is a bug, not a precision the runtime refuses") from exc
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.intra_op_num_threads = 1

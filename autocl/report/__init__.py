@@ -1,7 +1,11 @@
-"""Inspecting a study: plain data first (trials classified, the feasible front, per-layer maps,
-importance, history), then plotly figures drawn from that data, then one self-contained HTML page.
+"""Inspecting a study, in two halves; nothing here writes to the study.
 
-Nothing here writes to the study.
+* Study results, plain data read from the study record (:mod:`autocl.study._record`): trials
+  classified and the front (``_trials``), DataFrames (``_frames``), picks (``_pick``), per-layer
+  maps (``_layers``), importance and history (``_progress``), all of it gathered (``_report``).
+* Rendering, which only draws that data: plotly figures (``_figures``), the HTML page
+  (``_html``) and the model card's Markdown (``_card``). Imports flow from rendering to results,
+  never back.
 """
 
 from autocl.report._figures import pareto_3d, pareto_figure
@@ -13,7 +17,8 @@ from autocl.report._layers import (
 from autocl.report._pick import FIELDS as PICK_FIELDS
 from autocl.report._pick import Pick, knee, parse_conditions, pick
 from autocl.report._progress import History, Importance, history, param_importances
-from autocl.report._report import ReportData, build_report, report_figures, write_report
+from autocl.report._html import report_figures, write_report
+from autocl.report._report import ReportData, build_report
 from autocl.report._trials import (
     DOMINATED, FAILED, FRONT, INFEASIBLE, PENDING, STATUSES, UNMEASURED, StudyData, TrialInfo, dominates,
     measured_profiles, primary_profile, require_front, study_data,

@@ -25,7 +25,7 @@ def _f(x, spec: str, unit: str = "") -> str:
 def _latency_section(f: dict) -> list[str]:
     lat, base, v, prof = f["latency"], f.get("baseline") or {}, f["verification"], f["profile"]
     device = f.get("device") or {}
-    speed = base.get("latency_ms") / lat["median_ms"] if base.get("latency_ms") and lat.get("median_ms") else None
+    speed, again = f.get("speedup_search"), f.get("speedup_remeasured")
     meas = prof.get("measurement", {})
     return [
         "## Latency",
@@ -43,8 +43,10 @@ def _latency_section(f: dict) -> list[str]:
         f"{_f(v['iqr_ms'], '.4f')} | |",
         f"| fp32 teacher | {_f(base.get('latency_ms'), '.4f')} | | {_f(base.get('latency_iqr_ms'), '.4f')} | |",
         "",
-        f"Speed-up over the fp32 teacher: {_f(speed, '.2f', 'x')}."
-        + (" **Flagged: not faster than fp32 on this profile.**" if f.get("not_faster") else ""),
+        f"Speed-up over the fp32 teacher, measured in the search in alternation with it: {_f(speed, '.2f', 'x')}"
+        + (f"; when the front was re-measured: {_f(again, '.2f', 'x')}" if again is not None else "") + "."
+        + (" **Flagged: not faster than fp32 on this profile** (on the search's measurement)."
+           if f.get("not_faster") else ""),
         "",
     ]
 
@@ -76,10 +78,16 @@ def model_card(f: dict) -> str:
     prune, distill, quant = cfg.get("prune", {}), cfg.get("distill", {}), cfg.get("quant", {})
     metric = wl["metric"]
     size_ratio = f["size_kb"] / base["size_kb"] if base.get("size_kb") and f.get("size_kb") else None
-    drop = f.get("metric_drop")
+    change = f.get("metric_change")
+    if change is None and f.get("metric_drop") is not None:  # export.json of an older autocl
+        change = -f["metric_drop"]
     chosen = f"Chosen by `--pick {f['pick']['rule']}`: {f['pick']['why']}." if f.get("pick") else \
         f"Chosen by `--trial {f['trial']}`."
-    distilled = (prune.get("ratio") or 0) > 0
+    distilled = f.get("distilled")
+    if distilled is None:  # export.json of an older autocl
+        from autocl.study import is_distilled
+
+        distilled = is_distilled(cfg)
     lines = [
         f"# Model card: {wl['name']}, compressed by autocl",
         "",
@@ -93,8 +101,8 @@ def model_card(f: dict) -> str:
         f"| this model | {_f(f['metric'], '.4f')} | {_f(f['size_kb'], '.1f')} | {f.get('parameters', '-')} |",
         f"| fp32 teacher | {_f(base.get('metric'), '.4f')} | {_f(base.get('size_kb'), '.1f')} | |",
         "",
-        f"{metric} drop against the teacher: {_f(drop, '+.4f')} ({'higher' if wl['higher_is_better'] else 'lower'} "
-        f"is better; computed by onnxruntime over `model.onnx` on the workload's validation split). Size: "
+        f"{metric} change against the teacher: {_f(change, '+.4f')} (positive = better; {metric} is "
+        f"{'higher' if wl['higher_is_better'] else 'lower'}-is-better; computed by onnxruntime over `model.onnx` on the workload's validation split). Size: "
         f"{_f(size_ratio, '.2f', 'x')} of the teacher's ONNX file.",
         "",
         *_latency_section(f),
@@ -115,7 +123,7 @@ def model_card(f: dict) -> str:
         f"magnitude, multiples of {prune.get('round_to')}, layers kept: {', '.join(prune.get('ignored_layers') or []) or 'none beyond the workload'}).",
         (f"- Distillation from the teacher: temperature {distill.get('temperature')}, alpha {distill.get('alpha')}, "
          f"{distill.get('steps')} steps, lr {distill.get('lr')}." if distilled else
-         "- No distillation: nothing was pruned, the teacher's weights are kept."),
+         "- No distillation: the model was not changed, the teacher's weights are kept."),
         f"- Quantization: per layer, bits `{f.get('bits')}` ({_legend(f.get('bits') or '')}); "
         f"{quant.get('calibration_samples')} calibration samples.",
         "",

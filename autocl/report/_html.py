@@ -12,8 +12,12 @@ from __future__ import annotations
 import html
 import json
 
+from pathlib import Path
+
+import optuna
+
 from autocl.report._frames import front_frame
-from autocl.report._report import ReportData
+from autocl.report._report import ReportData, build_report
 from autocl.report._trials import DOMINATED, FAILED, FRONT, INFEASIBLE, PENDING, UNMEASURED
 
 CSS = """
@@ -77,27 +81,38 @@ def _table(headers: list[str], rows: list[list[str]], left: set[int] = frozenset
 
 def _front_table(report: ReportData) -> str:
     data = report.data
-    df = front_frame(data)
-    extra = [c for c in df.columns if c == "not_faster" or c.startswith("memory_")]
-    headers = ["trial", "prune", "T", "alpha", "bits per layer", data.metric_name, "Δ vs fp32", "latency ms",
-               "± IQR", "p90 ms", "speed-up", "size KB", *extra, "artifact sha256"]
+    rows_data = front_frame(data).to_dict("records")
+    remeasured = any(r["speedup_remeasured"] is not None for r in rows_data)
+    headers = ["trial", "prune", "MACs kept", "T", "alpha", "bits per layer", data.metric_name, "Δ vs fp32 (+ better)",
+               "latency ms", "± IQR", "p90 ms", "speed-up (search)", *(["speed-up (re-measured)"] if remeasured else []),
+               "size KB", "peak MB", "notes", "artifact sha256"]
     rows = []
     base = data.baseline or {}
     if base:
-        rows.append(["fp32", "0.00", "-", "-", "teacher, unpruned", _f(base.get("metric"), ".4f"), "",
+        rows.append(["fp32", "0.00", "100%", "-", "-", "teacher, unpruned", _f(base.get("metric"), ".4f"), "",
                      _f(base.get("latency_ms"), ".4f"), _f(base.get("latency_iqr_ms"), ".4f"), "", "1.00x",
-                     _f(base.get("size_kb"), ".1f"), *[""] * len(extra), ""])
-    for r in df.to_dict("records"):
-        distilled = (r["prune_ratio"] or 0) > 0
-        rows.append([str(r["trial"]), _f(r["prune_ratio"], ".2f"), _f(r["temperature"], "g") if distilled else "-",
+                     *(["1.00x"] if remeasured else []), _f(base.get("size_kb"), ".1f"), "", "", ""])
+    for r in rows_data:
+        distilled = bool(r["distilled"])
+        rows.append([str(r["trial"]), _f(r["prune_ratio"], ".2f"),
+                     "" if r["kept_macs"] is None else f"{100 * r['kept_macs']:.0f}%",
+                     _f(r["temperature"], "g") if distilled else "-",
                      _f(r["alpha"], "g") if distilled else "-", f"<code>{_e(r['bits'])}</code>",
-                     _f(r["metric"], ".4f"), _f(None if r["metric_drop"] is None else 0.0 - r["metric_drop"] + 0.0, "+.4f"),
+                     _f(r["metric"], ".4f"), _f(r["metric_change"], "+.4f"),
                      _f(r["latency_ms"], ".4f"), _f(r["latency_iqr_ms"], ".4f"), _f(r["latency_p90_ms"], ".4f"),
-                     _f(r["speedup"], ".2f") + ("x" if r["speedup"] is not None else ""), _f(r["size_kb"], ".1f"),
-                     *[("not faster than fp32" if r[c] else "") if c == "not_faster" else _f(r[c], ".4g")
-                       for c in extra],
+                     _x(r["speedup_search"]), *([_x(r["speedup_remeasured"])] if remeasured else []),
+                     _f(r["size_kb"], ".1f"), _f(r["peak_memory_mb"], ".1f"), _e(r["notes"]),
                      f"<code>{_e(str(r['artifact_sha256'])[:12])}</code>"])
-    return _table(headers, rows, left={4}, table_id="front-table")
+    note = ("<p class='meta'>Δ vs fp32 is the metric change against the fp32 teacher, positive = better. Speed-up "
+            "(search): the teacher's median latency over the member's, both measured in alternation inside the "
+            "trial; 'not faster than fp32' is decided on that pair."
+            + (" Speed-up (re-measured): the same ratio from re-measuring the front (autocl remeasure)." if remeasured
+               else "") + "</p>")
+    return _table(headers, rows, left={5, 14 + remeasured}, table_id="front-table") + note
+
+
+def _x(speedup: float | None) -> str:
+    return "-" if speedup is None else f"{speedup:.2f}x"
 
 
 def _apart_table(report: ReportData) -> str:
@@ -211,4 +226,34 @@ not dominated on {_e(data.metric_name)}, median latency and size. Hover a point 
 """
 
 
-__all__ = ["render_html"]
+def report_figures(report: ReportData) -> dict:
+    """Figure id -> plotly Figure, in page order; a figure without data is left out."""
+    from autocl.report import _figures as F
+
+    figs = {"pareto-latency": F.pareto_figure(report.data, "latency_ms"),
+            "pareto-size": F.pareto_figure(report.data, "size_kb")}
+    if report.n_objectives >= 3:
+        figs["pareto-3d"] = F.pareto_3d(report.data)
+    figs["bits"] = F.bits_figure(report.bits)
+    if any(v is not None for row in report.pruning.values for v in row):
+        figs["pruning"] = F.pruning_figure(report.pruning)
+    if report.importance.values:
+        figs["importance"] = F.importance_figure(report.importance)
+    figs["history"] = F.history_figure(report.data, report.history)
+    figs["hypervolume"] = F.hypervolume_figure(report.history)
+    return figs
+
+
+def write_report(study: optuna.Study, path: str | Path, profile: str | None = None, **kwargs) -> Path:
+    """Write the self-contained HTML report of ``study`` (plotly embedded, works offline) to ``path``;
+    ``kwargs`` go to :func:`autocl.report.build_report`."""
+    report = build_report(study, profile, **kwargs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_html(report, report_figures(report)), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["render_html", "report_figures", "write_report"]

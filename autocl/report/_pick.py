@@ -4,8 +4,10 @@ Picks only ever choose among the feasible Pareto front of one profile: a dominat
 the best answer to any of these questions.
 
 * ``'metric_drop<=0.01,latency_ms<=5'``: conditions joined by commas on ``metric``, ``metric_drop``
-  (fp32 metric minus the member's, for a higher-is-better metric; ``1%`` means 0.01), ``latency_ms``,
-  ``latency_p90_ms``, ``size_kb`` or ``speedup``, with ``<=``, ``>=``, ``<`` or ``>``; among the
+  (fp32 metric minus the member's, for a higher-is-better metric; ``1%`` means 0.01),
+  ``metric_change`` (its negation: positive = better), ``latency_ms``, ``latency_p90_ms``,
+  ``size_kb``, ``speedup_search`` (measured in the trial, alternating with fp32; ``speedup`` is the
+  same), or ``speedup_remeasured`` (from the front's re-measurement), with ``<=``, ``>=``, ``<`` or ``>``; among the
   members meeting all of them, the fastest (then the better metric, then the smaller).
 * ``fastest-within:0.01``: the same as ``metric_drop<=0.01``.
 * ``knee``: on the metric-vs-latency trade-off curve of the front, both normalized to [0, 1], the
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from autocl.errors import ConfigError, StudyError
 from autocl.report._trials import StudyData, TrialInfo, dominates, require_front
 
-FIELDS = ("metric", "metric_drop", "latency_ms", "latency_p90_ms", "size_kb", "speedup")
+FIELDS = ("metric", "metric_drop", "metric_change", "latency_ms", "latency_p90_ms", "size_kb", "speedup_search",
+          "speedup_remeasured", "speedup")
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 _COND = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")
 
@@ -58,8 +61,11 @@ class Pick:
 def value_of(data: StudyData, t: TrialInfo, field: str) -> float | None:
     if field == "metric_drop":
         return data.metric_drop(t)
-    if field == "speedup":
-        return data.speedup(t)
+    if field == "speedup":  # the speed-up every view shows by default: the one measured in the search
+        return t.speedup_search
+    if field == "metric_change":
+        drop = data.metric_drop(t)
+        return None if drop is None else 0.0 - drop + 0.0
     return getattr(t, field)
 
 
@@ -145,9 +151,9 @@ def pick(data: StudyData, spec: str) -> Pick:
         conds = parse_conditions("metric_drop<=" + spec.split(":", 1)[1])
     else:
         conds = parse_conditions(spec)
-    if any(c.field in ("metric_drop", "speedup") for c in conds) and not data.baseline:
-        raise StudyError(f"study {data.study_name!r} has no fp32 baseline stored, so metric_drop and speedup are "
-                         "unknown; pick on metric, latency_ms or size_kb instead")
+    if any(c.field in ("metric_drop", "metric_change") for c in conds) and not data.baseline:
+        raise StudyError(f"study {data.study_name!r} has no fp32 baseline stored, so metric_drop and metric_change "
+                         "are unknown; pick on metric, latency_ms, size_kb or speedup_search instead")
     ok = [t for t in front if all(c.holds(value_of(data, t, c.field)) for c in conds)]
     if not ok:
         raise _no_match(data, spec, conds, front)

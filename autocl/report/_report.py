@@ -1,4 +1,5 @@
-"""Everything the HTML report shows, gathered as plain data, then drawn and written as one page."""
+"""Everything the HTML report shows, gathered as plain data (study results; no plotting here:
+``_figures`` and ``_html`` draw it)."""
 
 from __future__ import annotations
 
@@ -90,35 +91,4 @@ def build_report(study: optuna.Study, profile: str | None = None, *, storage: st
     )
 
 
-def report_figures(report: ReportData) -> dict:
-    """Figure id -> plotly Figure, in page order; a figure without data is left out."""
-    from autocl.report import _figures as F
-
-    figs = {"pareto-latency": F.pareto_figure(report.data, "latency_ms"),
-            "pareto-size": F.pareto_figure(report.data, "size_kb")}
-    if report.n_objectives >= 3:
-        figs["pareto-3d"] = F.pareto_3d(report.data)
-    figs["bits"] = F.bits_figure(report.bits)
-    if any(v is not None for row in report.pruning.values for v in row):
-        figs["pruning"] = F.pruning_figure(report.pruning)
-    if report.importance.values:
-        figs["importance"] = F.importance_figure(report.importance)
-    figs["history"] = F.history_figure(report.data, report.history)
-    figs["hypervolume"] = F.hypervolume_figure(report.history)
-    return figs
-
-
-def write_report(study: optuna.Study, path: str | Path, profile: str | None = None, **kwargs) -> Path:
-    """Write the self-contained HTML report of ``study`` (plotly embedded, works offline) to ``path``."""
-    from autocl.report._html import render_html
-
-    report = build_report(study, profile, **kwargs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(report, report_figures(report)), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-__all__ = ["ReportData", "build_report", "report_figures", "write_report"]
+__all__ = ["ReportData", "build_report"]

@@ -18,50 +18,20 @@ The front is computed here from the trials themselves, so every number shown tra
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import TrialState
 
 from autocl.errors import StudyError
 from autocl.evaluate import metric_drop
+from autocl.study._record import (
+    DOMINATED, FAILED, FRONT, INFEASIBLE, PENDING, STATUSES, UNMEASURED, TrialRecord, dominates, read_trials,
+)
 
-FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING = (
-    "front", "dominated", "infeasible", "unmeasured", "failed", "pending")
-STATUSES = (FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING)
-
-
-@dataclass(frozen=True)
-class TrialInfo:
-    """One trial as the report, the front and the picks see it (latency on ``StudyData.profile``)."""
-
-    number: int
-    status: str
-    reason: str
-    metric: float | None
-    latency_ms: float | None
-    latency_iqr_ms: float | None
-    latency_p90_ms: float | None
-    size_kb: float | None
-    prune_ratio: float | None
-    temperature: float | None
-    alpha: float | None
-    bits: str
-    config: dict = field(default_factory=dict, repr=False)
-    params: dict = field(default_factory=dict, repr=False)
-    constraints: dict[str, float] = field(default_factory=dict)
-    not_faster: bool | None = None
-    memory: dict | None = None
-    artifact_sha256: str = ""
-    student_key: str = ""
-    measurement: dict | None = field(default=None, repr=False)
-    completed_at: dt.datetime | None = None
-
-    @property
-    def measured(self) -> bool:
-        return self.latency_ms is not None and self.metric is not None
+TrialInfo = TrialRecord
+"""One trial as the report, the front and the picks see it: the study record's reader
+(:class:`autocl.study._record.TrialRecord`), with latency on ``StudyData.profile``."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +76,12 @@ class StudyData:
         return metric_drop(t.metric, self.baseline["metric"], self.higher_is_better)
 
     def speedup(self, t: TrialInfo) -> float | None:
-        base = (self.baseline or {}).get("latency_ms")
-        return base / t.latency_ms if base and t.latency_ms else None
+        """The speed-up measured in the trial, in alternation with fp32 (``speedup_search``)."""
+        return t.speedup_search
 
     def losses(self, t: TrialInfo) -> tuple[float, float, float]:
         """Objectives as values to minimize: (−metric or metric, latency, size)."""
         return (-t.metric if self.higher_is_better else t.metric, t.latency_ms, t.size_kb)  # type: ignore[operator]
-
-
-def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    """``a`` is at least as good as ``b`` everywhere and better somewhere (all minimized)."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
 def _profile_dicts(study: optuna.Study) -> list[dict]:
@@ -164,74 +129,6 @@ def _baseline_on(study: optuna.Study, profile: str) -> dict | None:
     return {k: v for k, v in base.items() if not k.startswith("latency")}
 
 
-def _num(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def _constraint_reason(values: dict[str, float], names: tuple[str, ...]) -> str:
-    parts = []
-    for key, v in values.items():
-        if v > 0:
-            # Optuna names list-style constraints "0", "1", ...; the study may name them
-            name = names[int(key)] if key.isdigit() and int(key) < len(names) else (
-                f"constraint {key}" if key.isdigit() else key)
-            parts.append(f"{name} exceeded by {v:.4g}")
-    return "budget not met: " + "; ".join(parts) + " (constraint values > 0 are violations)"
-
-
-def _info(t: optuna.trial.FrozenTrial, profile: str, names: tuple[str, ...]) -> TrialInfo:
-    a = t.user_attrs
-    cfg = a.get("config") or {}
-    prune, distill = cfg.get("prune") or {}, cfg.get("distill") or {}
-    m = (a.get("measurements") or {}).get(profile)
-    constraints = {str(k): float(v) for k, v in t.constraints.items()}
-    metric = _num(t.values[0]) if t.values else None
-    size = a["size_bytes"] / 1024 if "size_bytes" in a else (_num(t.values[2]) if t.values and len(t.values) > 2 else None)
-    if t.state == TrialState.COMPLETE:
-        if any(c > 0 for c in constraints.values()):
-            status, reason = INFEASIBLE, _constraint_reason(constraints, names)
-        elif m is None:
-            where = ", ".join(a.get("measurements") or {}) or "no profile"
-            status, reason = UNMEASURED, f"not measured on profile {profile!r} (measured on {where})"
-        elif metric is None:
-            status, reason = FAILED, "completed without a finite metric"
-        else:
-            status, reason = FRONT, ""  # provisional: dominance is decided over all trials below
-    elif t.state == TrialState.FAIL:
-        status = FAILED
-        reason = a.get("error") or (f"trial {t.number} failed without a recorded error (a worker killed mid-trial "
-                                    "and failed by the heartbeat check, or an interrupted run)")
-    else:
-        status, reason = PENDING, {TrialState.RUNNING: "still running", TrialState.WAITING: "queued",
-                                   TrialState.PRUNED: "pruned by Optuna"}.get(t.state, t.state.name.lower())
-    nf = a.get("not_faster")
-    mem = a.get("memory")
-    return TrialInfo(
-        number=t.number, status=status, reason=reason, metric=metric,
-        latency_ms=_num(m["median_ms"]) if m else None, latency_iqr_ms=_num(m.get("iqr_ms")) if m else None,
-        latency_p90_ms=_num(m.get("p90_ms")) if m else None, size_kb=size,
-        prune_ratio=_num(prune.get("ratio")), temperature=_num(distill.get("temperature")),
-        alpha=_num(distill.get("alpha")), bits=a.get("bits", ""), config=cfg, params=dict(t.params),
-        constraints=constraints, not_faster=nf.get(profile) if isinstance(nf, dict) else None,
-        memory=mem.get(profile) if isinstance(mem, dict) else None, artifact_sha256=a.get("artifact_sha256", ""),
-        student_key=a.get("student_key", ""), measurement=m, completed_at=t.datetime_complete,
-    )
-
-
-def _classify_dominance(data_trials: list[TrialInfo], higher_is_better: bool) -> list[TrialInfo]:
-    sign = -1.0 if higher_is_better else 1.0
-    cands = [(t, (sign * t.metric, t.latency_ms, t.size_kb)) for t in data_trials if t.status == FRONT]
-    out = {}
-    for t, loss in cands:
-        better = [o for o, ol in cands if dominates(ol, loss)]
-        if better:
-            best = min(better, key=lambda o: (o.latency_ms, o.number))
-            out[t.number] = DOMINATED, (f"dominated by trial {best.number}: at least as good on "
-                                        "metric, latency and size, and better on one")
-    return [replace(t, status=out[t.number][0], reason=out[t.number][1]) if t.number in out else t
-            for t in data_trials]
-
-
 def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
     """Classify every trial of ``study`` on ``profile`` (default: the search's primary profile)."""
     profiles = measured_profiles(study)
@@ -241,8 +138,8 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
                          f"its trials were measured on: {', '.join(profiles)} (pass one of them as --profile)")
     wl = study.user_attrs.get("workload") or {}
     names = tuple(study.user_attrs.get("constraint_names") or ())
-    trials = [_info(t, profile, names) for t in study.get_trials(deepcopy=False)]
-    trials = _classify_dominance(trials, bool(wl.get("higher_is_better", True)))
+    baseline = _baseline_on(study, profile)
+    trials = read_trials(study, profile, baseline_metric=(baseline or {}).get("metric"))
     choices: dict[str, tuple[str, ...]] = {}
     for t in study.get_trials(deepcopy=False):
         for name, dist in t.distributions.items():
@@ -253,7 +150,7 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
     return StudyData(
         study_name=study.study_name, profile=profile, profiles=tuple(profiles),
         metric_name=wl.get("metric", "metric"), higher_is_better=bool(wl.get("higher_is_better", True)),
-        layers=tuple(wl.get("layers") or ()), baseline=_baseline_on(study, profile), trials=tuple(trials),
+        layers=tuple(wl.get("layers") or ()), baseline=baseline, trials=tuple(trials),
         layer_choices=choices, sensitivity=study.user_attrs.get("sensitivity"),
         narrowed=study.user_attrs.get("narrowed"), workload=dict(wl),
         fingerprint=dict(study.user_attrs.get("fingerprint") or {}), profile_settings=profile_settings,

@@ -1,8 +1,8 @@
 """Reading studies for the API: what exists, how far each got, its front, trials and Pareto plots,
 and a verified export bundle as a zip.
 
-Every number comes from the functions the CLI uses: the front from ``autocl.study.read_front``
-(what ``autocl front --format json`` prints), trials and figures from ``autocl.report``, bundles
+Every number comes from the functions the CLI uses: the front from the study record's rows
+(``TrialRecord.to_row``, what ``autocl front --format json`` prints), trials and figures from ``autocl.report``, bundles
 from ``autocl.api.StudyView.export`` (what ``autocl export`` calls). Nothing here writes to a study.
 """
 
@@ -176,18 +176,8 @@ def list_studies() -> list[dict]:
 
 
 def front(name: str, profile: str | None) -> list[dict]:
-    """The stored front, exactly as ``autocl front --format json`` prints it."""
-    from autocl.study import read_front, stored_profiles
-
-    study = open_study(name)
-    url = study_url(name)
-    profile = profile or _primary(study)
-    rows = read_front(url, name, profile)
-    if profile and profile not in stored_profiles(url, name):
-        known = ", ".join(stored_profiles(url, name)) or "none"
-        raise InputError(404, f"study {name!r} has no front for profile {profile[:100]!r} (profiles with a "
-                              f"front: {known})")
-    return [r.to_dict() for r in rows]
+    """The front, exactly as ``autocl front --format json`` prints it (the study record's rows)."""
+    return [t.to_row() for t in _data(name, profile).front]
 
 
 def _data(name: str, profile: str | None):

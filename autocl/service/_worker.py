@@ -74,13 +74,16 @@ def _search(job_dir: Path, run: dict, reporter: _StatusReporter) -> str:
     with sigterm_as_interrupt():
         result = run_search(workload, space, [profile], study_name=run["study"], storage=run["storage"],
                             n_trials=run["n_trials"], timeout=run.get("timeout_s"), seed=run.get("seed", 0),
-                            reporter=reporter)
+                            reporter=reporter, workload_spec=run["workload"])
     return (f"{len(result.new_trials)} new trial(s) in this run: {reporter.done} complete, "
             f"{reporter.failed} failed")
 
 
 def main(job_dir: Path) -> int:
     run = json.loads((job_dir / RUN_FILE).read_text(encoding="utf-8"))
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as `autocl search`: autocl's lines, not Optuna's INFO
     reporter = _StatusReporter(job_dir)
     print(f"{now()} worker {os.getpid()}: {json.dumps(run)}", flush=True)
     try:

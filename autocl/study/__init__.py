@@ -4,20 +4,28 @@ from autocl.study._fingerprint import check_study_name, fingerprint_changes, stu
 from autocl.study._front import (
     FrontRow, annotate_front, compute_front, is_feasible, read_front, row_from_trial, stored_profiles, write_front,
 )
+from autocl.study._record import (
+    ROW_KEYS, TrialRecord, dominates, is_compressed, is_distilled, metric_change, not_faster, pareto_members,
+    read_trial, read_trials, speedup,
+)
 from autocl.study._remeasure import remeasure_front
 from autocl.study._samplers import SAMPLERS, make_sampler
 from autocl.study._search import Reporter, SearchResult, SilentReporter, run_search
 from autocl.study._seeds import RunPlan, Seed, prepare_run
-from autocl.study._study import OBJECTIVES, default_storage, load_existing, make_storage, open_study
+from autocl.study._study import (
+    OBJECTIVES, default_storage, existing_storage, load_existing, make_storage, open_study, sqlite_file,
+    workload_spec,
+)
 from autocl.study._targets import Narrowing, as_profiles, narrow_space, narrowing
 from autocl.study._trial_run import Interrupted, sigterm_as_interrupt
 
 __all__ = [
-    "OBJECTIVES", "SAMPLERS", "FrontRow", "Interrupted", "Narrowing", "Reporter", "RunPlan", "SearchResult", "Seed",
+    "OBJECTIVES", "ROW_KEYS", "SAMPLERS", "FrontRow", "TrialRecord", "dominates", "is_compressed", "is_distilled",
+    "metric_change", "not_faster", "pareto_members", "read_trial", "read_trials", "speedup", "Interrupted", "Narrowing", "Reporter", "RunPlan", "SearchResult", "Seed",
     "SilentReporter",
-    "annotate_front", "as_profiles", "check_study_name", "compute_front", "default_storage", "fingerprint_changes",
+    "annotate_front", "as_profiles", "check_study_name", "compute_front", "default_storage", "existing_storage", "sqlite_file", "fingerprint_changes",
     "is_feasible", "load_existing", "make_sampler", "make_storage", "narrow_space", "narrowing", "open_study",
     "prepare_run",
     "read_front", "remeasure_front", "row_from_trial", "run_search", "sigterm_as_interrupt", "stored_profiles",
-    "study_fingerprint", "write_front",
+    "study_fingerprint", "workload_spec", "write_front",
 ]

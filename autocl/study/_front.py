@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from autocl.study._claims import hold
+from autocl.study._record import pareto_members
 from autocl.study._tables import ParetoEntry, engine_for
 
 
@@ -106,10 +107,8 @@ def compute_front(study: optuna.Study, profile: str | None = None) -> list[optun
             continue
         points.append((t, (sign * t.values[0], latency, t.values[2])))
 
-    def dominates(a: tuple, b: tuple) -> bool:
-        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-    front = [(t, v) for t, v in points if not any(dominates(w, v) for _, w in points)]
+    members = pareto_members({t.number: v for t, v in points})
+    front = [(t, v) for t, v in points if t.number in members]
     return [t for t, v in sorted(front, key=lambda tv: (tv[1][1], tv[0].number))]
 
 

@@ -13,12 +13,9 @@ import optuna
 
 from autocl.evaluate import metric_drop
 from autocl.study._claims import claim
+from autocl.study._record import dominates
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
-
-
-def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] <= b[0] and a[1] <= b[1] and a != b
 
 
 def polish_candidates(study: optuna.Study, *, baseline: float, higher_is_better: bool, window: float,
@@ -41,7 +38,7 @@ def polish_candidates(study: optuna.Study, *, baseline: float, higher_is_better:
     chosen: list[optuna.trial.FrozenTrial] = []
     students: set[str | None] = set()
     while pool and len(chosen) < members:
-        layer = [t for t in pool if not any(_dominates(points[o.number], points[t.number]) for o in pool)]
+        layer = [t for t in pool if not any(dominates(points[o.number], points[t.number]) for o in pool)]
         for t in sorted(layer, key=lambda t: t.values[1]):
             key = t.user_attrs.get("student_key")
             if len(chosen) < members and key not in busy and key not in students:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
@@ -27,6 +28,7 @@ from autocl.study._claims import claim
 from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
+from autocl.study._record import is_compressed, write_config, write_error, write_result
 from autocl.study._remeasure import remeasure_front
 from autocl.study._samplers import make_sampler
 from autocl.study._seeds import Seed, enqueue_seeds
@@ -36,7 +38,7 @@ from autocl.study._targets import (
     as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrowing, record_narrowing,
 )
 from autocl.study._teacher import teacher_record
-from autocl.study._trial_run import TrialRun
+from autocl.study._trial_run import TrialRun, quiet_optuna_failures
 from autocl.workloads import Workload, n_samples
 
 
@@ -105,6 +107,8 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
     primary, eval_profile = profiles[0], _eval_profile(profiles)
     n_train = n_samples(workload.train[0])
 
+    internal = InternalErrors()
+
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         reporter.trial_started(trial.number)
         stage = "sampling"
@@ -118,9 +122,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             cfg = space.suggest(trial, compressor.layers)
             if trial.user_attrs.get("polish_of") is not None:
                 cfg = space.polished(cfg, n_train)
-            trial.set_user_attr("config", cfg.to_dict())
-            trial.set_user_attr("distilled", cfg.prune.changes_model and cfg.distill.steps > 0)
-            trial.set_user_attr("bits", cfg.quant.compact(compressor.layers))
+            write_config(trial, cfg.to_dict(), cfg.quant.compact(compressor.layers))
             t0 = time.perf_counter()
             artifact = compressor.artifact(cfg, on_stage)
             t_compress = time.perf_counter() - t0
@@ -133,40 +135,56 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
                                  trial=trial.number, stage="evaluating")
             on_stage("measuring")
             t2 = time.perf_counter()
-            compressed = cfg.prune.changes_model or any(p != "fp32" for p in (artifact.precisions or {}))
+            compressed = is_compressed(cfg.to_dict(), artifact.precisions)
             results = measure_targets(artifact.path, compressor.baseline(), profiles, workload, compressed=compressed)
             m = results[primary.name].measurement
-            trial.set_user_attr("student_key", artifact.student.key)
-            trial.set_user_attr("student_reused", artifact.student.reused)
-            trial.set_user_attr("parameters", artifact.student.parameters)
-            trial.set_user_attr("artifact_sha256", artifact.sha256)
-            trial.set_user_attr("size_bytes", artifact.size_bytes)
-            trial.set_user_attr("int8_layers", list(artifact.int8_layers))
-            trial.set_user_attr("artifact_path", str(artifact.path))
-            trial.set_user_attr("measurements", {n: r.measurement.to_dict() for n, r in results.items()})
-            trial.set_user_attr("baseline_measurements", {n: r.baseline.to_dict() for n, r in results.items()})
-            trial.set_user_attr("speedup", {n: round(r.speedup, 4) for n, r in results.items()})
-            trial.set_user_attr("not_faster", {n: r.not_faster for n, r in results.items() if r.not_faster is not None})
-            trial.set_user_attr("memory", {n: r.measurement.memory for n, r in results.items() if r.measurement.memory})
-            trial.set_user_attr("pruning", _pruning_record(cfg, artifact.student.achieved))
+            constraints = None
             if any(p.budgets.items() for p in profiles) or limits.max_drop is not None:
-                values = constraint_values(profiles, results, artifact.size_bytes)
+                constraints = constraint_values(profiles, results, artifact.size_bytes)
                 if limits.max_drop is not None:
                     drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
-                    values.append(drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0))
-                trial.set_user_attr("constraints", values)
-            trial.set_user_attr("seconds", {"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
-                                            "measure": round(time.perf_counter() - t2, 3)})
-            trial.set_user_attr("compression", artifact.details())  # precisions, sparsity, deflated size
+                    constraints.append(drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0))
+            write_result(trial, config=cfg.to_dict(), artifact=artifact, results=results,
+                         pruning=_pruning_record(cfg, artifact.student.achieved), constraints=constraints,
+                         seconds={"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
+                                  "measure": round(time.perf_counter() - t2, 3)})
+            internal.succeeded()
             return metric, m.median_ms, artifact.size_bytes / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
+            write_error(trial, str(error))
+            internal.succeeded()  # a known refusal breaks a run of identical internal errors
+            raise error from None
         except Exception as exc:  # any crash inside one trial fails that trial, not the study
             error = TrialError(f"{type(exc).__name__}: {exc}", trial=trial.number, stage=stage)
-        trial.set_user_attr("error", str(error))
-        raise error
+            write_error(trial, str(error), traceback.format_exc())
+            internal.failed(trial.number, stage, f"{type(exc).__name__}: {exc}")
+            raise error from None
 
     return objective
+
+
+class InternalErrors:
+    """Stops a search that can only fail: after ``limit`` identical internal errors in a row (a
+    crash that is not one of autocl's known refusals, e.g. a bug), the next trial would fail the
+    same way, so a StudyError ends the search instead of "succeeding" with every trial failed."""
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit = limit
+        self.last: tuple[str, str] | None = None
+        self.trials: list[int] = []
+
+    def succeeded(self) -> None:
+        self.last, self.trials = None, []
+
+    def failed(self, number: int, stage: str, message: str) -> None:
+        if self.last != (stage, message):
+            self.last, self.trials = (stage, message), []
+        self.trials.append(number)
+        if len(self.trials) >= self.limit:
+            raise StudyError(f"search stopped: trials {', '.join(map(str, self.trials))} failed in a row with the same "
+                             f"internal error ({stage}): {message}. This is a bug, not a bad configuration; run with "
+                             "--verbose for the traceback (also stored as the trials' 'traceback')")
 
 
 def _pruning_record(cfg: CompressionConfig, kept: dict | None) -> dict:
@@ -211,7 +229,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
                reporter: Reporter | None = None, remeasure: bool = True, sensitivity: bool | None = None,
                timeout: float | None = None, max_drop: float | None = None, polish: bool = True,
                sampler: str = "tpe", seeds: Sequence[Seed] = (), recipes: bool = True,
-               sampler_seed: int | None = None) -> SearchResult:
+               sampler_seed: int | None = None, workload_spec: str | None = None) -> SearchResult:
     """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
     first (at least one must be given). ``profile`` is one profile or several (the first is the
     primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
@@ -220,7 +238,9 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     runs the long-distillation rounds of ``space.distill.polish``; ``recipes`` enqueues the by-hand
     recipes first in a new study. ``sampler`` is tpe, nsga2, gp or random; ``seeds`` are
     configurations enqueued first (a fork's, a warm start's). ``sampler_seed`` seeds the sampler
-    instead of ``seed`` (a worker's own, so workers do not sample alike).
+    instead of ``seed`` (a worker's own, so workers do not sample alike). ``workload_spec`` is how
+    the workload was named (a built-in, a registered name or ``module:function``): stored with the
+    study, so export, remeasure, report and workers load it again without being told.
 
     A new study starts with the by-hand recipes (uniform precision at several prune ratios). Every
     ``polish.every`` screened trials, and once at the end, the fastest pruned members near the
@@ -248,6 +268,8 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
                                          "layers": workload.layer_names()})
         study.set_user_attr("space", space.model_dump(mode="json"))
         study.set_user_attr("profile", profiles[0].model_dump(mode="json"))
+    if workload_spec and (study.user_attrs.get("workload") or {}).get("spec") != workload_spec:
+        study.set_user_attr("workload", {**(study.user_attrs.get("workload") or {}), "spec": workload_spec})
     study.set_user_attr("profiles", {p.name: p.model_dump(mode="json") for p in profiles})
     names = constraint_names(profiles) + (["metric:max_drop"] if max_drop is not None else [])
     study.set_user_attr("constraint_names", names)
@@ -294,7 +316,8 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         if n <= 0 or (until is not None and left(until) <= 0):
             return 0
         ran = finished[0]
-        study.optimize(objective, n_trials=n, timeout=left(until), catch=(TrialError,), callbacks=[after_trial])
+        with quiet_optuna_failures():  # autocl prints its own line per failed trial
+            study.optimize(objective, n_trials=n, timeout=left(until), catch=(TrialError,), callbacks=[after_trial])
         return finished[0] - ran
 
     def polish_round() -> int:

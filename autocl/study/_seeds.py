@@ -23,7 +23,7 @@ from autocl.hardware import HardwareProfile
 from autocl.space import SearchSpace
 from autocl.study._fingerprint import check_fingerprint, check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._front import read_front, stored_profiles
-from autocl.study._study import default_storage, make_storage
+from autocl.study._study import default_storage, make_storage, sqlite_file
 from autocl.study._targets import narrow_space
 from autocl.study._teacher import restore_teacher
 
@@ -87,7 +87,8 @@ def still_valid(params: dict[str, Any], space: SearchSpace, layers: list[str]) -
 
 def _open(name: str, url: str) -> optuna.Study | None:
     """The study if it exists, without creating a database file for nothing."""
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
         return None
     storage = make_storage(url)
     if name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -20,9 +22,14 @@ OBJECTIVES = ("metric", "latency_ms", "size_kb")
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 40
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# heartbeats and metric names are marked experimental; they are what autocl is built on, on purpose
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+@contextmanager
+def _experimental_ok() -> Iterator[None]:
+    """Heartbeats and metric names are marked experimental; they are what autocl is built on, on
+    purpose. Silenced where autocl calls them, not process-wide."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def default_storage(study_name: str) -> str:
@@ -41,7 +48,7 @@ def make_storage(url: str) -> RDBStorage:
         path = url[len("sqlite:///"):]
         if not path.startswith("file:"):  # an SQLite URI (file:...?mode=ro) names no folder to make
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with schema_lock(url):  # workers starting at once on a fresh database: one creates the tables
+    with schema_lock(url), _experimental_ok():  # workers starting at once on a fresh database: one creates the tables
         try:
             storage = RDBStorage(driver_url(url), engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
                                  grace_period=GRACE_SECONDS,
@@ -67,7 +74,8 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
     stored = study.user_attrs.get("fingerprint")
     if stored is None:
-        study.set_metric_names(list(OBJECTIVES))
+        with _experimental_ok():
+            study.set_metric_names(list(OBJECTIVES))
         study.set_user_attr("fingerprint", fingerprint)
     else:
         check_fingerprint(name, url, stored, fingerprint)
@@ -78,14 +86,43 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
     return study
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:///PATH`` URL (None for a server, an in-memory or a URI database)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):]
+    return None if not path or path.startswith("file:") or path == ":memory:" else Path(path)
+
+
+def existing_storage(name: str, storage: str | None = None) -> str:
+    """The URL of study ``name``'s database (``storage``, or the default one), refused with a
+    StudyError when it is an SQLite file that does not exist: opening it would create an empty
+    database, which is what a mistyped study name or path would otherwise do."""
+    url = storage or default_storage(name)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        how = "pass the right --storage" if storage else "or pass --storage (e.g. sqlite:///path/to/study.db)"
+        raise StudyError(f"no study database at {path}; run 'autocl search --study {name}' first, {how}")
+    return url
+
+
+def workload_spec(study: optuna.Study) -> str | None:
+    """How to load the study's workload again: the spec it was searched with (a built-in, a
+    registered name or ``module:function``), else its name (studies made before specs were stored)."""
+    wl = study.user_attrs.get("workload") or {}
+    return wl.get("spec") or wl.get("name")
+
+
 def _normalized(key: str, value):
     """Studies made before multi-profile search stored one profile name, not a list of them."""
     return [value] if key == "profile" and isinstance(value, str) else value
 
 
 def load_existing(name: str, url: str) -> optuna.Study:
-    """Open a study that must exist; the error lists the studies that do."""
+    """Open a study that must exist; the error lists the studies that do. A missing SQLite file is
+    refused (see :func:`existing_storage`), never created."""
     check_study_name(name)
+    existing_storage(name, url)
     storage = make_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from autocl.errors import ConfigError
 from autocl.hardware import HardwareProfile, Measurement, measure_many
 from autocl.space import SearchSpace
+from autocl.study._record import not_faster, speedup
 from autocl.workloads import Workload
 
 if TYPE_CHECKING:
@@ -128,21 +129,17 @@ def record_narrowing(study: "optuna.Study", note: Narrowing | None, reporter=Non
         reporter.stage(-1, note.line())
 
 
-def _noise(m: Measurement) -> float:
-    return m.rel_ci if math.isfinite(m.rel_ci) else 0.0
-
-
 def measure_targets(artifact: Path, baseline: Path, profiles: list[HardwareProfile], workload: Workload, *,
                     compressed: bool) -> dict[str, TargetResult]:
     """Measure ``artifact`` and ``baseline`` in alternation on every profile (memory of the artifact
-    only). ``not_faster``: a compressed artifact whose median is not below the baseline's by more
-    than the larger relative CI of the two."""
+    only). ``not_faster`` (:func:`autocl.study._record.not_faster`, on a compressed artifact only):
+    its median is not below the baseline's by more than the larger relative CI of the two."""
     out = {}
     for p in profiles:
         cand, base = measure_many([artifact, baseline], p, workload.sample_feed(p.batch_size),
                                   memory=[p.measurement.memory, False])
-        slower = cand.median_ms >= base.median_ms * (1 - max(_noise(cand), _noise(base)))
-        out[p.name] = TargetResult(cand, base, base.median_ms / cand.median_ms, slower if compressed else None)
+        slower = not_faster(cand.to_dict(), base.to_dict())
+        out[p.name] = TargetResult(cand, base, speedup(base.median_ms, cand.median_ms), slower if compressed else None)
     return out
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -80,7 +81,9 @@ def reap_dead_trials(study: optuna.Study) -> list[int]:
             continue
         retry = copy.deepcopy(storage.get_trial(t._trial_id))
         retry.user_attrs = {k: v for k, v in retry.user_attrs.items() if k in ("seeded_from",)}
-        RetryHeartbeatStaleTrialCallback(max_retry=1)(study, retry)
+        with warnings.catch_warnings():  # an experimental class, used on purpose
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=1)(study, retry)
         reaped.append(t.number)
     return reaped
 
@@ -120,16 +123,21 @@ class TrialRun:
         trial.set_user_attr("error", f"trial {trial.number}: interrupted ({why}); run the command again to resume")
 
 
-class _DropInterruptTracebacks(logging.Filter):
-    """Optuna logs an interrupted trial with a ~40-line traceback; the CLI says it in one line."""
+class _DropTrialTracebacks(logging.Filter):
+    """Optuna logs a failed trial as "[W] Trial N failed ... because of ..." with a ~40-line
+    traceback, then "Trial N failed with value None."; autocl prints its own one line for an
+    interrupted trial and for every trial error (the traceback of an internal error is stored with
+    the trial and shown with --verbose), so both Optuna lines are dropped for those."""
 
     def __init__(self) -> None:
         super().__init__()
         self.dropped: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from autocl.errors import AutoclError
+
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, AutoclError)):
             self.dropped = record.getMessage().split(" failed", 1)[0]  # "Trial N"
             return False
         message = record.getMessage()
@@ -139,10 +147,23 @@ class _DropInterruptTracebacks(logging.Filter):
         return True
 
 
-_FILTER = _DropInterruptTracebacks()
-logging.getLogger("optuna").addFilter(_FILTER)
-for _handler in logging.getLogger("optuna").handlers:
-    _handler.addFilter(_FILTER)
+@contextmanager
+def quiet_optuna_failures() -> Iterator[None]:
+    """Within the block, Optuna's own lines about a failed trial are not printed beside autocl's
+    (see ``_DropTrialTracebacks``). Nothing is changed outside the block, so importing autocl
+    leaves Optuna's logging as the user set it."""
+    loggers = [logging.getLogger("optuna.study._optimize")]
+    handlers = list(logging.getLogger("optuna").handlers)
+    filt = _DropTrialTracebacks()
+    for x in (*loggers, *handlers):
+        x.addFilter(filt)
+    try:
+        with warnings.catch_warnings():  # heartbeats are experimental in Optuna; autocl relies on them on purpose
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        for x in (*loggers, *handlers):
+            x.removeFilter(filt)
 
 
 @contextmanager

@@ -63,6 +63,9 @@ def synthetic_study(rows: list[dict], *, baseline: dict | None = None, higher_is
         state = r["state"] or (TrialState.FAIL if r["error"] else TrialState.COMPLETE)
         primary = (r["profiles"] or {PROFILE: r["latency"]}).get(PROFILE, r["latency"])
         attrs = _attrs(r) if state == TrialState.COMPLETE else {"bits": r["bits"]}
+        if state == TrialState.COMPLETE and (baseline or {}).get("latency_ms") and "speedup" not in attrs:
+            # what the search stores: the fp32 median over the trial's, measured in the trial
+            attrs["speedup"] = {p: baseline["latency_ms"] / m["median_ms"] for p, m in attrs["measurements"].items()}
         if r["error"]:
             attrs["error"] = r["error"]
         system = {"constraints": list(r["constraints"])} if r["constraints"] is not None else None

@@ -1,0 +1,351 @@
+"""The study record: what one trial stores, written in one place and read in one place.
+
+Every view (``autocl front``, the report, the model card, ``--pick``, ``StudyView`` and the HTTP
+service) reads trials through :func:`read_trials`, and every number they show has one definition
+here:
+
+* **speed-up**: the fp32 baseline's median latency over the artifact's. Two are kept, by name:
+  ``speedup_search``, measured inside the trial in alternation with the fp32 baseline (stored as
+  ``user_attrs['speedup'][profile]``), and ``speedup_remeasured``, from ``autocl remeasure`` /
+  the end-of-search re-measurement (``study.user_attrs['remeasured']``). Views say which they show.
+  ``not_faster`` is decided on the search pair, the same numbers as ``speedup_search``.
+* **metric change**: ``metric_change = -metric_drop`` (:func:`autocl.evaluate.metric_drop`):
+  positive is better than the fp32 teacher, for higher- and lower-is-better metrics alike.
+* **front membership**: :func:`dominates` and :func:`pareto_members`, over completed feasible
+  trials measured on the profile, on (metric, latency, size).
+* **distilled**: the pipeline changed the model (structured, head or unstructured pruning) and
+  ran distillation steps (:func:`is_distilled`).
+* **compressed**: anything differs from the fp32 teacher: a model change or any layer not fp32
+  (int8, int8_dynamic, int4, fp16) (:func:`is_compressed`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Hashable, Mapping
+
+from autocl.evaluate import metric_drop
+
+if TYPE_CHECKING:
+    import optuna
+
+FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING = (
+    "front", "dominated", "infeasible", "unmeasured", "failed", "pending")
+STATUSES = (FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING)
+
+
+# ---- the one definition of each derived number ------------------------------------------------
+
+def metric_change(metric: float, baseline: float, higher_is_better: bool) -> float:
+    """The metric against the fp32 teacher, positive = better (the negated metric drop)."""
+    return 0.0 - metric_drop(metric, baseline, higher_is_better) + 0.0
+
+
+def speedup(baseline_ms: float | None, latency_ms: float | None) -> float | None:
+    """The fp32 baseline's median over the artifact's (both from the same measurement run)."""
+    return baseline_ms / latency_ms if baseline_ms and latency_ms else None
+
+
+def _noise(m: Mapping) -> float:
+    rel = m.get("rel_ci")
+    return float(rel) if isinstance(rel, (int, float)) and math.isfinite(rel) else 0.0
+
+
+def not_faster(candidate: Mapping, baseline: Mapping) -> bool:
+    """A measured artifact is not faster when its median is not below the baseline's by more than
+    the larger relative 95% CI of the two (``Measurement.to_dict()`` dicts, taken in alternation)."""
+    return candidate["median_ms"] >= baseline["median_ms"] * (1 - max(_noise(candidate), _noise(baseline)))
+
+
+def _prune_changes_model(prune: Mapping) -> bool:
+    ratios = prune.get("layer_ratios") or {}
+    return bool((prune.get("ratio") or 0) > 0 or any(r > 0 for r in ratios.values()) or (prune.get("head_ratio") or 0)
+                or (prune.get("unstructured") or 0) > 0)
+
+
+def is_distilled(config: Mapping) -> bool:
+    """The pipeline distilled: the model changed (``PruneConfig.changes_model``) and steps > 0."""
+    return _prune_changes_model(config.get("prune") or {}) and (config.get("distill") or {}).get("steps", 1) > 0
+
+
+def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = None) -> bool:
+    """Anything differs from the fp32 teacher: a model change, or a layer at another precision.
+    ``layer_precisions``: precision -> layer count (``Artifact.precisions``) or layer -> precision."""
+    if _prune_changes_model(config.get("prune") or {}):
+        return True
+    quant = config.get("quant") or {}
+    if layer_precisions:
+        names = [k if isinstance(v, int) else v for k, v in layer_precisions.items()]
+        return any(p != "fp32" for p in names)
+    return quant.get("default", "fp32") != "fp32" or any(p != "fp32" for p in (quant.get("layers") or {}).values())
+
+
+def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """``a`` is at least as good as ``b`` everywhere and better somewhere (all minimized)."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def pareto_members(points: Mapping[Hashable, tuple[float, ...]]) -> set:
+    """The keys of ``points`` (objectives, all minimized) that no other point dominates."""
+    return {k for k, v in points.items() if not any(dominates(w, v) for w in points.values())}
+
+
+# ---- the writer --------------------------------------------------------------------------------
+
+def write_config(trial: "optuna.Trial", config: Mapping, bits: str) -> None:
+    """What a trial will build, stored before building it."""
+    trial.set_user_attr("config", dict(config))
+    trial.set_user_attr("distilled", is_distilled(config))
+    trial.set_user_attr("bits", bits)
+
+
+def write_result(trial: "optuna.Trial", *, config: Mapping, artifact, results: Mapping, pruning: dict,
+                 constraints: list[float] | None, seconds: dict) -> None:
+    """What a completed trial measured (``results``: profile -> ``TargetResult``). The keys are the
+    ones autocl has always stored, so older studies read the same."""
+    attrs = {
+        "student_key": artifact.student.key, "student_reused": artifact.student.reused,
+        "parameters": artifact.student.parameters, "artifact_sha256": artifact.sha256,
+        "size_bytes": artifact.size_bytes, "int8_layers": list(artifact.int8_layers),
+        "artifact_path": str(artifact.path),
+        "measurements": {n: r.measurement.to_dict() for n, r in results.items()},
+        "baseline_measurements": {n: r.baseline.to_dict() for n, r in results.items()},
+        "speedup": {n: round(r.speedup, 4) for n, r in results.items()},
+        "not_faster": {n: r.not_faster for n, r in results.items() if r.not_faster is not None},
+        "memory": {n: r.measurement.memory for n, r in results.items() if r.measurement.memory},
+        "pruning": pruning,
+        "compressed": is_compressed(config, artifact.precisions),
+    }
+    if constraints is not None:
+        attrs["constraints"] = constraints
+    attrs["seconds"] = seconds
+    attrs["compression"] = artifact.details()  # precisions, sparsity, deflated size
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def write_error(trial: "optuna.Trial", error: str, traceback: str | None = None) -> None:
+    """A failed trial's one-line error, and the traceback of an internal error (not a user error)."""
+    trial.set_user_attr("error", error)
+    if traceback:
+        trial.set_user_attr("traceback", traceback)
+
+
+# ---- the reader --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as every view sees it, on one profile (latency and speed-ups on that profile).
+
+    ``status`` is one of ``STATUSES``: front, dominated, infeasible, unmeasured, failed, pending,
+    with ``reason`` for everything off the front. ``metric_change`` is positive when better than the
+    fp32 teacher; ``speedup_search`` / ``speedup_remeasured`` are the two named speed-ups (see the
+    module docstring); ``not_faster`` goes with ``speedup_search``."""
+
+    number: int
+    status: str
+    reason: str
+    metric: float | None
+    latency_ms: float | None
+    latency_iqr_ms: float | None
+    latency_p90_ms: float | None
+    size_kb: float | None
+    prune_ratio: float | None
+    temperature: float | None
+    alpha: float | None
+    bits: str
+    config: dict = field(default_factory=dict, repr=False)
+    params: dict = field(default_factory=dict, repr=False)
+    constraints: dict[str, float] = field(default_factory=dict)
+    not_faster: bool | None = None
+    memory: dict | None = None
+    artifact_sha256: str = ""
+    student_key: str = ""
+    measurement: dict | None = field(default=None, repr=False)
+    completed_at: dt.datetime | None = None
+    state: str = ""
+    metric_change: float | None = None
+    metric_drop: float | None = None
+    speedup_search: float | None = None
+    speedup_remeasured: float | None = None
+    remeasured_ms: float | None = None
+    latency_changed: bool | None = None
+    distilled: bool = False
+    compressed: bool = False
+    polish_of: int | None = None
+    recipe: bool = False
+    kept_params: float | None = None
+    kept_macs: float | None = None
+    error: str | None = None
+    traceback: str | None = field(default=None, repr=False)
+
+    @property
+    def measured(self) -> bool:
+        return self.latency_ms is not None and self.metric is not None
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        peak = (self.memory or {}).get("peak_mb")
+        return float(peak) if isinstance(peak, (int, float)) else None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Short flags a view prints beside the numbers."""
+        out = []
+        if self.polish_of is not None:
+            out.append(f"polished #{self.polish_of}")
+        if self.recipe:
+            out.append("by-hand recipe")
+        if self.not_faster:
+            out.append("not faster than fp32")
+        if self.latency_changed and self.remeasured_ms is not None:
+            out.append(f"re-measured {self.remeasured_ms:.3f} ms")
+        return tuple(out)
+
+    def to_row(self) -> dict:
+        """The member as a flat dict: what ``autocl front --format json|csv``, ``StudyView.front()``,
+        the report's data and the HTTP API give, key for key."""
+        return {
+            "trial": self.number, "prune_ratio": self.prune_ratio, "kept_macs": self.kept_macs,
+            "kept_params": self.kept_params, "distilled": self.distilled, "compressed": self.compressed,
+            "temperature": self.temperature, "alpha": self.alpha, "bits": self.bits, "metric": self.metric,
+            "metric_change": self.metric_change, "metric_drop": self.metric_drop, "latency_ms": self.latency_ms,
+            "latency_iqr_ms": self.latency_iqr_ms, "latency_p90_ms": self.latency_p90_ms,
+            "speedup_search": self.speedup_search, "speedup_remeasured": self.speedup_remeasured,
+            "remeasured_ms": self.remeasured_ms, "latency_changed": self.latency_changed,
+            "not_faster": self.not_faster, "size_kb": self.size_kb, "peak_memory_mb": self.peak_memory_mb,
+            "polish_of": self.polish_of, "recipe": self.recipe, "notes": "; ".join(self.notes),
+            "artifact_sha256": self.artifact_sha256,
+        }
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ROW_KEYS = tuple(TrialRecord(0, "", "", None, None, None, None, None, None, None, None, "").to_row())
+
+
+def _num(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _constraint_reason(values: dict[str, float], names: tuple[str, ...]) -> str:
+    parts = []
+    for key, v in values.items():
+        if v > 0:
+            # Optuna names list-style constraints "0", "1", ...; the study may name them
+            name = names[int(key)] if key.isdigit() and int(key) < len(names) else (
+                f"constraint {key}" if key.isdigit() else key)
+            parts.append(f"{name} exceeded by {v:.4g}")
+    return "budget not met: " + "; ".join(parts) + " (constraint values > 0 are violations)"
+
+
+def _status(t: "optuna.trial.FrozenTrial", m: dict | None, metric: float | None, constraints: dict,
+            profile: str, names: tuple[str, ...]) -> tuple[str, str]:
+    from optuna.trial import TrialState
+
+    a = t.user_attrs
+    if t.state == TrialState.COMPLETE:
+        if any(c > 0 for c in constraints.values()):
+            return INFEASIBLE, _constraint_reason(constraints, names)
+        if m is None:
+            where = ", ".join(a.get("measurements") or {}) or "no profile"
+            return UNMEASURED, f"not measured on profile {profile!r} (measured on {where})"
+        if metric is None:
+            return FAILED, "completed without a finite metric"
+        return FRONT, ""  # provisional: dominance is decided over all trials (read_trials)
+    if t.state == TrialState.FAIL:
+        return FAILED, a.get("error") or (f"trial {t.number} failed without a recorded error (a worker killed "
+                                          "mid-trial and failed by the heartbeat check, or an interrupted run)")
+    return PENDING, {TrialState.RUNNING: "still running", TrialState.WAITING: "queued",
+                     TrialState.PRUNED: "pruned by Optuna"}.get(t.state, t.state.name.lower())
+
+
+def read_trial(t: "optuna.trial.FrozenTrial", profile: str, *, baseline_metric: float | None = None,
+               higher_is_better: bool = True, constraint_names: tuple[str, ...] = (),
+               remeasured: Mapping | None = None) -> TrialRecord:
+    """``t`` on ``profile`` (status provisional: dominance needs every trial, see :func:`read_trials`).
+    ``remeasured``: the profile's re-measurement of members, trial number (str) -> comparison."""
+    a = t.user_attrs
+    cfg = a.get("config") or {}
+    prune, distill = cfg.get("prune") or {}, cfg.get("distill") or {}
+    m = (a.get("measurements") or {}).get(profile)
+    constraints = {str(k): float(v) for k, v in t.constraints.items()}
+    metric = _num(t.values[0]) if t.values else None
+    size = a["size_bytes"] / 1024 if "size_bytes" in a else (_num(t.values[2]) if t.values and len(t.values) > 2 else None)
+    status, reason = _status(t, m, metric, constraints, profile, constraint_names)
+    base_m = (a.get("baseline_measurements") or {}).get(profile)
+    stored = (a.get("speedup") or {}).get(profile) if isinstance(a.get("speedup"), dict) else None
+    search = _num(stored) if stored is not None else (speedup(base_m["median_ms"], m["median_ms"])
+                                                      if m and base_m else None)
+    nf = a.get("not_faster")
+    flag = nf.get(profile) if isinstance(nf, dict) else None
+    compressed = a.get("compressed")
+    if compressed is None:
+        compressed = is_compressed(cfg, (a.get("compression") or {}).get("precisions"))
+    if m and base_m and compressed:
+        flag = not_faster(m, base_m)  # the same pair as speedup_search
+    again = (remeasured or {}).get(str(t.number)) or {}
+    mem = a.get("memory")
+    pruning = a.get("pruning") or {}
+    drop = metric_drop(metric, baseline_metric, higher_is_better) \
+        if metric is not None and baseline_metric is not None else None
+    return TrialRecord(
+        number=t.number, status=status, reason=reason, metric=metric,
+        latency_ms=_num(m["median_ms"]) if m else None, latency_iqr_ms=_num(m.get("iqr_ms")) if m else None,
+        latency_p90_ms=_num(m.get("p90_ms")) if m else None, size_kb=size,
+        prune_ratio=_num(prune.get("ratio")), temperature=_num(distill.get("temperature")),
+        alpha=_num(distill.get("alpha")), bits=a.get("bits", ""), config=cfg, params=dict(t.params),
+        constraints=constraints, not_faster=flag if compressed else None,
+        memory=mem.get(profile) if isinstance(mem, dict) else None, artifact_sha256=a.get("artifact_sha256", ""),
+        student_key=a.get("student_key", ""), measurement=m, completed_at=t.datetime_complete,
+        state=t.state.name.lower(), metric_change=None if drop is None else 0.0 - drop + 0.0, metric_drop=drop,
+        speedup_search=search, speedup_remeasured=_num(again.get("speedup")),
+        remeasured_ms=_num(again.get("median_ms")), latency_changed=again.get("changed"),
+        distilled=bool(a["distilled"]) if "distilled" in a else (is_distilled(cfg) if cfg else False),
+        compressed=bool(compressed) if cfg else False, polish_of=a.get("polish_of"), recipe=bool(a.get("recipe")),
+        kept_params=_num(pruning.get("kept_params")), kept_macs=_num(pruning.get("kept_macs")),
+        error=a.get("error"), traceback=a.get("traceback"),
+    )
+
+
+def classify(records: list[TrialRecord], higher_is_better: bool) -> list[TrialRecord]:
+    """Decide front vs dominated among the provisional ``front`` records (one dominance computation)."""
+    sign = -1.0 if higher_is_better else 1.0
+    cands = {r.number: (sign * r.metric, r.latency_ms, r.size_kb) for r in records if r.status == FRONT}
+    members = pareto_members(cands)
+    out = []
+    for r in records:
+        if r.status == FRONT and r.number not in members:
+            better = [n for n, v in cands.items() if dominates(v, cands[r.number])]
+            best = min(better, key=lambda n: (cands[n][1], n))
+            r = replace(r, status=DOMINATED, reason=f"dominated by trial {best}: at least as good on metric, latency "
+                                                    "and size, and better on one")
+        out.append(r)
+    return out
+
+
+def remeasured_members(study: "optuna.Study", profile: str) -> dict:
+    """The stored re-measurement of ``profile``'s front: trial number (str) -> comparison."""
+    stored = (study.user_attrs.get("remeasured") or {}).get(profile) or {}
+    return dict(stored.get("members") or {})
+
+
+def read_trials(study: "optuna.Study", profile: str, *, baseline_metric: float | None = None) -> list[TrialRecord]:
+    """Every trial of ``study`` on ``profile``, classified (see ``STATUSES``)."""
+    wl = study.user_attrs.get("workload") or {}
+    higher = bool(wl.get("higher_is_better", True))
+    names = tuple(study.user_attrs.get("constraint_names") or ())
+    again = remeasured_members(study, profile)
+    records = [read_trial(t, profile, baseline_metric=baseline_metric, higher_is_better=higher,
+                          constraint_names=names, remeasured=again) for t in study.get_trials(deepcopy=False)]
+    return classify(records, higher)
+
+
+__all__ = [
+    "DOMINATED", "FAILED", "FRONT", "INFEASIBLE", "PENDING", "ROW_KEYS", "STATUSES", "UNMEASURED", "TrialRecord",
+    "classify", "dominates", "is_compressed", "is_distilled", "metric_change", "not_faster", "pareto_members",
+    "read_trial", "read_trials", "remeasured_members", "speedup", "write_config", "write_error", "write_result",
+]
