@@ -69,7 +69,8 @@ def test_front_frame_numbers(study):
     df = front_frame(study_data(study))
     assert list(df["trial"]) == [1, 0]
     row = df.set_index("trial").loc[1]
-    assert row["metric_drop"] == pytest.approx(0.01) and row["speedup"] == pytest.approx(4.0)
+    assert row["metric_drop"] == pytest.approx(0.01) and row["speedup_search"] == pytest.approx(4.0)
+    assert row["metric_change"] == pytest.approx(-0.01)
     assert row["size_kb"] == pytest.approx(20) and row["prune_ratio"] == 0.5
     assert df.attrs["metric_name"] == "accuracy" and df.attrs["profile"] == "p1"
     every = trials_frame(study_data(study))

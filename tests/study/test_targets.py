@@ -150,9 +150,14 @@ def test_the_front_table_shows_the_flag(two_targets):
 
     from autocl.cli._common import front_table
 
+    from dataclasses import replace
+
+    from autocl.report import study_data
+
     url, result, _ = two_targets
-    rows = read_front(url, "m", "edge")
-    flagged = [r.__class__(**{**r.to_dict(), "not_faster": True}) for r in rows]
+    rows = study_data(result.study, "edge").front
+    assert rows
+    flagged = [replace(r, not_faster=True) for r in rows]
     console = Console(width=250, record=True)
     console.print(front_table(flagged, metric_name="accuracy", baseline=result.baseline, title="t"))
     text = console.export_text()
