@@ -76,9 +76,9 @@ BITS_WIDTH = 24
 
 
 def abbreviate_bits(bits: str, width: int = BITS_WIDTH) -> str:
-    """``bits`` as is when it fits ``width``, else run-length encoded: a run of 3 or more equal
-    codes becomes ``8×62``, runs separated by spaces. (The table wraps what still does not fit;
-    ``--format json`` keeps the full string.)"""
+    """``bits`` as is when it fits ``width``, else run-length encoded where that is shorter: a run
+    of 3 or more equal codes becomes ``8×62``, runs separated by spaces. (The table wraps what still
+    does not fit; ``--format json`` keeps the full string.)"""
     if len(bits) <= width:
         return bits
     runs: list[str] = []
@@ -89,7 +89,8 @@ def abbreviate_bits(bits: str, width: int = BITS_WIDTH) -> str:
             j += 1
         runs.append(f"{bits[i]}×{j - i}" if j - i >= 3 else bits[i:j])
         i = j
-    return " ".join(runs)
+    encoded = " ".join(runs)
+    return encoded if len(encoded) < len(bits) else bits
 
 
 def _x(speedup: float | None) -> str:
@@ -104,30 +105,35 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
     (re-measured)`` appears once the front was re-measured. A long metric name is shown under the
     table, a long bits code is run-length encoded and wrapped."""
     remeasured = any(r.speedup_remeasured is not None for r in rows)
+    peak = any(r.peak_memory_mb is not None for r in rows)
     metric_col = metric_name if len(metric_name) <= 12 else "metric"
-    columns = ["trial", "prune", "MACs kept", "T", "alpha", "bits per layer", metric_col, "Δ metric", "latency ms",
-               "± IQR", "speed-up (search)", *(["speed-up (re-measured)"] if remeasured else []), "size KB",
-               "peak MB", "notes"]
+    bits_width = max([len("bits per"), *(len(abbreviate_bits(r.bits)) for r in rows)])
+    # two-line headers, and no column that would be empty, keep the table narrow
+    columns = ["trial", "prune", "MACs\nkept", "T", "alpha", "bits per\nlayer", metric_col, "Δ metric\n(+ better)",
+               "latency\nms", "± IQR", "speed-up\n(search)", *(["speed-up\n(re-measured)"] if remeasured else []),
+               "size\nKB", *(["peak\nMB"] if peak else []), "notes"]
     table = Table(title=title, title_justify="left",
                   caption=None if metric_col == metric_name else f"metric: {metric_name}", caption_justify="left")
     for col in columns:
-        if col == "bits per layer":
-            table.add_column(col, justify="left", overflow="fold", max_width=BITS_WIDTH)
+        if col == "bits per\nlayer":  # a fixed width: a narrow terminal shrinks other columns, never this one to 0
+            table.add_column(col, justify="left", overflow="fold", width=min(bits_width, BITS_WIDTH))
         elif col == "notes":
-            table.add_column(col, justify="left", overflow="fold", min_width=12)
+            table.add_column(col, justify="left", overflow="fold")
         else:
-            table.add_column(col, justify="right", no_wrap=True, min_width=min(len(col), 8))
+            table.add_column(col, justify="right", no_wrap=True)
     if baseline:
-        table.add_row("fp32", "0.00", "100%", "-", "-", "teacher, unpruned", f"{baseline['metric']:.4f}", "",
+        table.add_row("fp32", "0.00", "100%", "-", "-", "teacher", f"{baseline['metric']:.4f}", "",
                       f"{baseline['latency_ms']:.3f}", f"{baseline['latency_iqr_ms']:.3f}", "1.00x",
-                      *(["1.00x"] if remeasured else []), f"{baseline['size_kb']:.1f}", "", "", style="dim")
+                      *(["1.00x"] if remeasured else []), f"{baseline['size_kb']:.1f}", *([""] if peak else []),
+                      "unpruned fp32 teacher", style="dim")
     for r in rows:
         table.add_row(
             str(r.number), f"{r.prune_ratio or 0:.2f}", _kept(r), f"{r.temperature:g}" if r.distilled else "-",
             f"{r.alpha:g}" if r.distilled else "-", abbreviate_bits(r.bits), f"{r.metric:.4f}",
             f"{r.metric_change:+.4f}" if r.metric_change is not None else "", f"{r.latency_ms:.3f}",
             f"{r.latency_iqr_ms:.3f}", _x(r.speedup_search), *([_x(r.speedup_remeasured)] if remeasured else []),
-            f"{r.size_kb:.1f}", f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else "", "; ".join(r.notes),
+            f"{r.size_kb:.1f}", *([f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else ""] if peak else []),
+            "; ".join(r.notes),
             style="yellow" if r.not_faster or r.latency_changed else None,
         )
     return table

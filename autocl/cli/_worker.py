@@ -52,7 +52,8 @@ def worker(
 
 
 def stored_settings(st: optuna.Study, url: str) -> tuple[str, SearchSpace, list[HardwareProfile], float | None]:
-    """The workload spec (:func:`autocl.study.workload_spec`), search space, profiles (primary first) and max drop a study was made with."""
+    """The workload spec (:func:`autocl.study.workload_spec`), search space, profiles (primary first)
+    and max drop a study was made with."""
     attrs = st.user_attrs
     missing = [k for k in ("workload", "space", "profiles") if k not in attrs]
     if missing:

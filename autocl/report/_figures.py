@@ -22,7 +22,8 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def _custom(data: StudyData, ts: list[TrialInfo]) -> list[list]:
-    return [[t.number, _fmt(t.prune_ratio, ".2f"), _fmt(t.temperature, "g"), _fmt(t.alpha, "g"), t.bits or "-",
+    return [[t.number, _fmt(t.prune_ratio, ".2f"), _fmt(t.temperature, "g") if t.distilled else "-",
+             _fmt(t.alpha, "g") if t.distilled else "-", t.bits or "-",
              _fmt(t.metric, ".4f"), _fmt(t.latency_ms, ".4f"), _fmt(t.size_kb, ".1f"),
              t.status if not t.reason else f"{t.status}: {t.reason[:80]}", data.metric_name] for t in ts]
 

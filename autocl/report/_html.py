@@ -84,7 +84,8 @@ def _front_table(report: ReportData) -> str:
     rows_data = front_frame(data).to_dict("records")
     remeasured = any(r["speedup_remeasured"] is not None for r in rows_data)
     headers = ["trial", "prune", "MACs kept", "T", "alpha", "bits per layer", data.metric_name, "Δ vs fp32 (+ better)",
-               "latency ms", "± IQR", "p90 ms", "speed-up (search)", *(["speed-up (re-measured)"] if remeasured else []),
+               "latency ms", "± IQR", "p90 ms", "speed-up (search)",
+               *(["speed-up (re-measured)"] if remeasured else []),
                "size KB", "peak MB", "notes", "artifact sha256"]
     rows = []
     base = data.baseline or {}

@@ -30,10 +30,10 @@ def test_the_front_table_stays_readable_with_a_long_metric_and_64_layers():
     console = Console(width=200, record=True)
     console.print(table)
     text = console.export_text()
-    header = next(line for line in text.splitlines() if "trial" in line)
-    for col in ("trial", "prune", "MACs kept", "alpha", "latency ms", "speed-up (search)", "size KB", "notes"):
-        assert col in header, (col, header)
-    assert "…" not in text, text
+    header = "\n".join(text.splitlines()[:4])
+    for word in ("trial", "prune", "MACs", "kept", "alpha", "latency", "speed-up", "(search)", "size", "notes"):
+        assert word in header, (word, header)
+    assert "…" not in text, text  # no column cut short
     assert "f 8×62 f" in text and f"metric: {metric}" in text and "polished #3" in text
     assert abbreviate_bits("f88f") == "f88f"
 
