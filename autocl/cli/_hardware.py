@@ -151,11 +151,12 @@ def _remeasure(study_name, storage, workload, profile) -> None:
         raise StudyError(f"study {study_name!r} has no front to re-measure yet; run 'autocl search' first")
     for name, members in result.items():
         table = Table(title=f"re-measured front of '{study_name}' on profile '{name}'", title_justify="left")
-        for col in ("trial", "stored ms", "now ms", "95% CI now", "change", "verdict"):
+        for col in ("trial", "stored ms", "now ms", "95% CI now", "change", "speed-up (re-measured)", "verdict"):
             table.add_column(col, justify="right" if col != "verdict" else "left")
         for trial, r in members.items():
             verdict = ("not comparable: another device" if r["comparable"] is False
                        else "[yellow]changed beyond the noise[/]" if r["changed"] else "same within the noise")
             table.add_row(str(trial), f"{r['stored_median_ms']:.3f}", f"{r['median_ms']:.3f}",
-                          f"{r['ci95_ms'][0]:.3f}-{r['ci95_ms'][1]:.3f}", f"{r['rel_change']:+.1%}", verdict)
+                          f"{r['ci95_ms'][0]:.3f}-{r['ci95_ms'][1]:.3f}", f"{r['rel_change']:+.1%}",
+                          f"{r['speedup']:.2f}x", verdict)
         console.print(table)
