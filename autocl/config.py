@@ -116,6 +116,9 @@ class QuantConfig(_Record):
     int4_block_size: int = Field(32, ge=16, le=1024, description="weights per int4 scale (MatMulNBits block_size)")
     reduce_range: bool | None = Field(None, description=(
         "7-bit int8 weights; None: only on CPUs without int8 dot products (VNNI/AMX/dotprod)"))
+    fuse_first: bool = Field(False, description=(
+        "apply onnxruntime's extended graph fusions (bias + GELU, scaled Q.K^T, ...) before quantizing, "
+        "so the quantized graph keeps them: quantizing first splits the patterns they match"))
 
     @field_validator("int4_block_size")
     @classmethod

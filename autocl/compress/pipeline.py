@@ -203,6 +203,8 @@ class Compressor:
                 knobs.append(q.calibration)
         if q.uses("int4", self.layers):
             knobs.append(q.int4_block_size)
+        if q.fuse_first:
+            knobs.append("fuse_first")
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.root / "artifacts" / f"{student.key}-{qkey}.onnx"
         if not _verified(path):

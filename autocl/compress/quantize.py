@@ -174,6 +174,12 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
             gemm_to_matmul(model, rewrite)
             op_types = _op_types(model)
         onnx.save(model, str(staged))
+        typed: dict = {}
+        if cfg.fuse_first:
+            model = fuse(staged, staged, [n for p, names in chosen.items() if p != "fp32" for n in names])
+            op_types = _op_types(model)
+            # fused contrib ops (BiasGelu, FusedMatMul) have no ONNX shape inference: say their type
+            typed = {"DefaultTensorType": onnx.TensorProto.FLOAT}
         if chosen.get("int8"):
             glue = int8_glue(model, chosen["int8"])
             with contextlib.redirect_stdout(io.StringIO()):  # histogram calibrators print progress
@@ -186,11 +192,12 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
                     # calibrate only the chosen layers' and their glue's op types: histogram calibrators
                     # overflow on an attention mask's -3.4e38 entries if every Add/Where is collected
                     op_types_to_quantize=sorted({op_types[n] for n in chosen["int8"] + glue}),
-                    extra_options={"CalibTensorRangeSymmetric": False},
+                    extra_options={"CalibTensorRangeSymmetric": False, **typed},
                 )
         if chosen.get("int8_dynamic"):
             quantize_dynamic(str(staged), str(staged), weight_type=QuantType.QInt8, per_channel=True,
-                             nodes_to_quantize=chosen["int8_dynamic"], op_types_to_quantize=["MatMul", "Conv"])
+                             nodes_to_quantize=chosen["int8_dynamic"], op_types_to_quantize=["MatMul", "Conv"],
+                             extra_options=typed)
         model = onnx.load(str(staged))
         if chosen.get("int4"):
             model = _int4(model, chosen["int4"], cfg.int4_block_size)
@@ -200,6 +207,27 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
         _verify(model, chosen)
         onnx.save(model, str(out_path))
     return out_path
+
+
+def fuse(src: Path, dst: Path, keep: list[str]) -> onnx.ModelProto:
+    """Write ``src`` with onnxruntime's extended graph optimizations applied (CPU provider), the
+    fusions a session would make at load time, so that quantization keeps them. The nodes in
+    ``keep`` (the layers to quantize) must come out of it unchanged: a layer fused into another op
+    (a Conv into FusedConv) can no longer be quantized, which is an error naming it."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(dst)
+    opts.log_severity_level = 3
+    ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(dst))
+    ops = _op_types(model)
+    lost = [n for n in keep if ops.get(n) not in OP_PRECISIONS]
+    if lost:
+        raise ConfigError(f"onnxruntime's fusions merged node(s) {lost[:3]} into other ops, which cannot be "
+                          "quantized; set quant.fuse_first to false for this model", field="quant.fuse_first")
+    return model
 
 
 def _nbits_quantizer():

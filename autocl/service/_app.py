@@ -88,8 +88,8 @@ def _with_names(schema: dict) -> dict:
 def _job_view(job: Job, *, log: bool = False) -> dict:
     view = {k: v for k, v in job.__dict__.items() if k != "stop_requested"}
     view["stopping"] = job.stop_requested and job.state == "running"
-    started = job.trials_before is not None
-    view["progress"] = (_studies.progress(job.study, job.trials_before) if started else _studies.Progress()).to_dict()
+    before = job.trials_before
+    view["progress"] = (_studies.progress(job.study, before) if before is not None else _studies.Progress()).to_dict()
     status = {}
     if job.state == "running":
         try:
@@ -245,14 +245,12 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
         return Response(plotly.offline.get_plotlyjs(), media_type="application/javascript",
                         headers={"Cache-Control": "private, max-age=86400"})
 
-    api = dict(dependencies=documented)
-
-    @app.get("/api/options", tags=["jobs"], **api)
+    @app.get("/api/options", tags=["jobs"], dependencies=documented)
     def options() -> dict:
         """What a job may name: registered workloads, shipped search spaces and profiles."""
         return {"workloads": workload_names(), "spaces": list(shipped_spaces()), "profiles": list(shipped_profiles())}
 
-    @app.post("/api/jobs", status_code=201, tags=["jobs"], **api)
+    @app.post("/api/jobs", status_code=201, tags=["jobs"], dependencies=documented)
     def create_job(req: JobRequest) -> dict:
         """Queue a search; it starts when a worker slot is free."""
         check_workload(req.workload)
@@ -263,24 +261,24 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
                           time_budget_s=req.time_budget_s, seed=req.seed)
         return _job_view(job)
 
-    @app.get("/api/jobs", tags=["jobs"], **api)
+    @app.get("/api/jobs", tags=["jobs"], dependencies=documented)
     def list_jobs() -> list[dict]:
         """Every job, newest first, with its state and progress (trials done, failed, best so far)."""
         return [_job_view(j) for j in jobs.all()]
 
     job_id = Path(pattern=JOB_ID, description="a job id from POST /api/jobs")
 
-    @app.get("/api/jobs/{job_id}", tags=["jobs"], **api)
+    @app.get("/api/jobs/{job_id}", tags=["jobs"], dependencies=documented)
     def get_job(job_id: str = job_id) -> dict:
         """One job, with the tail of its worker's log."""
         return _job_view(jobs.get(job_id), log=True)
 
-    @app.post("/api/jobs/{job_id}/stop", tags=["jobs"], **api)
+    @app.post("/api/jobs/{job_id}/stop", tags=["jobs"], dependencies=documented)
     def stop_job(job_id: str = job_id) -> dict:
         """Stop a job: the trial in progress ends the run; finished trials are kept."""
         return _job_view(jobs.stop(job_id))
 
-    @app.post("/api/jobs/{job_id}/resume", tags=["jobs"], **api)
+    @app.post("/api/jobs/{job_id}/resume", tags=["jobs"], dependencies=documented)
     def resume_job(job_id: str = job_id) -> dict:
         """Queue a stopped, interrupted or failed job again with what is left of its budgets."""
         return _job_view(jobs.resume(job_id))
@@ -288,32 +286,32 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
     study = Path(max_length=200, json_schema_extra={"pattern": STUDY_NAME}, description="study name")
     profile = Query(None, max_length=256, description="profile name [default: the study's primary profile]")
 
-    @app.get("/api/studies", tags=["studies"], **api)
+    @app.get("/api/studies", tags=["studies"], dependencies=documented)
     def list_studies() -> list[dict]:
         """Every study in AUTOCL_HOME with its progress and best so far."""
         return _studies.list_studies()
 
-    @app.get("/api/studies/{study}", tags=["studies"], **api)
+    @app.get("/api/studies/{study}", tags=["studies"], dependencies=documented)
     def get_study(study: str = study) -> dict:
         return _studies.summary(study)
 
-    @app.get("/api/studies/{study}/front", tags=["studies"], **api)
+    @app.get("/api/studies/{study}/front", tags=["studies"], dependencies=documented)
     def get_front(study: str = study, profile: Optional[str] = profile) -> list[dict]:
         """The Pareto front on a profile: what ``autocl front --format json`` prints."""
         return _studies.front(study, profile)
 
-    @app.get("/api/studies/{study}/trials", tags=["studies"], **api)
+    @app.get("/api/studies/{study}/trials", tags=["studies"], dependencies=documented)
     def get_trials(study: str = study, profile: Optional[str] = profile) -> list[dict]:
         """Every trial with its status on the profile and the reason for anything off the front."""
         return _studies.trials(study, profile)
 
-    @app.get("/api/studies/{study}/figures", tags=["studies"], **api)
+    @app.get("/api/studies/{study}/figures", tags=["studies"], dependencies=documented)
     def get_figures(study: str = study, profile: Optional[str] = profile) -> dict:
         """The report's Pareto figures as plotly JSON."""
         return _studies.figures(study, profile)
 
     @app.get("/api/studies/{study}/bundle", tags=["studies"], response_class=FileResponse,
-             responses={200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"}}, **api)
+             responses={200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"}}, dependencies=documented)
     def get_bundle(study: str = study, trial: Optional[int] = Query(None, ge=0, le=10**9),
                    pick: Optional[str] = Query(None, max_length=200, description="e.g. knee, fastest-within:0.01"),
                    profile: Optional[str] = profile) -> FileResponse:

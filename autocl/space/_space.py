@@ -172,6 +172,8 @@ class QuantSpace(_Strict):
     calibration_samples: Knob = Field(128, description="training rows that calibrate static int8")
     calibration: list[CalibrationMethod] = Field(["minmax"], min_length=1, description="static int8 range estimator")
     int4_block_size: list[int] = Field([32], min_length=1, description="MatMulNBits block sizes to try")
+    fuse_first: list[bool] = Field([False], min_length=1, description=(
+        "apply onnxruntime's extended fusions before quantizing (false, true or both to search it)"))
     sensitivity_max_drop: float = Field(0.05, ge=0.0, description=(
         "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
         "exceeds this is dropped from the layer's choices"))
@@ -311,6 +313,7 @@ class SearchSpace(_Strict):
                 calibration=_pick(trial, "quant.calibration", q.calibration) if "int8" in chosen else q.calibration[0],
                 int4_block_size=_pick(trial, "quant.int4_block_size", q.int4_block_size) if "int4" in chosen
                 else q.int4_block_size[0],
+                fuse_first=_pick(trial, "quant.fuse_first", q.fuse_first) if chosen - {"fp32"} else False,
             ),
         )
 
