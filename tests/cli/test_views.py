@@ -90,3 +90,21 @@ def test_export_and_remeasure_load_the_stored_workload_spec(monkeypatch):
     assert workload_spec(_Study()) == "mypkg.nets:build"
     _Study.user_attrs = {"workload": {"name": "mnist"}}  # made before specs were stored
     assert workload_spec(_Study()) == "mnist"
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_verbose_prints_the_stored_traceback_of_an_internal_error(verbose):
+    import optuna
+    from rich.progress import Progress
+
+    from autocl.cli._search import _ProgressReporter
+
+    trial = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={
+        "error": "trial 3 (quantizing): IndexError: list index out of range",
+        "traceback": "Traceback (most recent call last):\n  File \"q.py\", line 9, in f\nIndexError: list index out of range"})
+    console = Console(width=200, record=True)
+    with Progress(console=console, transient=True) as progress:
+        _ProgressReporter(progress, 1, verbose).trial_finished(trial)
+    text = console.export_text()
+    assert "trial 3 (quantizing): IndexError" in text
+    assert ("Traceback (most recent call last)" in text) is verbose and ('File "q.py", line 9' in text) is verbose
