@@ -21,11 +21,12 @@ from autocl.study._tables import ParetoEntry, engine_for
 
 @dataclass(frozen=True)
 class FrontRow:
-    """One member of a Pareto front, as shown and exported.
-
-    ``speedup`` is the fp32 baseline's median over this one's, both taken in alternation in the
-    trial; ``not_faster`` flags a pruned or int8 artifact that is not measurably faster than the
-    baseline; ``remeasured_ms`` and ``latency_changed`` come from re-measuring the front."""
+    """One member of a Pareto front as stored in autocl's table (``read_front``), so SQL alone
+    answers "what is the front". The views (``autocl front``, the report, the API) read trials
+    through the study record instead (:class:`autocl.study.TrialRecord`), whose definitions the
+    numbers here follow: ``speedup`` is ``speedup_search`` (the fp32 baseline's median over this
+    one's, taken in alternation in the trial); ``remeasured_ms`` and ``latency_changed`` come from
+    re-measuring the front."""
 
     trial: int
     prune_ratio: float
