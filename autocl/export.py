@@ -386,23 +386,26 @@ def apply_config(config: str | Path, workload: Workload | str, *, weights: str |
                  out_dir: str | Path | None = None, profile: HardwareProfile | None = None) -> AppliedModel:
     """Rebuild a configuration (an exported ``config.yaml``) on ``workload``'s teacher.
 
-    The architecture comes from pruning the teacher with the stored PruneConfig (deterministic); the
-    weights from ``weights`` (default: ``weights.pt`` beside the config), loaded with
-    ``weights_only=True``, or, when there are none, from pruning and distilling again (the student
-    cache is used when it has them). With ``out_dir``, the model is exported and quantized as the
-    configuration says into ``out_dir/model.onnx`` and its metric computed with onnxruntime."""
-    from autocl.compress import Compressor, count_parameters, export_onnx, layer_nodes, prune_model, quantize_model
+    Everything is built by ``Compressor``, as in the search: the architecture comes from pruning
+    the teacher with the stored PruneConfig (deterministic; Taylor importance ranks by the
+    workload's own loss); the weights from ``weights`` (default: ``weights.pt`` beside the config),
+    loaded with ``weights_only=True``, or, when there are none, from pruning and distilling again
+    (the student cache is used when it has them). With ``out_dir``, the model is exported and
+    quantized as the configuration says into ``out_dir/model.onnx`` and its metric computed with
+    onnxruntime."""
+    from autocl.compress import Compressor, count_parameters
     from autocl.evaluate import evaluate_artifact
 
     config = Path(config)
     cfg = CompressionConfig.from_dict(load_yaml(config) or {}, source=str(config))
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
+    compressor = Compressor(wl, cache_dir())
     weights = Path(weights) if weights else (config.parent / "weights.pt")
     if not weights.is_file():
         if weights != config.parent / "weights.pt":
             raise ConfigError("file not found (give the weights.pt of the exported bundle)", file=str(weights))
-        weights = Compressor(wl, cache_dir()).student(cfg).weights_path
-    model = prune_model(wl.model, wl.example_inputs(), cfg.prune, ignored_layers=wl.ignored_layers)
+        weights = compressor.student(cfg).weights_path
+    model = compressor.architecture(cfg)
     _load_weights(model, weights, config)
     model.eval()
     modules = dict(model.named_modules())
@@ -412,10 +415,7 @@ def apply_config(config: str | Path, workload: Workload | str, *, weights: str |
         return applied
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, wl.example_inputs(), out / "model.fp32.onnx", input_names=wl.input_names,
-                       dynamic_axes=wl.dynamic_axes)
-    path = quantize_model(fp32, out / "model.onnx", cfg.quant, layer_nodes(fp32, wl.layer_names()),
-                          wl.calibration_feeds(cfg.quant.calibration_samples))
+    path = compressor.quantize(compressor.export(model, out / "model.fp32.onnx"), cfg, out / "model.onnx")
     profile = profile or profile_from_dict({"name": "apply-cpu"})
     return AppliedModel(model, cfg, applied.parameters, weights, shapes, path, evaluate_artifact(path, wl, profile))
 
