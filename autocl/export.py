@@ -37,8 +37,10 @@ import autocl
 from autocl.config import CompressionConfig, load_yaml
 from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, WorkloadError
 from autocl.hardware import HardwareProfile, device_description, measure_latency, profile_from_dict
-from autocl.report import FAILED, FRONT, DOMINATED, Pick, StudyData, TrialInfo, pick, pruning_map, study_data
-from autocl.report._card import layer_rows, model_card
+from autocl.layer_latency import artifact_layer_shares
+from autocl.report import (
+    DOMINATED, FAILED, FRONT, Pick, StudyData, TrialInfo, layer_rows, model_card, pick, pruning_map, study_data,
+)
 from autocl.runtime import cache_dir
 from autocl.workloads import Workload, load_workload
 
@@ -193,8 +195,6 @@ def _refusal(v: Verification, t: TrialInfo, data: StudyData, profile: HardwarePr
                       stage="verifying")
 
 
-
-
 def _check_out_dir(out: Path, overwrite: bool) -> Path:
     """The resolved bundle folder, or a one-line refusal. ``--overwrite`` replaces only an earlier
     bundle: a folder holding anything else (a study database, the user's files) is never touched."""
@@ -336,11 +336,7 @@ def _facts(data: StudyData, t: TrialInfo, v: Verification, hw: HardwareProfile, 
 
 
 def _layer_rows(data: StudyData, t: TrialInfo, model_path: Path, hw: HardwareProfile, wl: Workload) -> list[dict]:
-    from autocl.report._layer_time import layer_latency_shares
-
-    shares = {}
-    if getattr(hw, "measure", "local") == "local":  # a remote device's layers cannot be profiled from here
-        shares = layer_latency_shares(model_path, hw, wl.sample_feed(hw.batch_size), data.layers)
+    shares = artifact_layer_shares(model_path, wl, hw, data.layers)
     return layer_rows(data, t, pruning_map(data, cache_dir(), [t]), shares)
 
 
