@@ -10,7 +10,7 @@ import yaml
 
 from autocl.compress import Compressor
 from autocl.evaluate import evaluate_artifact
-from autocl.export import apply_config
+from autocl.apply import apply_config
 from autocl.runtime import cache_dir
 from autocl.space import load_space
 from tests.conftest import ROOT
