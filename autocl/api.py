@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from autocl.errors import StudyError
 from autocl.report import Pick, StudyData, front_frame, pick, study_data, trials_frame, write_report
 from autocl.study import existing_storage, load_existing
 
@@ -59,8 +60,18 @@ class StudyView:
         ``'fastest-within:0.01'`` or ``'knee'``."""
         return pick(self.data(profile), spec)
 
-    def report(self, path: str | Path, profile: str | None = None, **kwargs) -> Path:
-        """Write the self-contained HTML report (see ``autocl.report.write_report``)."""
+    def report(self, path: str | Path, profile: str | None = None, *, measure_layers: bool = False,
+               workload=None, **kwargs) -> Path:
+        """Write the self-contained HTML report (see ``autocl.report.write_report``). With
+        ``measure_layers``, each front member's layers are timed first (needs ``workload``, see
+        ``autocl.layer_latency.measure_layer_shares``)."""
+        if measure_layers:
+            from autocl.layer_latency import measure_layer_shares
+
+            if workload is None:
+                raise StudyError("timing the layers needs the study's workload; pass workload=")
+            kwargs["shares"], kwargs["shares_note"] = measure_layer_shares(self.data(profile), workload,
+                                                                           kwargs.get("cache_root"))
         return write_report(self.study, path, profile, storage=self.storage, **kwargs)
 
     def export(self, out_dir: str | Path, *, trial: int | None = None, pick: str | None = None,

@@ -34,7 +34,10 @@ Precision = Literal["fp32", "fp16", "int8", "int8_dynamic", "int4"]
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int8_dynamic", "int4")
 PRECISION_CODES: dict[str, str] = {"fp32": "f", "fp16": "h", "int8": "8", "int8_dynamic": "d", "int4": "4"}
-"""One character per precision, used by ``QuantConfig.compact`` (the "bits per layer" column)."""
+"""One character per precision, used by ``QuantConfig.compact`` (the "bits per layer" column); the
+views read the characters back through it."""
+BIT_WIDTHS: dict[str, int] = {"fp32": 32, "fp16": 16, "int8": 8, "int8_dynamic": 8, "int4": 4}
+"""Bits per weight of each precision, as the per-layer maps show it."""
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 CONFIG_VERSION = 1
@@ -223,6 +226,6 @@ def load_yaml_model(path: str | Path, model_cls: type[M], *, error: type[ConfigE
 
 
 __all__ = [
-    "CONFIG_VERSION", "PRECISIONS", "PRECISION_CODES", "CalibrationMethod", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
+    "BIT_WIDTHS", "CONFIG_VERSION", "PRECISIONS", "PRECISION_CODES", "CalibrationMethod", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
     "QuantConfig", "load_yaml", "load_yaml_model", "validate_model",
 ]

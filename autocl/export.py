@@ -7,7 +7,7 @@
 * ``weights.pt``: the pruned and distilled PyTorch student, a ``torch.save`` state dict that loads
   with ``torch.load(..., weights_only=True)``;
 * ``config.yaml``: the trial's ``CompressionConfig``; ``autocl apply --config config.yaml
-  --workload NAME`` rebuilds the architecture and loads the weights;
+  --workload NAME`` rebuilds the architecture and loads the weights (``autocl.apply``);
 * ``MODEL_CARD.md``: measured metric, latency (median, spread, profile), size, per-layer precision
   and pruning, the teacher, versions and date;
 * ``export.json``: the same facts for programs.
@@ -34,11 +34,13 @@ import optuna
 import yaml
 
 import autocl
-from autocl.config import CompressionConfig, load_yaml
+from autocl.config import CompressionConfig
 from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, WorkloadError
 from autocl.hardware import HardwareProfile, device_description, measure_latency, profile_from_dict
-from autocl.report import FAILED, FRONT, DOMINATED, Pick, StudyData, TrialInfo, pick, pruning_map, study_data
-from autocl.report._card import layer_rows, model_card
+from autocl.layer_latency import artifact_layer_shares
+from autocl.report import (
+    DOMINATED, FAILED, FRONT, Pick, StudyData, TrialInfo, layer_rows, model_card, pick, pruning_map, study_data,
+)
 from autocl.runtime import cache_dir
 from autocl.workloads import Workload, load_workload
 
@@ -193,8 +195,6 @@ def _refusal(v: Verification, t: TrialInfo, data: StudyData, profile: HardwarePr
                       stage="verifying")
 
 
-
-
 def _check_out_dir(out: Path, overwrite: bool) -> Path:
     """The resolved bundle folder, or a one-line refusal. ``--overwrite`` replaces only an earlier
     bundle: a folder holding anything else (a study database, the user's files) is never touched."""
@@ -338,91 +338,11 @@ def _facts(data: StudyData, t: TrialInfo, v: Verification, hw: HardwareProfile, 
 
 
 def _layer_rows(data: StudyData, t: TrialInfo, model_path: Path, hw: HardwareProfile, wl: Workload) -> list[dict]:
-    from autocl.report._layer_time import layer_latency_shares
-
-    shares = {}
-    if getattr(hw, "measure", "local") == "local":  # a remote device's layers cannot be profiled from here
-        shares = layer_latency_shares(model_path, hw, wl.sample_feed(hw.batch_size), data.layers)
+    shares = artifact_layer_shares(model_path, wl, hw, data.layers)
     return layer_rows(data, t, pruning_map(data, cache_dir(), [t]), shares)
 
 
-@dataclass(frozen=True)
-class AppliedModel:
-    """A configuration applied to a workload's teacher: the rebuilt PyTorch model, and when asked
-    its quantized ONNX model and that model's metric."""
-
-    model: object
-    config: CompressionConfig
-    parameters: int
-    weights: Path | None
-    layer_shapes: dict[str, tuple[int, ...]]
-    onnx_path: Path | None = None
-    metric: float | None = None
-
-
-def _load_weights(model, weights: Path, config: Path) -> None:
-    import torch
-
-    try:
-        state = torch.load(weights, weights_only=True, map_location="cpu")
-    except Exception as exc:
-        raise ConfigError(f"cannot load the weights as a state dict with weights_only=True: {exc}",
-                          file=str(weights)) from None
-    own = model.state_dict()
-    for name, tensor in own.items():
-        if name not in state:
-            raise ConfigError(f"has no tensor {name!r}, which the architecture {config} builds has; the weights "
-                              "belong to another configuration or workload", file=str(weights))
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ConfigError(f"tensor {name!r} has shape {tuple(state[name].shape)} but pruning the teacher with "
-                              f"{config} gives {tuple(tensor.shape)}; the weights belong to another configuration "
-                              "or workload", file=str(weights))
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise ConfigError(f"has tensors the rebuilt architecture lacks ({', '.join(extra[:3])}); the weights belong "
-                          "to another configuration or workload", file=str(weights))
-    model.load_state_dict(state, strict=True)
-
-
-def apply_config(config: str | Path, workload: Workload | str, *, weights: str | Path | None = None,
-                 out_dir: str | Path | None = None, profile: HardwareProfile | None = None) -> AppliedModel:
-    """Rebuild a configuration (an exported ``config.yaml``) on ``workload``'s teacher.
-
-    The architecture comes from pruning the teacher with the stored PruneConfig (deterministic); the
-    weights from ``weights`` (default: ``weights.pt`` beside the config), loaded with
-    ``weights_only=True``, or, when there are none, from pruning and distilling again (the student
-    cache is used when it has them). With ``out_dir``, the model is exported and quantized as the
-    configuration says into ``out_dir/model.onnx`` and its metric computed with onnxruntime."""
-    from autocl.compress import Compressor, count_parameters, export_onnx, layer_nodes, prune_model, quantize_model
-    from autocl.evaluate import evaluate_artifact
-
-    config = Path(config)
-    cfg = CompressionConfig.from_dict(load_yaml(config) or {}, source=str(config))
-    wl = workload if isinstance(workload, Workload) else load_workload(workload)
-    weights = Path(weights) if weights else (config.parent / "weights.pt")
-    if not weights.is_file():
-        if weights != config.parent / "weights.pt":
-            raise ConfigError("file not found (give the weights.pt of the exported bundle)", file=str(weights))
-        weights = Compressor(wl, cache_dir()).student(cfg).weights_path
-    model = prune_model(wl.model, wl.example_inputs(), cfg.prune, ignored_layers=wl.ignored_layers)
-    _load_weights(model, weights, config)
-    model.eval()
-    modules = dict(model.named_modules())
-    shapes = {name: tuple(modules[name].weight.shape) for name in wl.layer_names()}
-    applied = AppliedModel(model, cfg, count_parameters(model), weights, shapes)
-    if out_dir is None:
-        return applied
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, wl.example_inputs(), out / "model.fp32.onnx", input_names=wl.input_names,
-                       dynamic_axes=wl.dynamic_axes)
-    path = quantize_model(fp32, out / "model.onnx", cfg.quant, layer_nodes(fp32, wl.layer_names()),
-                          wl.calibration_feeds(cfg.quant.calibration_samples))
-    profile = profile or profile_from_dict({"name": "apply-cpu"})
-    return AppliedModel(model, cfg, applied.parameters, weights, shapes, path, evaluate_artifact(path, wl, profile))
-
-
 __all__ = [
-    "BUNDLE_FILES", "AppliedModel", "ExportResult", "Verification", "apply_config", "choose_trial", "export_trial",
+    "BUNDLE_FILES", "ExportResult", "Verification", "choose_trial", "export_trial",
     "resolve_profile", "resolve_workload", "verify",
 ]

@@ -2,7 +2,8 @@
 
 ``AUTOCL_HOME`` (default ``./studies``) holds study databases, exports and the cache of teachers,
 students and artifacts. Torch's thread count is set explicitly: on small machines the default
-oversubscribes the cores and makes training far slower.
+oversubscribes the cores and makes training far slower. Torch is imported only for that, so the
+measuring side (``hardware``, which never loads torch) can read the same folders from here.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 
 def home_dir() -> Path:
+    """``AUTOCL_HOME``, else ``./studies``: the one definition of where autocl keeps its files."""
     return Path(os.environ.get("AUTOCL_HOME", "studies"))
 
 
@@ -31,6 +31,8 @@ def train_threads() -> int:
 
 
 def set_torch_threads(n: int | None = None) -> None:
+    import torch
+
     n = n or train_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

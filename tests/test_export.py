@@ -15,7 +15,8 @@ import autocl.export as export_mod
 from autocl.config import CompressionConfig
 from autocl.errors import ConfigError, StudyError, TrialError
 from autocl.evaluate import evaluate_artifact, predict
-from autocl.export import BUNDLE_FILES, apply_config, export_trial
+from autocl.apply import apply_config
+from autocl.export import BUNDLE_FILES, export_trial
 from autocl.report import study_data
 from tests.report.studies import searched_study
 

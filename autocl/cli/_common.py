@@ -48,10 +48,10 @@ def handles_errors(fn: F) -> F:
             err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
-            why = "SIGTERM" if isinstance(exc, Interrupted) else "Ctrl-C"
+            why = "SIGTERM" if isinstance(exc, Interrupted) and str(exc) == "SIGTERM" else "Ctrl-C"
             err_console.print(f"interrupted ({why}): the running trial is marked failed, finished trials are saved; "
                               "run the same command again to resume", soft_wrap=True)
-            sys.exit(143 if isinstance(exc, Interrupted) else 130)
+            sys.exit(143 if why == "SIGTERM" else 130)
         except Exception as exc:
             line = _database_error(exc)
             if line is None:

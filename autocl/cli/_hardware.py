@@ -13,8 +13,7 @@ from autocl.errors import AutoclError, StudyError
 from autocl.hardware import (
     HardwareProfile, agent_health, int8_warning, load_profile, profile_from_dict, read_token_file, serve,
 )
-from autocl.study import existing_storage, load_existing, remeasure_front, workload_spec
-from autocl.workloads import load_workload
+from autocl.study import existing_storage, load_existing, remeasure_front
 
 
 def profiles(
@@ -137,14 +136,10 @@ def _remeasure(study_name, storage, workload, profile) -> None:
                              f"{', '.join(stored) or 'none'}); a front exists only for those")
     else:
         targets = [profile_from_dict(d, source=f"study {study_name} profile {n}") for n, d in stored.items()]
-    spec = workload or workload_spec(st)
-    if not spec:
-        raise StudyError(f"study {study_name!r} does not record its workload; pass --workload")
-    wl = load_workload(spec)
-    expected = st.user_attrs.get("fingerprint", {}).get("workload_key")
-    if expected and wl.key != expected:
-        raise StudyError(f"workload {spec!r} is not the one study {study_name!r} was searched with (its weights "
-                         "or data changed); pass the right --workload")
+    from autocl.export import resolve_workload
+    from autocl.report import study_data
+
+    wl = resolve_workload(study_data(st), workload)  # the one check that the study's workload is unchanged
     with console.status("re-measuring the fronts"):
         result = remeasure_front(st, url, wl, targets)
     if not result:

@@ -126,7 +126,7 @@ def apply(
 
 
 def _apply(config, workload, weights, out, profile) -> None:
-    from autocl.export import apply_config
+    from autocl.apply import apply_config
 
     prof = _profile_arg(str(profile)) if profile else None
     applied = apply_config(config, workload, weights=weights, out_dir=out, profile=prof)

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
+from autocl.compress.onnx_export import LAYER_OPS
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
@@ -61,7 +61,7 @@ def to_float16(model: onnx.ModelProto, node_names: set[str]) -> None:
     inits = _initializers(model)
     new_nodes: list[onnx.NodeProto] = []
     for node in model.graph.node:
-        if node.name not in node_names or node.op_type not in COMPUTE_OPS:
+        if node.name not in node_names or node.op_type not in LAYER_OPS:
             new_nodes.append(node)
             continue
         inputs = []
@@ -122,7 +122,7 @@ def graph_precisions(model: onnx.ModelProto) -> dict[str, str]:
             found[node.name] = "int4"
         elif node.op_type in ("MatMulInteger", "ConvInteger"):
             found[node.name] = "int8_dynamic"
-        elif node.op_type in COMPUTE_OPS and len(node.input) > 1:
+        elif node.op_type in LAYER_OPS and len(node.input) > 1:
             w = node.input[1]
             if w in dq_out:
                 found[node.name] = "int8"

@@ -19,6 +19,7 @@ from autocl.errors import WorkloadError
 OUTPUT_NAME = "output"
 OPSET = 17
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
+"""The node types a layer's precision applies to: the compute nodes of Conv and Linear modules."""
 
 
 def export_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path: str | Path, *,
@@ -83,6 +84,30 @@ def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]
             if owner in wanted:
                 found[owner].append(node.name)
     return found
+
+
+def output_channels(onnx_path: str | Path, layers: tuple[str, ...]) -> dict[str, int]:
+    """Output channels of each layer's weight in an fp32 graph (Conv, Gemm or MatMul nodes): what
+    pruning really kept, read from the exported graph."""
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    dims = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+    out: dict[str, int] = {}
+    for layer, names in layer_nodes(model, list(layers)).items():
+        for name in names:
+            node = nodes[name]
+            weight = next((dims[i] for i in node.input[1:2] if i in dims), None)
+            if not weight:
+                continue
+            if node.op_type == "Conv":
+                out[layer] = weight[0]
+            elif node.op_type == "Gemm":
+                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                out[layer] = weight[0] if trans_b else weight[-1]
+            else:  # MatMul: x @ W with W [in, out]
+                out[layer] = weight[-1]
+            break
+    return out
 
 
 _module_of = module_of  # the name used before it was public

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import onnx
 import torch
 
+from autocl.compress._cache import CacheLayout, file_sha256
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.onnx_export import export_onnx, layer_nodes
 from autocl.compress.prune import (
@@ -65,14 +65,6 @@ class Artifact:
                 "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0})}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _seal(*paths: Path) -> None:
     """Record each file's sha256 beside it (``<file>.sha256``), so a damaged cache file is found."""
     for path in paths:
@@ -104,19 +96,15 @@ def deflated_size(path: Path) -> int:
     return n + len(c.flush())
 
 
-def cache_folder(cache_root: str | Path, workload_name: str, workload_key: str) -> Path:
-    """Where one workload's cache lives: ``students/<student key>/student.onnx``, ``artifacts/`` and
-    ``baseline.onnx``. The one definition of the layout; the report reads the cache through it."""
-    return Path(cache_root) / f"{workload_name}-{workload_key}"
-
-
 class Compressor:
-    """Applies configurations to one workload, caching students under ``cache_root``."""
+    """Applies configurations to one workload, caching students under ``cache_root`` (laid out as
+    ``CacheLayout`` says). The only path that prunes, distills, exports and quantizes: the search,
+    re-measurement, export and ``autocl apply`` all build through it."""
 
     def __init__(self, workload: Workload, cache_root: Path, *, seed: int = 0) -> None:
         self.workload = workload
         self.seed = seed
-        self.root = cache_folder(cache_root, workload.name, workload.key)
+        self.cache = CacheLayout.of(cache_root, workload.name, workload.key)
         self.layers = workload.layer_names()
         self._x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in input_tuple(workload.train[0]))
         y = np.asarray(workload.train[1])
@@ -137,14 +125,20 @@ class Compressor:
         targets = self._teacher_outputs()[:rows] if w.output_kind == "embedding" else self._y[:rows]
         return task_loss(w.output_kind, model(*(a[:rows] for a in self._x)), targets)
 
+    def architecture(self, cfg: CompressionConfig) -> torch.nn.Module:
+        """The teacher pruned as ``cfg.prune`` says (structured part only, with the workload's loss
+        for Taylor importance): the student's architecture, before any sparsity or distillation."""
+        w = self.workload
+        structured = cfg.prune.model_copy(update={"unstructured": 0.0})
+        return prune_model(w.model, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
+                           loss_fn=self._taylor_loss)
+
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
         """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache). An unchanged student
         is the teacher itself: distilling it from itself has nothing to recover."""
         w = self.workload
         stage("pruning")
-        structured = cfg.prune.model_copy(update={"unstructured": 0.0})
-        student = prune_model(w.model, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
-                              loss_fn=self._taylor_loss)
+        student = self.architecture(cfg)
         masks = []
         if cfg.prune.unstructured > 0:
             keep = resolve_layers(student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers),
@@ -164,8 +158,9 @@ class Compressor:
 
     def student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Student:
         key = self.student_key(cfg)
-        folder = self.root / "students" / key
-        onnx_path, weights_path, info_path = folder / "student.onnx", folder / "student.pt", folder / "info.json"
+        folder = self.cache.student_folder(key)
+        onnx_path, weights_path, info_path = (self.cache.student_onnx(key), self.cache.student_weights(key),
+                                              self.cache.student_info(key))
         if info_path.is_file() and _verified(onnx_path, weights_path):
             info = json.loads(info_path.read_text())
             return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
@@ -174,15 +169,15 @@ class Compressor:
         stage("exporting")
         tmp = _tmp(folder)
         shutil.rmtree(tmp, ignore_errors=True)
-        self._export(student, tmp / "student.onnx")
-        torch.save(student.state_dict(), tmp / "student.pt")
+        self.export(student, tmp / onnx_path.name)
+        torch.save(student.state_dict(), tmp / weights_path.name)
         params, sparsity = count_parameters(student), weight_sparsity(student)
         if self._teacher_ops is None:  # counted once per search, not once per student
             self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
         achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
-        (tmp / "info.json").write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
+        (tmp / info_path.name).write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
                                                    "config": cfg.to_dict()}))
-        _seal(tmp / "student.onnx", tmp / "student.pt")
+        _seal(tmp / onnx_path.name, tmp / weights_path.name)
         shutil.rmtree(folder, ignore_errors=True)
         try:
             tmp.replace(folder)
@@ -206,13 +201,12 @@ class Compressor:
         if q.fuse_first:
             knobs.append("fuse_first")
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
-        path = self.root / "artifacts" / f"{student.key}-{qkey}.onnx"
+        path = self.cache.artifact(student.key, qkey)
         if not _verified(path):
             stage("quantizing")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp(path).with_suffix(".onnx")  # the quantizer picks its writer by the suffix
-            quantize_model(student.onnx_path, tmp, cfg.quant, layer_nodes(student.onnx_path, self.layers),
-                           self.workload.calibration_feeds(cfg.quant.calibration_samples))
+            self.quantize(student.onnx_path, cfg, tmp)
             _seal(tmp)
             tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
@@ -224,15 +218,22 @@ class Compressor:
 
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
-        path = self.root / "baseline.onnx"
+        path = self.cache.baseline
         if not _verified(path):
             tmp = _tmp(path).with_suffix(".onnx")
-            self._export(self.workload.model, tmp)
+            self.export(self.workload.model, tmp)
             _seal(tmp)
             tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
         return path
 
-    def _export(self, model: torch.nn.Module, path: Path) -> Path:
+    def export(self, model: torch.nn.Module, path: Path) -> Path:
+        """Export ``model`` (a student of this workload) to an fp32 ONNX file at ``path``."""
         w = self.workload
         return export_onnx(model, w.example_inputs(), path, input_names=w.input_names, dynamic_axes=w.dynamic_axes)
+
+    def quantize(self, fp32_path: Path, cfg: CompressionConfig, path: Path) -> Path:
+        """Quantize an exported fp32 student per layer as ``cfg.quant`` says, calibrated on the
+        workload's data, into ``path``."""
+        return quantize_model(fp32_path, path, cfg.quant, layer_nodes(fp32_path, self.layers),
+                              self.workload.calibration_feeds(cfg.quant.calibration_samples))

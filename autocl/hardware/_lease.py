@@ -16,6 +16,7 @@ from pathlib import Path
 
 from autocl.errors import ProfileError
 from autocl.hardware._device import host_key
+from autocl.runtime import cache_dir
 
 _held = threading.local()
 
@@ -24,7 +25,7 @@ def lease_dir() -> Path:
     """``AUTOCL_LEASE_DIR``, else ``<AUTOCL_HOME>/cache/leases``: the same directory for every
     process that should share the device."""
     env = os.environ.get("AUTOCL_LEASE_DIR")
-    path = Path(env) if env else Path(os.environ.get("AUTOCL_HOME", "studies")) / "cache" / "leases"
+    path = Path(env) if env else cache_dir() / "leases"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -297,23 +297,3 @@ def measure_local(paths: list[str | Path], profile: HardwareProfile, feed: dict[
     device = device_description(profile, pinned=cpus)
     return [summarize(s, profile=profile, device=device, stop=stop, seconds=seconds, lease_wait_s=lease.waited_s,
                       interleaved=len(paths), memory=m) for s, m in zip(series, mems)]
-
-
-def measure_many(paths: list[str | Path], profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                 memory: bool | Sequence[bool] | None = None) -> list[Measurement]:
-    """Measure several artifacts in alternation on ``profile``: here, or on its remote agent.
-    ``memory``: whose memory to measure too (default: all when ``measurement.memory`` says so)."""
-    if memory is None:
-        memory = profile.measurement.memory
-    if profile.measure == "remote":
-        from autocl.hardware._client import measure_remote
-
-        return measure_remote(paths, profile, feed, memory=memory)
-    return measure_local(paths, profile, feed, memory=memory)
-
-
-def measure_latency(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                    memory: bool | None = None) -> Measurement:
-    """Measure the latency of running ``feed`` (one batch of the profile's size, see
-    ``Workload.sample_feed``) through the artifact on ``profile`` (and its memory, see ``measure_many``)."""
-    return measure_many([path], profile, feed, memory=memory)[0]

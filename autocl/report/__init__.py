@@ -8,11 +8,12 @@
   never back.
 """
 
+from autocl.report._card import layer_rows, model_card
 from autocl.report._figures import pareto_3d, pareto_figure
 from autocl.report._frames import FRONT_COLUMNS, front_frame, trials_frame
 from autocl.report._layers import (
-    BIT_WIDTHS, PRECISION_CODES, Explanation, LayerMap, LayerNote, bits_map, cached_artifact, explain_layers,
-    layer_precisions, precision_of, pruning_map,
+    Explanation, LayerMap, LayerNote, bits_map, cache_layout, cached_artifact, explain_layers, layer_precisions,
+    precision_of, pruning_map,
 )
 from autocl.report._pick import FIELDS as PICK_FIELDS
 from autocl.report._pick import Pick, knee, parse_conditions, pick
@@ -25,10 +26,10 @@ from autocl.report._trials import (
 )
 
 __all__ = [
-    "BIT_WIDTHS", "DOMINATED", "FAILED", "FRONT", "FRONT_COLUMNS", "INFEASIBLE", "PENDING", "PICK_FIELDS",
-    "PRECISION_CODES", "STATUSES", "UNMEASURED", "Explanation", "History", "Importance", "LayerMap", "LayerNote",
-    "Pick", "ReportData", "StudyData", "TrialInfo", "bits_map", "build_report", "cached_artifact", "dominates",
-    "explain_layers", "front_frame", "history", "knee", "layer_precisions", "measured_profiles", "pareto_3d",
+    "DOMINATED", "FAILED", "FRONT", "FRONT_COLUMNS", "INFEASIBLE", "PENDING", "PICK_FIELDS",
+    "STATUSES", "UNMEASURED", "Explanation", "History", "Importance", "LayerMap", "LayerNote",
+    "Pick", "ReportData", "StudyData", "TrialInfo", "bits_map", "build_report", "cache_layout", "cached_artifact", "dominates",
+    "explain_layers", "front_frame", "history", "knee", "layer_precisions", "layer_rows", "measured_profiles", "model_card", "pareto_3d",
     "pareto_figure", "param_importances", "parse_conditions", "pick", "precision_of", "primary_profile", "pruning_map",
     "report_figures", "require_front", "study_data", "trials_frame", "write_report",
 ]

@@ -1,9 +1,11 @@
 """Per-layer views of front members: precision, pruning, and why layers were spared.
 
 Precision comes from each trial's ``bits`` string (one character per layer of the workload, in
-model order). Pruning is read from the student's fp32 ONNX graph in the artifact cache: the output
-channels each layer kept against the teacher's, so what is shown is what the graph really has
-(``round_to`` and coupled channels included), not the nominal ratio.
+model order, ``autocl.config.PRECISION_CODES``). Pruning is read from the student's fp32 ONNX graph
+in the artifact cache (found through ``autocl.compress.CacheLayout``): the output channels each
+layer kept against the teacher's, so what is shown is what the graph really has (``round_to`` and
+coupled channels included), not the nominal ratio. Layers' latency shares are measured by
+``autocl.hardware.layer_latency_shares``; here they are only read.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autocl.config import BIT_WIDTHS, PRECISION_CODES
 from autocl.report._trials import StudyData, TrialInfo
 
-# bits character -> (precision name, bit width). Unknown characters are shown as such, never guessed.
-PRECISION_CODES: dict[str, tuple[str, int]] = {
-    "f": ("fp32", 32), "h": ("fp16", 16), "8": ("int8", 8), "d": ("int8_dynamic", 8), "4": ("int4", 4),
-}
-BIT_WIDTHS: dict[str, int] = {name: width for name, width in PRECISION_CODES.values()}
+_PRECISION_OF_CODE: dict[str, str] = {code: name for name, code in PRECISION_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,10 @@ class LayerMap:
 
 
 def precision_of(code: str) -> tuple[str, int | None]:
-    """``'8'`` -> ``('int8', 8)``; an unknown character -> (``"unknown 'x'"``, None)."""
-    return PRECISION_CODES.get(code, (f"unknown {code!r}", None))
+    """``'8'`` -> ``('int8', 8)``; an unknown character -> (``"unknown 'x'"``, None): shown as
+    such, never guessed."""
+    name = _PRECISION_OF_CODE.get(code)
+    return (name, BIT_WIDTHS[name]) if name else (f"unknown {code!r}", None)
 
 
 def layer_precisions(data: StudyData, t: TrialInfo) -> dict[str, str]:
@@ -61,68 +62,31 @@ def bits_map(data: StudyData, trials: list[TrialInfo] | None = None) -> LayerMap
     return LayerMap("bit width per layer", data.layers, tuple(t.number for t in trials), tuple(values), tuple(labels))
 
 
-def _cache_folder(data: StudyData, cache_root: Path) -> Path:
-    from autocl.compress.pipeline import cache_folder
+def cache_layout(data: StudyData, cache_root: Path):
+    """Where the study's workload keeps its students and artifacts (``autocl.compress.CacheLayout``)."""
+    from autocl.compress import CacheLayout
 
-    return cache_folder(cache_root, data.workload.get("name", ""), data.fingerprint.get("workload_key", ""))
-
-
-def student_graph(data: StudyData, cache_root: Path, student_key: str) -> Path:
-    """The cached fp32 student graph of ``student_key`` (the teacher's export for ``''``)."""
-    folder = _cache_folder(data, cache_root)
-    return folder / "students" / student_key / "student.onnx" if student_key else folder / "baseline.onnx"
+    return CacheLayout.of(cache_root, data.workload.get("name", ""), data.fingerprint.get("workload_key", ""))
 
 
 def cached_artifact(data: StudyData, cache_root: Path, t: TrialInfo) -> Path | None:
     """The cached artifact that was measured for ``t``, identified by its sha256; None if gone."""
-    from autocl.compress import file_sha256
-
-    if not t.student_key or not t.artifact_sha256:
-        return None
-    for path in sorted((_cache_folder(data, cache_root) / "artifacts").glob(f"{t.student_key}-*.onnx")):
-        if file_sha256(path) == t.artifact_sha256:
-            return path
-    return None
-
-
-def output_channels(onnx_path: Path, layers: tuple[str, ...]) -> dict[str, int]:
-    """Output channels of each layer's weight in an fp32 graph (Conv, Gemm or MatMul nodes)."""
-    import onnx
-
-    from autocl.compress.onnx_export import layer_nodes
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    dims = {init.name: tuple(init.dims) for init in model.graph.initializer}
-    nodes = {n.name: n for n in model.graph.node}
-    out: dict[str, int] = {}
-    for layer, names in layer_nodes(model, list(layers)).items():
-        for name in names:
-            node = nodes[name]
-            weight = next((dims[i] for i in node.input[1:2] if i in dims), None)
-            if not weight:
-                continue
-            if node.op_type == "Conv":
-                out[layer] = weight[0]
-            elif node.op_type == "Gemm":
-                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-                out[layer] = weight[0] if trans_b else weight[-1]
-            else:  # MatMul: x @ W with W [in, out]
-                out[layer] = weight[-1]
-            break
-    return out
+    return cache_layout(data, cache_root).find_artifact(t.student_key, t.artifact_sha256)
 
 
 def pruning_map(data: StudyData, cache_root: Path | None, trials: list[TrialInfo] | None = None) -> LayerMap:
     """Fraction of each layer's output channels removed, per front member, measured on the cached
     student graphs. Cells are ``None`` where the cache lacks the graph (the note says so)."""
+    from autocl.compress import output_channels
+
     trials = data.front if trials is None else trials
     teacher: dict[str, int] = {}
-    base = student_graph(data, cache_root, "") if cache_root else None
-    if base and base.is_file():
-        teacher = output_channels(base, data.layers)
+    cache = cache_layout(data, cache_root) if cache_root else None
+    if cache and cache.baseline.is_file():
+        teacher = output_channels(cache.baseline, data.layers)
     values, labels, missing = [], [], []
     for t in trials:
-        path = student_graph(data, cache_root, t.student_key) if cache_root and t.student_key else None
+        path = cache.student_onnx(t.student_key) if cache and t.student_key else None
         kept = output_channels(path, data.layers) if teacher and path and path.is_file() else {}
         if not kept:
             missing.append(t.number)
@@ -225,5 +189,5 @@ def explain_layers(data: StudyData, pruning: LayerMap | None = None,
 
 __all__ = [
     "BIT_WIDTHS", "PRECISION_CODES", "Explanation", "LayerMap", "LayerNote", "bits_map", "cached_artifact",
-    "explain_layers", "layer_precisions", "output_channels", "precision_of", "pruning_map",
+    "explain_layers", "layer_precisions", "precision_of", "pruning_map",
 ]

@@ -10,9 +10,7 @@ from pathlib import Path
 import optuna
 
 import autocl
-from autocl.report._layers import (
-    Explanation, LayerMap, bits_map, cached_artifact, explain_layers, pruning_map,
-)
+from autocl.report._layers import Explanation, LayerMap, bits_map, explain_layers, pruning_map
 from autocl.report._progress import History, Importance, history, param_importances
 from autocl.report._trials import StudyData, require_front, study_data
 
@@ -46,32 +44,15 @@ def _versions() -> dict:
             "plotly": plotly.__version__}
 
 
-def _measure_shares(data: StudyData, cache_root: Path, workload) -> tuple[dict[int, dict[str, float]], str]:
-    from autocl.hardware import profile_from_dict
-    from autocl.report._layer_time import layer_latency_shares
-
-    if not data.profile_settings:
-        return {}, f"the study does not store the settings of profile {data.profile!r}, so layers were not timed"
-    profile = profile_from_dict(data.profile_settings, source=f"study {data.study_name!r}: profile")
-    feed = workload.sample_feed(profile.batch_size)
-    shares, missing = {}, []
-    for t in data.front:
-        path = cached_artifact(data, cache_root, t)
-        if path is None:
-            missing.append(t.number)
-            continue
-        shares[t.number] = layer_latency_shares(path, profile, feed, data.layers)
-    note = (f"artifacts of trial(s) {', '.join(map(str, missing))} are not in the cache; not timed" if missing else "")
-    return shares, note
-
-
 def build_report(study: optuna.Study, profile: str | None = None, *, storage: str = "",
-                 cache_root: Path | None = None, workload=None, measure_layers: bool = False) -> ReportData:
+                 cache_root: Path | None = None, shares: dict[int, dict[str, float]] | None = None,
+                 shares_note: str = "") -> ReportData:
     """Gather the report of ``study`` on ``profile``. Raises StudyError when there is no feasible
     front (an empty, failed-only or infeasible-only study), saying why.
 
-    ``measure_layers`` times each front member's layers with onnxruntime's profiler on the profile
-    (needs ``workload`` for real inputs, and the artifacts in ``cache_root``)."""
+    ``shares[trial][layer]``: each front member's layers' shares of its latency, measured by the
+    caller (``autocl.api.measure_layer_shares``); the report only shows them, ``shares_note``
+    says why some are missing."""
     if cache_root is None:
         from autocl.runtime import cache_dir
 
@@ -79,10 +60,9 @@ def build_report(study: optuna.Study, profile: str | None = None, *, storage: st
     data = study_data(study, profile)
     require_front(data)
     pruning = pruning_map(data, cache_root)
-    shares: dict[int, dict[str, float]] = {}
-    note = "not measured (run 'autocl report --layer-latency' to time each front member's layers)"
-    if measure_layers and workload is not None:
-        shares, note = _measure_shares(data, cache_root, workload)
+    note = shares_note
+    if shares is None:
+        shares, note = {}, "not measured (run 'autocl report --layer-latency' to time each front member's layers)"
     return ReportData(
         data=data, n_objectives=len(study.directions), bits=bits_map(data), pruning=pruning,
         explanations=explain_layers(data, pruning, shares), importance=param_importances(study, data),

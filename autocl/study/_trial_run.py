@@ -175,14 +175,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
         _PENDING.append("SIGTERM")
         raise Interrupted("SIGTERM")
 
+    def on_int(signum, frame):  # Ctrl-C is recorded too: torch's ONNX exporter swallows the KeyboardInterrupt
+        _PENDING.append("Ctrl-C")
+        raise KeyboardInterrupt("Ctrl-C")
+
     try:
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:  # not the main thread
         yield
         return
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:  # an ignored SIGINT (a background job) stays ignored
+        signal.signal(signal.SIGINT, on_int)
     _PENDING.clear()
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
         _PENDING.clear()

@@ -87,3 +87,20 @@ def test_an_unwritable_database_is_one_line_and_exit_2(files, tmp_path):
                                       "--profile", str(files / "profile.yaml"), "--study", "ro2", "--storage", url])
     assert result.exit_code == 2, result.output
     assert "cannot be used" in result.output and "readonly" in result.output and "Traceback" not in result.output
+
+
+def test_ctrl_c_stops_the_search_with_exit_130_and_fails_the_running_trial(files, autocl_home):
+    url = f"sqlite:///{autocl_home / 'int.db'}"
+    # a child of a background shell inherits SIGINT ignored: give it the default, as a terminal would
+    proc = subprocess.Popen([sys.executable, "-m", "autocl", "search", "--workload", "digits", "--space", "space.yaml",
+                             "--profile", "profile.yaml", "--study", "int", "--trials", "6"],
+                            cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    trial = _wait_running(url, "int", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted (Ctrl-C)" in err
+    t = optuna.load_study(study_name="int", storage=url).trials[trial.number]
+    assert t.state == optuna.trial.TrialState.FAIL and "interrupted" in t.user_attrs["error"]

@@ -71,6 +71,33 @@ def healthy(agent) -> bool:
         return json.loads(r.read())["ok"] is True
 
 
+def get(agent, path: str, token: str | None = TOKEN):
+    u = urlparse(agent["url"])
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    resp = conn.getresponse()
+    payload = json.loads(resp.read() or b"{}")
+    conn.close()
+    return resp.status, payload
+
+
+def test_get_device_describes_the_device_to_a_client_with_the_token(agent):
+    import onnxruntime
+
+    import autocl
+    from autocl.hardware import cpu_info
+
+    status, device = get(agent, "/device")
+    assert status == 200, device
+    assert device["onnxruntime"] == onnxruntime.__version__ and device["autocl"] == autocl.__version__
+    assert device["cpu"] == cpu_info()[0] and "CPUExecutionProvider" in device["providers"]
+    assert isinstance(device["cpu_flags"], list)
+    for token, refused in ((None, 401), ("wrong-token-0123456789", 403)):
+        status, answer = get(agent, "/device", token)
+        assert status == refused and "cpu" not in answer and answer.get("error"), answer
+    assert healthy(agent)
+
+
 def test_a_good_request_is_measured_on_the_agent_with_its_device(agent, tmp_path):
     small = matmul_model(tmp_path / "small.onnx", 256)
     large = matmul_model(tmp_path / "large.onnx", 256, layers=8)

@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 import optuna
 import pytest
 
+from autocl.layer_latency import measure_layer_shares
 from autocl.report import FRONT, build_report, pruning_map, study_data, write_report
 from autocl.runtime import cache_dir
 from autocl.study import read_front
@@ -149,7 +150,9 @@ def test_pruning_per_layer_is_read_from_the_real_graphs(searched):
 def test_layer_latency_shares_are_measured_when_asked(searched, digits):
     url, name = searched
     study = optuna.load_study(study_name=name, storage=url)
-    report = build_report(study, workload=digits, measure_layers=True)
+    shares, note = measure_layer_shares(study_data(study), digits)
+    assert note == ""
+    report = build_report(study, shares=shares, shares_note=note)
     for trial, shares in report.shares.items():
         assert sum(shares.values()) == pytest.approx(1.0)
         assert shares["stages.0.conv1"] > 0

@@ -1,13 +1,15 @@
 """Each layer's share of an artifact's latency, from onnxruntime's own per-node profiler.
 
-The session is opened as the profile says (provider, threads, optimization level), so the nodes
+The caller says which graph nodes make each layer (``layer -> node names``, as
+``autocl.compress.layer_nodes`` finds them), so this measurement needs no torch. The session is opened as the profile says (provider, threads, optimization level), so the nodes
 profiled are the kernels that really run (fused Conv+Relu, QLinearConv, reorders, ...). The
 session's optimized graph is saved beside the profile to attribute each kernel to a layer: a kernel
 belongs to a layer when it consumes one of the layer's initializers (its weight or bias, directly or
 as the quantized tensor a DequantizeLinear read), which survives fusion; failing that, when its name
 carries the layer's module scope (``/stages/stages.0/conv1/...``). The rest (reorders, transposes,
 activations outside layers) is reported as ``other``. Shares are ratios of per-node mean kernel
-times; the profiler's overhead inflates absolute times, so only shares are given.
+times; the profiler's overhead inflates absolute times, so only shares are given. The device's
+measurement lease is held while the session runs, as for every latency measurement.
 """
 
 from __future__ import annotations
@@ -17,20 +19,24 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+
+from autocl.hardware._lease import DeviceLease
+from autocl.hardware._measure import session_options
+from autocl.hardware._profile import HardwareProfile
 
 OTHER = "other"
 
 
-def _layer_keys(graph, layers: tuple[str, ...]) -> tuple[dict[str, set[str]], dict[str, str]]:
+def _layer_keys(graph, layer_nodes: dict[str, list[str]]) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Per layer: the initializer names its nodes read (through one DequantizeLinear for QDQ
     weights), and the node-name prefix of its module scope."""
-    from autocl.compress.onnx_export import layer_nodes
-
     inits = {i.name for i in graph.graph.initializer}
     dq = {n.output[0]: n.input[0] for n in graph.graph.node if n.op_type == "DequantizeLinear"}
     nodes = {n.name: n for n in graph.graph.node}
     keys, scopes = {}, {}
-    for layer, names in layer_nodes(graph, list(layers)).items():
+    for layer, names in layer_nodes.items():
+        names = [n for n in names if n in nodes]
         if not names:
             continue
         scopes[layer] = names[0].rsplit("/", 1)[0] + "/"
@@ -41,14 +47,12 @@ def _layer_keys(graph, layers: tuple[str, ...]) -> tuple[dict[str, set[str]], di
 _FUSED_ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "LeakyRelu", "HardSigmoid")
 
 
-def _tensor_owners(graph, layers: tuple[str, ...]) -> dict[str, str]:
+def _tensor_owners(graph, layer_nodes: dict[str, list[str]]) -> dict[str, str]:
     """Tensor name -> layer, for each layer's outputs and the activation applied to them: ORT's
     NCHWc rewrite of an fp32 convolution fused with its activation names the new node after the
     activation's output (``/stages/stages.0/Relu_output_0_nchwc``) and renames its weights."""
-    from autocl.compress.onnx_export import layer_nodes
-
     nodes = {n.name: n for n in graph.graph.node}
-    owner = {o: layer for layer, names in layer_nodes(graph, list(layers)).items() for n in names
+    owner = {o: layer for layer, names in layer_nodes.items() for n in names if n in nodes
              for o in nodes[n].output}
     for n in graph.graph.node:
         if n.op_type in _FUSED_ACTIVATIONS and n.input and n.input[0] in owner:
@@ -69,19 +73,29 @@ def _owners(optimized, keys: dict[str, set[str]], scopes: dict[str, str],
     return owner
 
 
-def layer_latency_shares(path: Path, profile, feed: dict[str, np.ndarray], layers: tuple[str, ...], *,
-                         runs: int = 30) -> dict[str, float]:
-    """Share of the summed per-node kernel time spent in each layer (and in ``other``)."""
+def layer_latency_shares(path: Path, profile: HardwareProfile, feed: dict[str, np.ndarray],
+                         layer_nodes: dict[str, list[str]], *, runs: int = 30) -> dict[str, float]:
+    """Share of the summed per-node kernel time spent in each layer (and in ``other``), running
+    ``feed`` through the artifact at ``path`` here, as ``profile`` says.
+
+    Args:
+        path: the ONNX artifact.
+        profile: provider, threads and optimization level of the session (a local profile).
+        feed: one batch of inputs (``Workload.sample_feed``).
+        layer_nodes: for each layer, the names of its compute nodes in the artifact's graph.
+        runs: profiled runs after the warm-up.
+
+    Returns:
+        ``{layer: share}`` for every layer and ``other``, summing to 1; empty when nothing was timed.
+    """
     import onnx
-    import onnxruntime as ort
 
-    from autocl.hardware import session_options
-
+    layers = tuple(layer_nodes)
     original = onnx.load(str(path))
-    keys, scopes = _layer_keys(original, layers)
-    tensors = _tensor_owners(original, layers)
+    keys, scopes = _layer_keys(original, layer_nodes)
+    tensors = _tensor_owners(original, layer_nodes)
     opts = session_options(profile.threads, allow_spinning=profile.allow_spinning, level=profile.graph_optimization)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, DeviceLease(timeout_s=profile.measurement.lease_timeout_s):
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "ort")
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")

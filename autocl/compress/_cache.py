@@ -1,0 +1,73 @@
+"""Where one workload's compression cache lives: the one definition of its layout.
+
+``<cache root>/<workload name>-<workload key>/`` holds
+
+* ``baseline.onnx``: the teacher exported as is (fp32, unpruned);
+* ``students/<student key>/``: ``student.onnx`` (fp32), ``student.pt`` (state dict), ``info.json``;
+* ``artifacts/<student key>-<quantization key>.onnx``: the quantized models that were measured.
+
+Every file is sealed by a ``<file>.sha256`` beside it (see ``pipeline``). The pipeline writes this
+layout; the report, export and re-measurement read it, all through ``CacheLayout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """The paths of one workload's cache (see the module docstring)."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, cache_root: str | Path, workload_name: str, workload_key: str) -> "CacheLayout":
+        """The layout of workload ``workload_name`` with key ``workload_key`` under ``cache_root``."""
+        return cls(Path(cache_root) / f"{workload_name}-{workload_key}")
+
+    @property
+    def baseline(self) -> Path:
+        return self.folder / "baseline.onnx"
+
+    def student_folder(self, student_key: str) -> Path:
+        return self.folder / "students" / student_key
+
+    def student_onnx(self, student_key: str) -> Path:
+        """The fp32 graph of a student; the teacher's export (``baseline``) for ``''``."""
+        return self.student_folder(student_key) / "student.onnx" if student_key else self.baseline
+
+    def student_weights(self, student_key: str) -> Path:
+        return self.student_folder(student_key) / "student.pt"
+
+    def student_info(self, student_key: str) -> Path:
+        return self.student_folder(student_key) / "info.json"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.folder / "artifacts"
+
+    def artifact(self, student_key: str, quant_key: str) -> Path:
+        return self.artifacts / f"{student_key}-{quant_key}.onnx"
+
+    def find_artifact(self, student_key: str, sha256: str) -> Path | None:
+        """The cached artifact of ``student_key`` whose content has ``sha256``; None when gone."""
+        if not student_key or not sha256:
+            return None
+        for path in sorted(self.artifacts.glob(f"{student_key}-*.onnx")):
+            if file_sha256(path) == sha256:
+                return path
+        return None
+
+
+__all__ = ["CacheLayout", "file_sha256"]
