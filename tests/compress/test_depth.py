@@ -12,7 +12,7 @@ from torch import nn
 from autocl.compress import Compressor
 from autocl.compress.depth import block_stacks, feature_map, prune_depth
 from autocl.compress.onnx_export import export_onnx
-from autocl.config import CompressionConfig, DistillConfig, PruneConfig
+from autocl.config import CompressionConfig, DistillConfig, PruneConfig, QuantConfig
 from autocl.errors import ConfigError
 
 
@@ -90,3 +90,9 @@ def test_a_residual_cnn_loses_its_identity_block_and_distills_with_mapped_featur
     assert out.shape == (4, 10) and np.isfinite(out).all()
     assert comp.student_key(cfg) != comp.student_key(CompressionConfig(distill=cfg.distill))
     assert comp.student(cfg).reused and comp.student(cfg).structure == student.structure
+    q = cfg.model_copy(update={"quant": QuantConfig(default="int8", calibration_samples=16)})
+    art = comp.artifact(q)  # the teacher's layer names of the removed block find no node: quantized all the same
+    assert art.details()["structure"]["depth"]["kept"] == {"stages": [1]}
+    sess = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"input": x})[0].shape == (4, 10)
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(art.path)).graph.node)
