@@ -151,5 +151,10 @@ def markdown(r: dict) -> str:
                      + (f"met by {', '.join(ok)}." if ok else
                         f"not met; the fastest row at metric >= {t} is {best!r}"
                         + (f" at {r['rows'][best]['speedup_vs_dynamic']:.2f}x." if best else ".")))
+        for n, row in r["rows"].items():
+            if row.get("steps") and row["metric"] < t:
+                lines.append(f"  - {n}: {row['metric']:.4f} is {t - row['metric']:.4f} below {t} "
+                             f"(fp32 student {row['student_fp32_metric']:.4f}) after {row['steps']} steps, "
+                             f"at {row['speedup_vs_dynamic']:.2f}x quantize_dynamic.")
     lines += [f"- {n}" for n in r["notes"]]
     return "\n".join(lines) + "\n"
