@@ -96,3 +96,37 @@ def test_a_residual_cnn_loses_its_identity_block_and_distills_with_mapped_featur
     sess = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"input": x})[0].shape == (4, 10)
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(art.path)).graph.node)
+
+
+class _Stack(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(8, 8) for _ in range(3)])
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = x + torch.tanh(b(x))
+        return x
+
+
+def test_feature_distillation_pulls_each_student_block_towards_the_teacher_block_it_came_from():
+    from autocl.compress.distill import FeatureTaps, TeacherFeatureCache, distill
+
+    torch.manual_seed(0)
+    teacher, x = _Stack().eval(), torch.randn(64, 8)
+    out = prune_depth(teacher, (x[:1],), PruneConfig(depth=1))
+    pairs = feature_map(out.kept, ("blocks.0", "blocks.1", "blocks.2"))
+    assert out.kept == {"blocks": [0, 2]} and pairs == {"blocks.0": "blocks.0", "blocks.1": "blocks.2"}
+
+    def gap(student):
+        taps, ttaps = FeatureTaps(student, ("blocks.1",)), FeatureTaps(teacher, ("blocks.2",))
+        with torch.no_grad():
+            student.eval()(x), teacher(x)
+        taps.close(), ttaps.close()
+        return float((taps.values["blocks.1"] - ttaps.values["blocks.2"]).pow(2).mean())
+
+    before = gap(out.model)
+    cfg = DistillConfig(steps=40, lr=1e-2, batch_size=16, feature_weight=1.0)
+    distill(out.model, (x,), torch.zeros(64), torch.zeros(64, 8), cfg, loss_fn=lambda s, *_: s.sum() * 0,
+            teacher_features=TeacherFeatureCache(teacher, ("blocks.0", "blocks.1", "blocks.2")), feature_map=pairs)
+    assert gap(out.model) < 0.5 * before
