@@ -2,7 +2,7 @@
 it, and students whose Linear layers are replaced by truncated-SVD pairs at the rank ratios given
 (a layer whose pair would cost more multiply-accumulates stays whole: at 0.5 only the FFN layers
 are factorized), distilled (cosine to the teacher plus each layer's hidden states), then int8
-dynamic: all measured in one interleaved run (see ``_technique.py``).
+dynamic, and the same students in fp32: all measured in one interleaved run (see ``_technique.py``).
 
     nice -n 10 python benchmarks/technique_lowrank.py               # minilm, cpu-local, rank 0.5, 100 steps
     nice -n 10 python benchmarks/technique_lowrank.py --ranks 0.5 0.25 --steps 300
@@ -30,8 +30,11 @@ def main() -> None:
     args = parser.parse_args()
     quant = QuantConfig(default="int8_dynamic")
     d = distill_config(args.steps, args.lr, args.feature_weight)
-    with_ = [(f"rank {r:g} + distill + int8_dynamic", CompressionConfig(prune=PruneConfig(rank_ratio=r), distill=d, quant=quant))
-             for r in args.ranks]
+    with_ = []
+    for r in args.ranks:  # the same student (cached) twice: int8 dynamic, and fp32 where no run-time quantization adds up
+        prune = PruneConfig(rank_ratio=r)
+        with_ += [(f"rank {r:g} + distill + int8_dynamic", CompressionConfig(prune=prune, distill=d, quant=quant)),
+                  (f"rank {r:g} + distill, fp32", CompressionConfig(prune=prune, distill=d))]
     notes = [f"Distillation: {args.steps} steps of 16 sentences from the workload's training snippets, lr {args.lr:g}, "
              f"cosine decay, loss 1 - cosine + {args.feature_weight:g} x hidden-state MSE of each layer; `build s` is "
              "the whole build (SVD, distillation, export, quantization), run nice'd on a machine shared with other jobs."]
