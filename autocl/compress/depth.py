@@ -88,8 +88,7 @@ def block_stacks(model: nn.Module, example_inputs) -> list[BlockStack]:
 
 def blocks_to_remove(cfg: PruneConfig, n: int) -> int:
     """How many of ``n`` removable blocks ``cfg.depth`` removes: a fraction below 1, a count from 1."""
-    count = round(cfg.depth * n) if cfg.depth < 1 else int(cfg.depth)
-    return min(count, n)
+    return round(cfg.depth * n) if cfg.depth < 1 else int(cfg.depth)
 
 
 def _uniform(candidates: list[int], drop: int) -> list[int]:
@@ -160,6 +159,21 @@ def prune_depth(model: nn.Module, example_inputs, cfg: PruneConfig,
     return DepthResult(student.eval(), kept, {k: v for k, v in removed.items() if v})
 
 
+def check_depth(model: nn.Module, example_inputs, most_removed: float, *, file: str | None = None) -> None:
+    """Refuse, before a search starts, a ``prune.depth`` the model cannot take: no removable block
+    at all, or a count larger than the blocks that can go (``most_removed``: the space's largest value)."""
+    if most_removed <= 0:
+        return
+    stacks = block_stacks(model, example_inputs)
+    can_go = sum(len(s.removable) - (len(s.removable) == s.size) for s in stacks)
+    if not stacks:
+        raise ConfigError("the model has no removable blocks (no layer stack in an nn.ModuleList and no residual "
+                          "block with an identity shortcut): set prune.depth to 0", file=file, field="prune.depth")
+    if most_removed >= 1 and int(most_removed) > can_go:
+        raise ConfigError(f"{most_removed:g} blocks cannot be removed: this model has {can_go} that can go "
+                          "(a layer stack keeps at least one layer)", file=file, field="prune.depth")
+
+
 def _by_importance(model, candidates, drop: int, loss_fn) -> list:
     """Greedy: remove the block whose removal raises ``loss_fn`` the least, then the next, ..."""
     chosen: list = []
@@ -203,4 +217,4 @@ def feature_map(kept: dict[str, list[int]], teacher_layers: tuple[str, ...]) -> 
     return out
 
 
-__all__ = ["BlockStack", "DepthResult", "block_stacks", "blocks_to_remove", "feature_map", "prune_depth"]
+__all__ = ["BlockStack", "DepthResult", "block_stacks", "blocks_to_remove", "check_depth", "feature_map", "prune_depth"]

@@ -109,6 +109,11 @@ class PruneSpace(_Strict):
     _depth = field_validator("depth")(_bounds_check(PruneConfig, "depth"))
     _rank_ratio = field_validator("rank_ratio")(_bounds_check(PruneConfig, "rank_ratio"))
 
+    def most_depth(self) -> float:
+        """The largest ``depth`` the space can sample (0: depth pruning off)."""
+        d = self.depth
+        return float(d.high if isinstance(d, Range) else max(d) if isinstance(d, list) else d)
+
     @model_serializer(mode="wrap")
     def _stable(self, handler):
         """Leave the depth and low-rank knobs out while at their defaults, so spaces written before

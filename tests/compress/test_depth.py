@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from autocl.compress import Compressor
-from autocl.compress.depth import block_stacks, feature_map, prune_depth
+from autocl.compress.depth import block_stacks, check_depth, feature_map, prune_depth
 from autocl.compress.onnx_export import export_onnx
 from autocl.config import CompressionConfig, DistillConfig, PruneConfig, QuantConfig
 from autocl.errors import ConfigError
@@ -75,6 +75,14 @@ def test_a_model_without_removable_blocks_is_refused():
         prune_depth(plain, torch.zeros(1, 1, 8, 8), PruneConfig(depth=1))
     with pytest.raises(ConfigError, match="keeps at least one layer"):
         prune_depth(tiny_bert(2), _bert_inputs(), PruneConfig(depth=2))
+    with pytest.raises(ConfigError, match="would remove 3 blocks; this model has 1"):
+        prune_depth(tiny_bert(2), _bert_inputs(), PruneConfig(depth=3))
+    with pytest.raises(ConfigError, match="space.yaml.*no removable blocks"):  # before a search starts
+        check_depth(plain, torch.zeros(1, 1, 8, 8), 1, file="space.yaml")
+    with pytest.raises(ConfigError, match="this model has 1 that can go"):
+        check_depth(tiny_bert(2), _bert_inputs(), 2)
+    check_depth(tiny_bert(2), _bert_inputs(), 0.5)
+    check_depth(plain, torch.zeros(1, 1, 8, 8), 0)
 
 
 def test_a_residual_cnn_loses_its_identity_block_and_distills_with_mapped_features(digits, tmp_path):
