@@ -83,7 +83,8 @@ def apply_config(config: str | Path, workload: Workload | str, *, weights: str |
     _load_weights(model, weights, config)
     model.eval()
     modules = dict(model.named_modules())
-    shapes = {name: tuple(modules[name].weight.shape) for name in wl.layer_names()}
+    # a depth-pruned student lacks the removed blocks' layers
+    shapes = {name: tuple(modules[name].weight.shape) for name in wl.layer_names() if name in modules}
     applied = AppliedModel(model, cfg, count_parameters(model), weights, shapes)
     if out_dir is None:
         return applied

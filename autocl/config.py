@@ -70,6 +70,26 @@ class PruneConfig(_Record):
     round_to: int | None = Field(8, ge=1, le=256, description=(
         "keep channel counts multiples of this: ORT's CPU conv kernels work in blocks of 8 channels, and "
         "unaligned counts measured slower than the unpruned model here"))
+    depth: float = Field(0.0, ge=0.0, le=1000.0, description=(
+        "transformer layers / identity-shortcut residual blocks removed: a fraction below 1, a count from 1"))
+    depth_criterion: Literal["uniform", "importance"] = Field("uniform", description=(
+        "uniform: keep evenly spaced blocks (first and last kept); importance: greedily remove the block "
+        "whose removal raises the workload's loss least"))
+    rank_ratio: float = Field(1.0, gt=0.0, le=1.0, description=(
+        "low-rank factorization (truncated SVD) of Linear and 1x1-conv weights at this fraction of full rank; 1: off"))
+    layer_rank_ratios: dict[str, float] = Field(default_factory=dict, description="per-layer rank ratio overrides")
+
+    @field_validator("layer_rank_ratios")
+    @classmethod
+    def _rank_ratios_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, r in v.items():
+            if not 0.0 < r <= 1.0:
+                raise ValueError(f"rank ratio of layer {name!r} must be within (0, 1], got {r}")
+        return v
+
+    @property
+    def is_lowrank(self) -> bool:
+        return self.rank_ratio < 1.0 or any(r < 1.0 for r in self.layer_rank_ratios.values())
 
     @field_validator("layer_ratios")
     @classmethod
@@ -85,7 +105,10 @@ class PruneConfig(_Record):
 
     @property
     def changes_model(self) -> bool:
-        return self.is_structured or self.unstructured > 0
+        return self.is_structured or self.unstructured > 0 or self.depth > 0 or self.is_lowrank
+
+
+_DEPTH_LOWRANK_KNOBS = ("depth", "depth_criterion", "rank_ratio", "layer_rank_ratios")
 
 
 class DistillConfig(_Record):
@@ -153,8 +176,12 @@ class CompressionConfig(_Record):
     def student_key(self, workload_key: str) -> str:
         """Key of the pruned and distilled student: bit-widths do not change it, so trials that
         differ only in precision reuse one student."""
+        prune = self.prune.model_dump(mode="json")
+        for knob in _DEPTH_LOWRANK_KNOBS:  # at their defaults, keys stay those of students cached before them
+            if prune[knob] == PruneConfig.model_fields[knob].get_default(call_default_factory=True):
+                del prune[knob]
         payload = json.dumps(
-            {"w": workload_key, "p": self.prune.model_dump(mode="json"), "d": self.distill.model_dump(mode="json")},
+            {"w": workload_key, "p": prune, "d": self.distill.model_dump(mode="json")},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -21,7 +21,7 @@ def space_config(space_file: str, workload, **params):
     rest sampled with a fixed seed) and a two-step distillation, so the test stays fast."""
     space = load_space(ROOT / "search_spaces" / space_file)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    study.enqueue_trial(params)
+    study.enqueue_trial({"prune.depth": 0, "prune.rank_ratio": 1.0, **params})  # width pruning unless asked
     cfg = space.suggest(study.ask(), workload.layer_names())
     return cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"steps": 2})})
 
@@ -46,6 +46,8 @@ def check_rebuilt(applied, student_weights):
     ("default.yaml", {"prune.ratio": 0.3, "quant.precision": "int8", "quant.fallbacks": 1}),
     ("cnn-mixed.yaml", {"prune.ratio": 0.3, "prune.importance": "taylor", "prune.scope": "global",
                         "prune.unstructured": 0.3, "quant.precision": "int8", "quant.calibration": "minmax"}),
+    ("cnn-mixed.yaml", {"prune.depth": 1, "prune.rank_ratio": 0.5, "prune.ratio": 0.3, "prune.importance": "l2",
+                        "prune.unstructured": 0.0, "quant.precision": "int8", "quant.calibration": "minmax"}),
 ])
 def test_apply_rebuilds_a_config_of_each_cnn_space_with_the_bundle_weights(space_file, params, digits, tmp_path,
                                                                           fast_profile):

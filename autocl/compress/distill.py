@@ -184,13 +184,16 @@ def _held_out_loss(student: nn.Module, x, y, soft, idx: torch.Tensor, cfg: Disti
 
 def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, soft_targets: torch.Tensor,
             cfg: DistillConfig, *, seed: int = 0, loss_fn=None, on_step=None, output_kind: str = "logits",
-            teacher_features: TeacherFeatureCache | None = None) -> nn.Module:
+            teacher_features: TeacherFeatureCache | None = None,
+            feature_map: dict[str, str] | None = None) -> nn.Module:
     """Fine-tune ``student`` in place for ``cfg.steps`` steps on (x, y) against the teacher's
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
     ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the built-in loss of ``output_kind``;
     ``teacher_features`` (with ``cfg.feature_weight > 0``) adds intermediate-feature distillation.
     With ``cfg.early_stop`` a tenth of the rows (fixed by ``seed``) is held out of training, the
-    distillation loss on them is checked ten times over the run, and the best student is kept."""
+    distillation loss on them is checked ten times over the run, and the best student is kept.
+    ``feature_map`` (student module -> teacher module, after depth pruning) pairs each student
+    feature layer with the teacher layer it came from; without it, names pair with themselves."""
     if cfg.steps == 0:
         return student.eval()
     set_torch_threads()
@@ -199,7 +202,8 @@ def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, so
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     use_features = teacher_features is not None and cfg.feature_weight > 0
-    taps = FeatureTaps(student, teacher_features.names) if use_features else None
+    pairs = feature_map if feature_map is not None else {n: n for n in (teacher_features.names if use_features else ())}
+    taps = FeatureTaps(student, tuple(pairs)) if use_features else None
     student.train()
     rows = torch.arange(len(x[0]))
     held = rows[:0]
@@ -221,7 +225,8 @@ def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, so
             out = student(*batch)
             loss = _output_loss(out, soft_targets[idx], y[idx], cfg, loss_fn, output_kind)
             if use_features:
-                loss = loss + cfg.feature_weight * feature_loss(taps.values, teacher_features(idx, batch))
+                tapped = {pairs[k]: v for k, v in taps.values.items()}
+                loss = loss + cfg.feature_weight * feature_loss(tapped, teacher_features(idx, batch))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"distillation loss became {loss.item()} at step {step}; lower distill.lr")
             opt.zero_grad()

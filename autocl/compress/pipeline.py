@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from autocl.compress._cache import CacheLayout, file_sha256
+from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
+from autocl.compress.lowrank import factorize_model, lowrank_plan
 from autocl.compress.onnx_export import export_onnx, layer_nodes
 from autocl.compress.prune import (
     achieved_fractions, apply_masks, count_ops, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
@@ -45,6 +47,8 @@ class Student:
     sparsity: float = 0.0
     achieved: dict[str, float] | None = None
     """What pruning really kept: ``params`` and ``macs`` as fractions of the teacher's."""
+    structure: dict | None = None
+    """Depth pruning's kept blocks and low-rank factorization's plan (ranks, layers left whole and why)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class Artifact:
         zero weights, and the size once deflated (where unstructured sparsity shows)."""
         return {"precisions": dict(self.precisions or {}), "sparsity": round(self.student.sparsity, 4),
                 "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1",
-                "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0})}
+                "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0}),
+                **({"structure": self.student.structure} if self.student.structure else {})}
 
 
 def _seal(*paths: Path) -> None:
@@ -113,6 +118,8 @@ class Compressor:
         self._teacher_ops: tuple[float, float] | None = None
         self._features = (TeacherFeatureCache(workload.model, workload.feature_layers)
                           if workload.feature_layers else None)
+        self.structure: dict = {}
+        """What the last :meth:`build_student` did to the model's structure (depth, low rank)."""
 
     def _teacher_outputs(self) -> torch.Tensor:
         if self._soft is None:
@@ -126,19 +133,26 @@ class Compressor:
         return task_loss(w.output_kind, model(*(a[:rows] for a in self._x)), targets)
 
     def architecture(self, cfg: CompressionConfig) -> torch.nn.Module:
-        """The teacher pruned as ``cfg.prune`` says (structured part only, with the workload's loss
-        for Taylor importance): the student's architecture, before any sparsity or distillation."""
+        """The teacher pruned as ``cfg.prune`` says (structured part only: depth, width with the
+        workload's loss for Taylor importance, low rank): the student's architecture, before any
+        sparsity or distillation."""
+        return self._architecture(cfg)[0]
+
+    def _architecture(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
+        """:meth:`architecture`, and which teacher feature layer each student feature layer stands for."""
         w = self.workload
         structured = cfg.prune.model_copy(update={"unstructured": 0.0})
-        return prune_model(w.model, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
-                           loss_fn=self._taylor_loss)
+        student, features = self._prune_depth(cfg)
+        student = prune_model(student, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
+                              loss_fn=self._taylor_loss)
+        return self._factorize(student, cfg), features
 
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
         """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache). An unchanged student
         is the teacher itself: distilling it from itself has nothing to recover."""
         w = self.workload
         stage("pruning")
-        student = self.architecture(cfg)
+        student, features = self._architecture(cfg)
         masks = []
         if cfg.prune.unstructured > 0:
             keep = resolve_layers(student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers),
@@ -148,8 +162,27 @@ class Compressor:
             stage("distilling")
             distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
                     loss_fn=w.distill_loss, output_kind=w.output_kind, teacher_features=self._features,
-                    on_step=(lambda *_: apply_masks(masks)) if masks else None)
+                    on_step=(lambda *_: apply_masks(masks)) if masks else None, feature_map=features)
         return student
+
+    def _prune_depth(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
+        """The teacher without ``cfg.prune.depth`` of its blocks, and which teacher feature layer each
+        student feature layer now stands for (None: depth unchanged, names map to themselves)."""
+        self.structure = {}
+        if cfg.prune.depth <= 0:
+            return self.workload.model, None
+        out = prune_depth(self.workload.model, self.workload.example_inputs(), cfg.prune, loss_fn=self._taylor_loss)
+        self.structure["depth"] = {"kept": out.kept, "removed": out.removed, "criterion": cfg.prune.depth_criterion}
+        return out.model, feature_map(out.kept, tuple(self.workload.feature_layers or ()))
+
+    def _factorize(self, student: torch.nn.Module, cfg: CompressionConfig) -> torch.nn.Module:
+        """Low-rank factorization of the layers ``cfg.prune`` asks for; the plan (ranks, layers left
+        whole because the pair would cost more) is kept in :attr:`structure`."""
+        if not cfg.prune.is_lowrank:
+            return student
+        plan = lowrank_plan(student, cfg.prune, tuple(self.workload.ignored_layers))
+        self.structure["lowrank"] = plan
+        return factorize_model(student, plan)
 
     def student_key(self, cfg: CompressionConfig) -> str:
         if not cfg.prune.changes_model:  # no distillation happens, so its knobs do not matter
@@ -164,7 +197,8 @@ class Compressor:
         if info_path.is_file() and _verified(onnx_path, weights_path):
             info = json.loads(info_path.read_text())
             return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
-                           sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"))
+                           sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"),
+                           structure=info.get("structure"))
         student = self.build_student(cfg, stage)
         stage("exporting")
         tmp = _tmp(folder)
@@ -176,14 +210,15 @@ class Compressor:
             self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
         achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
         (tmp / info_path.name).write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
-                                                   "config": cfg.to_dict()}))
+                                                   "config": cfg.to_dict(), "structure": self.structure}))
         _seal(tmp / onnx_path.name, tmp / weights_path.name)
         shutil.rmtree(folder, ignore_errors=True)
         try:
             tmp.replace(folder)
         except OSError:  # another worker put the same student there meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
-        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved)
+        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved,
+                       structure=self.structure or None)
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""

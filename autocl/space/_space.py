@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Literal, Union
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_serializer, model_validator,
+)
 
 from autocl.config import (
     PRECISIONS, CalibrationMethod, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model,
@@ -97,8 +99,30 @@ class PruneSpace(_Strict):
     unstructured: Knob = Field(0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)")
     ignored_layers: list[str] = Field(default_factory=list, description="layers never pruned")
     round_to: int | None = Field(8, ge=1, description="channel counts kept multiples of this")
+    depth: Knob = Field(0.0, description="transformer layers / residual blocks removed (fraction < 1, or count)")
+    depth_criterion: list[Literal["uniform", "importance"]] = Field(["uniform"], min_length=1, description=(
+        "which blocks go: evenly spaced ones kept, or the least important by measured loss"))
+    rank_ratio: Knob = Field(1.0, description="low-rank factorization of Linear/1x1-conv weights (1: off)")
+    layer_rank_ratios: dict[str, Knob] = Field(default_factory=dict, description="per-layer rank ratio overrides")
 
     _ratio = field_validator("ratio", "head_ratio")(_bounds_check(PruneConfig, "ratio"))
+    _depth = field_validator("depth")(_bounds_check(PruneConfig, "depth"))
+    _rank_ratio = field_validator("rank_ratio")(_bounds_check(PruneConfig, "rank_ratio"))
+
+    def most_depth(self) -> float:
+        """The largest ``depth`` the space can sample (0: depth pruning off)."""
+        d = self.depth
+        return float(d.high if isinstance(d, Range) else max(d) if isinstance(d, list) else d)
+
+    @model_serializer(mode="wrap")
+    def _stable(self, handler):
+        """Leave the depth and low-rank knobs out while at their defaults, so spaces written before
+        them keep their fingerprint (and their studies resume)."""
+        out = handler(self)
+        for name in ("depth", "depth_criterion", "rank_ratio", "layer_rank_ratios"):
+            if name in out and getattr(self, name) == PruneSpace.model_fields[name].get_default(call_default_factory=True):
+                del out[name]
+        return out
     _unstructured = field_validator("unstructured")(_bounds_check(PruneConfig, "unstructured"))
 
     @field_validator("layer_ratios")
@@ -292,6 +316,7 @@ class SearchSpace(_Strict):
             layer_ratios={n: round(float(_suggest(trial, f"prune.ratio.{n}", k)), 6) for n, k in p.layer_ratios.items()},
             unstructured=round(float(_suggest(trial, "prune.unstructured", p.unstructured)), 6),
             ignored_layers=tuple(p.ignored_layers), round_to=p.round_to,
+            **_structure_knobs(trial, p),
         )
         d = self.distill
         distill = DistillConfig(
@@ -352,6 +377,18 @@ class SearchSpace(_Strict):
             for name in [n for n in at_default if to in choices[n]][:k]:
                 layers[name] = to
         return layers
+
+
+def _structure_knobs(trial: optuna.Trial, p: PruneSpace) -> dict:
+    """Depth pruning and low-rank factorization knobs of one trial (``prune.depth``, ``prune.rank_ratio``, ...)."""
+    depth = round(float(_suggest(trial, "prune.depth", p.depth)), 6)
+    return {
+        "depth": depth,
+        "depth_criterion": _pick(trial, "prune.depth_criterion", p.depth_criterion) if depth > 0 else p.depth_criterion[0],
+        "rank_ratio": round(float(_suggest(trial, "prune.rank_ratio", p.rank_ratio)), 6),
+        "layer_rank_ratios": {n: round(float(_suggest(trial, f"prune.rank_ratio.{n}", k)), 6)
+                              for n, k in p.layer_rank_ratios.items()},
+    }
 
 
 def _take(precision: str, choices: list[str], fallbacks: list[str]) -> str:

@@ -18,6 +18,7 @@ from typing import Protocol, Sequence
 import optuna
 
 from autocl.compress import Compressor
+from autocl.compress.depth import check_depth
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
 from autocl.evaluate import evaluate_artifact, metric_drop
@@ -253,6 +254,7 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     profiles = as_profiles(profile)
     space, narrowed = narrowing(space, profiles)
     space.check_against(workload.layer_names(), {n for n, _ in workload.model.named_modules()})
+    check_depth(workload.model, workload.example_inputs(), space.prune.most_depth(), file=space.source)
     fingerprint = study_fingerprint(workload.name, workload.key, space, profiles, teacher=teacher_record(workload))
     study = open_study(study_name, storage, fingerprint, higher_is_better=workload.higher_is_better)
     stored_drop = study.user_attrs.get("max_drop", "unset")

@@ -1,0 +1,166 @@
+"""One technique against the model without it, measured in one interleaved run.
+
+Shared by ``technique_depth.py`` and ``technique_lowrank.py``. For a workload and a hardware
+profile (default ``cpu-local``: 1 thread, batch 8) it builds, through autocl's ``Compressor`` (the
+path every search trial takes: prune -> depth/low rank -> distill -> export -> quantize):
+
+* ``fp32``: the teacher exported as is;
+* ``quantize_dynamic``: onnxruntime's whole-model dynamic int8, by hand (``benchmarks/byhand.py``);
+* the best configuration without the technique (given by the caller, with where it comes from);
+* each configuration with the technique, distilled for the steps given, its training time recorded.
+
+Then every artifact's metric comes from an onnxruntime session on the validation split, and all are
+measured in interleaved rounds with ``autocl.hardware.measure_many`` (``compare_baselines.measure_all``).
+The table goes to ``benchmarks/results/technique_<name>-<workload>.md`` with the command, the
+machine and the date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+                "unknown CPU")
+
+
+def run(technique: str, workload: str, profile_name: str, without: tuple[str, object, str],
+        with_: list[tuple[str, object]], *, rounds: int, target: float | None, notes: list[str]) -> dict:
+    """Build, evaluate and measure; ``without`` is (label, config, where it comes from),
+    ``with_`` is [(label, config)]. Returns the rows; writes the Markdown and JSON results."""
+    import byhand
+    from compare_baselines import measure_all
+
+    from autocl.compress import Compressor
+    from autocl.evaluate import evaluate_artifact
+    from autocl.hardware import load_profile
+    from autocl.runtime import cache_dir
+    from autocl.workloads import load_workload
+
+    profile = load_profile(profile_name)
+    w = load_workload(workload)
+    comp = Compressor(w, cache_dir())
+    work = ROOT / "benchmarks" / "results" / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    fp32 = comp.baseline()
+    paths = {"fp32": fp32, "quantize_dynamic (whole model, by hand)": byhand.int8_dynamic(fp32, work / f"{workload}-dyn.onnx")}
+    info: dict[str, dict] = {"fp32": {}, "quantize_dynamic (whole model, by hand)": {}}
+    label, cfg, source = without
+    for name, c in [(label, cfg), *with_]:
+        _log(f"building {name}")
+        t0 = time.time()
+        art = comp.artifact(c, stage=lambda s: _log(f"  {s}"))
+        secs = time.time() - t0
+        student_metric = evaluate_artifact(art.student.onnx_path, w, profile) if c.prune.changes_model else None
+        paths[name] = art.path
+        info[name] = {"seconds": None if art.student.reused else round(secs), "reused": art.student.reused,
+                      "steps": c.distill.steps if c.prune.changes_model else 0, "student_fp32_metric": student_metric,
+                      "kept_macs": (art.student.achieved or {}).get("macs", 1.0), "structure": art.student.structure,
+                      "config": c.to_dict()}
+    out = ROOT / "benchmarks" / "results" / f"technique_{technique}-{workload}"
+    earlier = json.loads(out.with_suffix(".json").read_text())["rows"] if out.with_suffix(".json").is_file() else {}
+    for name, row in info.items():  # a cached student: keep the build time of the run that trained it
+        before = earlier.get(name, {})
+        if row.get("reused") and before.get("config") == row.get("config") and before.get("seconds") is not None:
+            row["seconds"], row["trained_earlier"] = before["seconds"], before.get("trained_earlier", True)
+    _log("final interleaved measurement")
+    lat = measure_all(paths, w, profile, rounds)
+    rows = {}
+    for name, p in paths.items():
+        rows[name] = {"metric": evaluate_artifact(p, w, profile), **lat[name], "size_kb": p.stat().st_size / 1024,
+                      **info[name]}
+    dyn = rows["quantize_dynamic (whole model, by hand)"]["latency_ms"]
+    for r in rows.values():
+        r["speedup_vs_fp32"] = rows["fp32"]["latency_ms"] / r["latency_ms"]
+        r["speedup_vs_dynamic"] = dyn / r["latency_ms"]
+    command = f"python benchmarks/technique_{technique}.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = {"technique": technique, "workload": workload, "metric": w.metric_name, "profile": profile.name,
+              "threads": profile.threads, "batch": profile.batch_size, "command": command, "cpu": cpu_model(),
+              "cores": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()],
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "without_source": source,
+              "target": target, "rows": rows, "notes": notes}
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
+    text = markdown(result)
+    out.with_suffix(".md").write_text(text)
+    print(text, flush=True)
+    return result
+
+
+def _structure(s: dict | None) -> str:
+    if not s:
+        return ""
+    parts = []
+    if "depth" in s:
+        d = s["depth"]
+        parts.append("; ".join(f"kept {k} {v} (removed {d['removed'].get(k, [])}, {d['criterion']})"
+                               for k, v in d["kept"].items()))
+    if "lowrank" in s:
+        plan = s["lowrank"]
+        done = [n for n, e in plan.items() if e["factorized"]]
+        left = [n for n, e in plan.items() if not e["factorized"]]
+        ranks = sorted({f"{e['rank']}/{e['of']}" for e in plan.values() if e["factorized"]})
+        parts.append(f"{len(done)} layers factorized (ranks {', '.join(ranks)})"
+                     + (f", {len(left)} left whole (the pair would cost more MACs)" if left else ""))
+    return "; ".join(parts)
+
+
+def markdown(r: dict) -> str:
+    lines = [f"# {r['technique']} on `{r['workload']}` — {r['metric']}", "",
+             f"Command: `{r['command']}` — {r['cpu']} ({r['cores']} cores), profile `{r['profile']}` "
+             f"({r['threads']} thread, batch {r['batch']}), load average {r['load']}, {r['date']}.", "",
+             "All rows measured in one interleaved run (`autocl.hardware.measure_many`, "
+             "`compare_baselines.measure_all`); metrics from onnxruntime sessions on the validation split. "
+             f"The row without the technique: {r['without_source']}", ""]
+    head = ["model", "metric", "student fp32", "latency ms", "± IQR", "vs fp32", "vs quantize_dynamic", "MACs kept",
+            "size KB", "distill steps", "build s"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in r["rows"].items():
+        sm = row.get("student_fp32_metric")
+        secs = row.get("seconds")
+        lines.append("| " + " | ".join([
+            name, f"{row['metric']:.4f}", f"{sm:.4f}" if sm is not None else "", f"{row['latency_ms']:.2f}",
+            f"{row['latency_iqr_ms']:.2f}", f"{row['speedup_vs_fp32']:.2f}x", f"{row['speedup_vs_dynamic']:.2f}x",
+            f"{100 * row.get('kept_macs', 1.0):.0f}%", f"{row['size_kb']:.0f}", str(row.get("steps") or ""),
+            (f"{secs} (earlier run)" if row.get("trained_earlier") else "cached" if row.get("reused") else f"{secs}")
+            if secs is not None or row.get("reused") else ""]) + " |")
+    lines.append("")
+    for name, row in r["rows"].items():
+        s = _structure(row.get("structure"))
+        if s:
+            lines.append(f"- {name}: {s}.")
+    if r.get("target") is not None:
+        t = r["target"]
+        members = {n: row for n, row in r["rows"].items() if n != "fp32"}
+        ok = [n for n, row in members.items() if row["metric"] >= t and row["speedup_vs_dynamic"] >= 1.3]
+        best = max((n for n, row in members.items() if row["metric"] >= t),
+                   key=lambda n: r["rows"][n]["speedup_vs_dynamic"], default=None)
+        lines.append(f"- Target (metric >= {t} and >= 1.3x faster than quantize_dynamic in this run): "
+                     + (f"met by {', '.join(ok)}." if ok else
+                        f"not met; the fastest row at metric >= {t} is {best!r}"
+                        + (f" at {r['rows'][best]['speedup_vs_dynamic']:.2f}x." if best else ".")))
+        for n, row in r["rows"].items():
+            if row.get("steps") and row["metric"] < t:
+                lines.append(f"  - {n}: {row['metric']:.4f} is {t - row['metric']:.4f} below {t} "
+                             f"(fp32 student {row['student_fp32_metric']:.4f}) after {row['steps']} steps, "
+                             f"at {row['speedup_vs_dynamic']:.2f}x quantize_dynamic.")
+    lines += [f"- {n}" for n in r["notes"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,63 @@
+"""The depth and low-rank knobs: sampled from the YAML into the configuration, part of the student
+key, pinned off in the by-hand recipes, and invisible (fingerprint, key) while left at their defaults."""
+
+import optuna
+import pytest
+
+from autocl.config import CompressionConfig, PruneConfig
+from autocl.errors import ConfigError
+from autocl.space import SearchSpace
+from autocl.space._recipes import recipe_params
+
+LAYERS = ["stem.0", "stages.0.conv1", "fc"]
+
+
+def _space(**prune):
+    return SearchSpace.model_validate({"prune": {"ratio": [0.0, 0.5], **prune}, "distill": {"steps": 4},
+                                       "quant": {"precisions": ["fp32", "int8"]}})
+
+
+def test_knobs_are_sampled_into_the_config_and_change_the_student_key():
+    space = _space(depth=[0, 1], depth_criterion=["uniform", "importance"], rank_ratio=[1.0, 0.5],
+                   layer_rank_ratios={"fc": [0.25, 1.0]})
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=optuna.samplers.RandomSampler(0))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        cfg = space.suggest(trial, LAYERS)
+        seen.add((cfg.prune.depth, cfg.prune.rank_ratio))
+        assert cfg.prune.layer_rank_ratios["fc"] == trial.params["prune.rank_ratio.fc"]
+        assert ("prune.depth_criterion" in trial.params) == (cfg.prune.depth > 0)
+        assert CompressionConfig.from_dict(cfg.to_dict()) == cfg
+    assert {d for d, _ in seen} == {0, 1} and {r for _, r in seen} == {1.0, 0.5}
+    base = CompressionConfig()
+    keys = {base.student_key("w"), CompressionConfig(prune=PruneConfig(depth=1)).student_key("w"),
+            CompressionConfig(prune=PruneConfig(rank_ratio=0.5)).student_key("w"),
+            CompressionConfig(prune=PruneConfig(depth=1, depth_criterion="importance")).student_key("w")}
+    assert len(keys) == 4
+    assert PruneConfig(depth=1).changes_model and PruneConfig(rank_ratio=0.5).changes_model
+    assert not PruneConfig().changes_model
+
+
+def test_defaults_leave_fingerprints_and_keys_as_they_were():
+    plain = _space()
+    assert "depth" not in plain.model_dump()["prune"] and "rank_ratio" not in plain.model_dump()["prune"]
+    assert _space(depth=0.0, rank_ratio=1.0).fingerprint == plain.fingerprint != _space(depth=[0, 1]).fingerprint
+    # the key of a default student is the one written before these knobs existed
+    # the keys of students without them are the ones written before these knobs existed
+    assert CompressionConfig().student_key("w") == "5fac7aaf3526f8d4"
+    assert CompressionConfig(prune=PruneConfig(ratio=0.3)).student_key("w") == "893cc175fbc2fc44"
+
+
+def test_recipes_pin_depth_and_rank_off():
+    for params in recipe_params(_space(depth=[0, 1, 2], rank_ratio=[0.5, 1.0]), LAYERS):
+        assert params["prune.depth"] == 0 and params["prune.rank_ratio"] == 1.0
+
+
+def test_out_of_range_knobs_are_refused_when_the_space_is_read():
+    with pytest.raises(Exception, match="rank_ratio"):
+        _space(rank_ratio=[0.0, 0.5])
+    with pytest.raises(Exception, match="depth"):
+        _space(depth={"low": -1, "high": 2})
+    with pytest.raises(ConfigError, match="rank ratio"):
+        CompressionConfig.from_dict({"prune": {"layer_rank_ratios": {"fc": 1.5}}})
