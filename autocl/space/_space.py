@@ -21,7 +21,8 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from autocl.config import (
-    PRECISIONS, CalibrationMethod, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model,
+    PRECISIONS, CalibrationMethod, ClusterConfig, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig,
+    load_yaml_model,
 )
 from autocl.errors import ConfigError
 
@@ -176,6 +177,21 @@ class QuantSpace(_Strict):
         "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
         "exceeds this is dropped from the layer's choices"))
     sensitivity_samples: int = Field(256, ge=1, description="validation rows the pre-pass evaluates on")
+    qat: list[bool] = Field([False], min_length=1, description=(
+        "post-training (false) or quantization-aware training (true) of the static int8 layers; sampled only "
+        "for trials with static int8 layers"))
+
+
+class ClusterSpace(_Strict):
+    clusters: list[int] = Field([0], min_length=1, description=(
+        "weight-sharing cluster counts per layer to try (0: off); for size-bound targets, latency does not change"))
+
+    @field_validator("clusters")
+    @classmethod
+    def _valid(cls, value: list[int]) -> list[int]:
+        for v in value:
+            ClusterConfig(clusters=v)
+        return value
 
 
 class SearchSpace(_Strict):
@@ -186,6 +202,7 @@ class SearchSpace(_Strict):
     prune: PruneSpace = Field(default_factory=PruneSpace)
     distill: DistillSpace = Field(default_factory=DistillSpace)
     quant: QuantSpace = Field(default_factory=QuantSpace)
+    cluster: ClusterSpace = Field(default_factory=ClusterSpace)
     source: str = Field("<space>", exclude=True)
     _choices: dict[str, list[str]] | None = PrivateAttr(None)
     _ranking: dict[str, list[str]] | None = PrivateAttr(None)
@@ -311,7 +328,9 @@ class SearchSpace(_Strict):
                 calibration=_pick(trial, "quant.calibration", q.calibration) if "int8" in chosen else q.calibration[0],
                 int4_block_size=_pick(trial, "quant.int4_block_size", q.int4_block_size) if "int4" in chosen
                 else q.int4_block_size[0],
+                qat=_pick(trial, "quant.qat", q.qat) if "int8" in chosen else False,
             ),
+            cluster=ClusterConfig(clusters=_pick(trial, "cluster.clusters", self.cluster.clusters)),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Protocol, Sequence
 import optuna
 
 from autocl.compress import Compressor
+from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
 from autocl.evaluate import evaluate_artifact, metric_drop
@@ -92,7 +93,7 @@ def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload,
         metric = evaluate_artifact(path, workload, _eval_profile(profiles))
     for name, m in measure_baselines(path, missing, workload).items():
         stored[name] = {"metric": metric, "latency_ms": m.median_ms, "latency_iqr_ms": m.iqr_ms,
-                        "size_kb": path.stat().st_size / 1024, "path": str(path), "measurement": m.to_dict()}
+                        "size_kb": compressed_size(path) / 1024, "path": str(path), "measurement": m.to_dict()}
     base = {k: v for k, v in stored[profiles[0].name].items() if k != "measurement"}
     study.set_user_attr("baselines", stored)
     study.set_user_attr("baseline", base)
@@ -119,7 +120,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             if trial.user_attrs.get("polish_of") is not None:
                 cfg = space.polished(cfg, n_train)
             trial.set_user_attr("config", cfg.to_dict())
-            trial.set_user_attr("distilled", cfg.prune.changes_model and cfg.distill.steps > 0)
+            trial.set_user_attr("distilled", compressor.trains(cfg) and cfg.distill.steps > 0)
             trial.set_user_attr("bits", cfg.quant.compact(compressor.layers))
             t0 = time.perf_counter()
             artifact = compressor.artifact(cfg, on_stage)
@@ -140,7 +141,8 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             trial.set_user_attr("student_reused", artifact.student.reused)
             trial.set_user_attr("parameters", artifact.student.parameters)
             trial.set_user_attr("artifact_sha256", artifact.sha256)
-            trial.set_user_attr("size_bytes", artifact.size_bytes)
+            trial.set_user_attr("size_bytes", artifact.compressed_size_bytes)  # what ships: autocl.compress.size
+            trial.set_user_attr("file_size_bytes", artifact.size_bytes)
             trial.set_user_attr("int8_layers", list(artifact.int8_layers))
             trial.set_user_attr("artifact_path", str(artifact.path))
             trial.set_user_attr("measurements", {n: r.measurement.to_dict() for n, r in results.items()})
@@ -150,7 +152,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             trial.set_user_attr("memory", {n: r.measurement.memory for n, r in results.items() if r.measurement.memory})
             trial.set_user_attr("pruning", _pruning_record(cfg, artifact.student.achieved))
             if any(p.budgets.items() for p in profiles) or limits.max_drop is not None:
-                values = constraint_values(profiles, results, artifact.size_bytes)
+                values = constraint_values(profiles, results, artifact.compressed_size_bytes)
                 if limits.max_drop is not None:
                     drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
                     values.append(drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0))
@@ -158,7 +160,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             trial.set_user_attr("seconds", {"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
                                             "measure": round(time.perf_counter() - t2, 3)})
             trial.set_user_attr("compression", artifact.details())  # precisions, sparsity, deflated size
-            return metric, m.median_ms, artifact.size_bytes / 1024
+            return metric, m.median_ms, artifact.compressed_size_bytes / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
         except Exception as exc:  # any crash inside one trial fails that trial, not the study
