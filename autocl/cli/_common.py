@@ -68,6 +68,10 @@ def _notes(r: FrontRow) -> str:
         notes.append("not faster than fp32")
     if r.latency_changed:
         notes.append(f"re-measured {r.remeasured_ms:.3f} ms")
+    if r.qat and "8" in r.bits:
+        notes.append("QAT")
+    if r.clusters:
+        notes.append(f"{r.clusters} shared")
     if r.polish_of is not None:
         notes.insert(0, f"polished #{r.polish_of}")
     return "; ".join(notes)
@@ -108,4 +112,7 @@ def front_table(rows: list[FrontRow], *, metric_name: str, baseline: dict | None
     return table
 
 
-BITS_LEGEND = "bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, d = int8 dynamic, 4 = int4 MatMulNBits)"
+BITS_LEGEND = ("bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, "
+               "d = int8 dynamic, 4 = int4 MatMulNBits); notes: QAT = the 8 layers were quantization-aware trained "
+               "(else post-training calibrated), k shared = weights clustered to k values per layer (smaller size, "
+               "same latency)")
