@@ -6,6 +6,8 @@ Each precision is a real kernel in the written graph (see ``autocl.config.Precis
    calibrated on training data (min-max, entropy or percentile), with ``reduce_range`` (7-bit
    weights) only on CPUs without int8 dot products, where 8-bit products saturate; the ops between
    int8 layers (residual adds, activations, pooling) are quantized with them (:data:`GLUE_OPS`).
+   After quantization-aware training (``QuantConfig.qat``), the trained activation ranges replace the
+   calibrated ones of the tensors they cover (``TensorQuantOverrides``): the same graph, other scales.
 2. ``int8_dynamic`` layers: per-channel int8 weights, activations quantized at run time
    (MatMulInteger / ConvInteger); per-channel weights kept MiniLM's embeddings at cosine 0.99 where
    per-tensor ones gave 0.96. It runs after the static pass: the other way round, the static QDQ
