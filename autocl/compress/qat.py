@@ -70,7 +70,7 @@ class RangeObserver(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not self.frozen:
             with torch.no_grad():
-                lo, hi = x.min(), x.max()
+                lo, hi = torch.aminmax(x.detach())
                 if torch.isinf(self.lo):
                     self.lo.copy_(lo)
                     self.hi.copy_(hi)
