@@ -29,6 +29,9 @@ def configs(steps: int, ks: list[int]) -> dict:
     for k in ks:
         rows[f"cluster {k}"] = CompressionConfig(distill=d, cluster=ClusterConfig(clusters=k))
         rows[f"cluster {k} + int8 static"] = CompressionConfig(distill=d, cluster=ClusterConfig(clusters=k), quant=int8)
+    k = ks[-1]  # the techniques compose: pruning removes weights, clustering shares the rest
+    rows[f"prune 50% + cluster {k} + int8 static"] = CompressionConfig(
+        prune=PruneConfig(ratio=0.5), distill=d, cluster=ClusterConfig(clusters=k), quant=int8)
     return rows
 
 
