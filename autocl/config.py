@@ -145,6 +145,9 @@ class QuantConfig(_Record):
     fuse_first: bool = Field(False, description=(
         "apply onnxruntime's extended graph fusions (bias + GELU, scaled Q.K^T, ...) before quantizing, "
         "so the quantized graph keeps them: quantizing first splits the patterns they match"))
+    qat: bool = Field(False, description=(
+        "quantization-aware training: distill with the static int8 layers fake-quantized, export with the "
+        "trained activation ranges (the student then depends on which layers are static int8)"))
 
     @field_validator("int4_block_size")
     @classmethod
@@ -166,24 +169,59 @@ class QuantConfig(_Record):
         return "".join(PRECISION_CODES.get(self.precision_of(n), "?") for n in names)
 
 
+class ClusterConfig(_Record):
+    """Weight sharing: each quantizable layer's weight is clustered (1-D k-means) to ``clusters``
+    shared values and fine-tuned with them held (``autocl.compress.cluster``). It shrinks the
+    palettized size (``autocl.compress.size``), not the latency. 0 is off."""
+
+    clusters: int = Field(0, ge=0, le=65_536, description="distinct weight values per layer (0: no clustering)")
+
+    @field_validator("clusters")
+    @classmethod
+    def _at_least_two(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("one cluster would set every weight of a layer to one value; use 0 (off) or >= 2")
+        return v
+
+
 class CompressionConfig(_Record):
     """Everything one trial applies to the model: prune, then distill, then quantize."""
 
     prune: PruneConfig = Field(default_factory=PruneConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     quant: QuantConfig = Field(default_factory=QuantConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+
+    def qat_key(self) -> dict[str, Any] | None:
+        """What a quantization-aware-trained student depends on: which layers are static int8 (the
+        default and each named layer's int8-ness) and the weight range; None without QAT."""
+        q = self.quant
+        if not q.qat or (q.default != "int8" and "int8" not in q.layers.values()):
+            return None
+        return {"default": q.default == "int8", "layers": {n: p == "int8" for n, p in sorted(q.layers.items())},
+                "reduce_range": q.reduce_range}
+
+    @property
+    def trains(self) -> bool:
+        """The student is fine-tuned (distilled from the teacher): the model changed (``PruneConfig.
+        changes_model``), its weights are clustered, or its static int8 layers are quantization-aware
+        trained. The one definition: the pipeline, the student cache and the study record read it."""
+        return self.prune.changes_model or bool(self.cluster.clusters) or self.qat_key() is not None
 
     def student_key(self, workload_key: str) -> str:
         """Key of the pruned and distilled student: bit-widths do not change it, so trials that
-        differ only in precision reuse one student."""
+        differ only in precision reuse one student; with QAT (:meth:`qat_key`) the static int8
+        layers do, and so does weight clustering. Knobs left off leave the key as it was."""
         prune = self.prune.model_dump(mode="json")
         for knob in _DEPTH_LOWRANK_KNOBS:  # at their defaults, keys stay those of students cached before them
             if prune[knob] == PruneConfig.model_fields[knob].get_default(call_default_factory=True):
                 del prune[knob]
-        payload = json.dumps(
-            {"w": workload_key, "p": prune, "d": self.distill.model_dump(mode="json")},
-            sort_keys=True,
-        )
+        record = {"w": workload_key, "p": prune, "d": self.distill.model_dump(mode="json")}
+        if self.qat_key() is not None:
+            record["q"] = self.qat_key()
+        if self.cluster.clusters:
+            record["c"] = self.cluster.model_dump(mode="json")
+        payload = json.dumps(record, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,6 +291,6 @@ def load_yaml_model(path: str | Path, model_cls: type[M], *, error: type[ConfigE
 
 
 __all__ = [
-    "BIT_WIDTHS", "CONFIG_VERSION", "PRECISIONS", "PRECISION_CODES", "CalibrationMethod", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
+    "BIT_WIDTHS", "CONFIG_VERSION", "PRECISIONS", "PRECISION_CODES", "CalibrationMethod", "ClusterConfig", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
     "QuantConfig", "load_yaml", "load_yaml_model", "validate_model",
 ]

@@ -1,6 +1,7 @@
 """One technique against the model without it, measured in one interleaved run.
 
-Shared by ``technique_depth.py`` and ``technique_lowrank.py``. For a workload and a hardware
+``run`` (``technique_depth.py``, ``technique_lowrank.py``) and ``build_rows``/``write``/``best``
+(``technique_qat.py``, ``technique_cluster.py``) share it. For a workload and a hardware
 profile (default ``cpu-local``: 1 thread, batch 8) it builds, through autocl's ``Compressor`` (the
 path every search trial takes: prune -> depth/low rank -> distill -> export -> quantize):
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
@@ -66,9 +67,9 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
     info: dict[str, dict] = {"fp32": {}, "quantize_dynamic (whole model, by hand)": {}}
     label, cfg, source = without
     for name, c in [(label, cfg), *with_]:
-        _log(f"building {name}")
+        log(f"building {name}")
         t0 = time.time()
-        art = comp.artifact(c, stage=lambda s: _log(f"  {s}"))
+        art = comp.artifact(c, stage=lambda s: log(f"  {s}"))
         secs = time.time() - t0
         student_metric = evaluate_artifact(art.student.onnx_path, w, profile) if c.prune.changes_model else None
         paths[name] = art.path
@@ -82,7 +83,7 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
         before = earlier.get(name, {})
         if row.get("reused") and before.get("config") == row.get("config") and before.get("seconds") is not None:
             row["seconds"], row["trained_earlier"] = before["seconds"], before.get("trained_earlier", True)
-    _log("final interleaved measurement")
+    log("final interleaved measurement")
     lat = measure_all(paths, w, profile, rounds)
     rows = {}
     for name, p in paths.items():
@@ -164,3 +165,82 @@ def markdown(r: dict) -> str:
                              f"at {row['speedup_vs_dynamic']:.2f}x quantize_dynamic.")
     lines += [f"- {n}" for n in r["notes"]]
     return "\n".join(lines) + "\n"
+
+
+# ---- build named configurations, measure them in one run, write a table (QAT, clustering) ----
+
+def build_rows(workload_name: str, configs: dict, profile_name: str, rounds: int) -> tuple[dict, dict]:
+    """``configs``: row name -> CompressionConfig (``None``: the fp32 teacher). Returns the rows
+    (metric, drop, latency, speed-up, sizes, build seconds, distillation steps) and facts of the run."""
+    from autocl.compress import Compressor
+    from autocl.compress.size import compressed_size
+    from autocl.evaluate import evaluate_artifact, metric_drop
+    from autocl.hardware import load_profile
+    from autocl.runtime import cache_dir
+    from autocl.workloads import load_workload
+
+    from compare_baselines import measure_all
+
+    profile = load_profile(profile_name)
+    w = load_workload(workload_name)
+    comp = Compressor(w, cache_dir())
+    paths, built = {}, {}
+    for name, cfg in configs.items():
+        t0 = time.time()
+        if cfg is None:
+            paths[name] = comp.baseline()
+            built[name] = {"seconds": 0.0, "steps": 0}
+        else:
+            log(f"building {name}")
+            art = comp.artifact(cfg, lambda stage: log(f"  {stage}"))
+            paths[name] = art.path
+            built[name] = {"seconds": time.time() - t0, "steps": cfg.distill.steps if comp.trains(cfg) else 0,
+                           "reused": art.student.reused, "config": cfg.to_dict()}
+        log(f"  {name}: {built[name]['seconds']:.0f} s")
+    log(f"measuring {len(paths)} artifacts in {rounds} interleaved rounds on {profile.name}")
+    lat = measure_all(paths, w, profile, rounds)
+    base = next(iter(paths))
+    base_metric = evaluate_artifact(paths[base], w, profile)
+    rows = {}
+    for name, path in paths.items():
+        m = evaluate_artifact(path, w, profile)
+        rows[name] = {"metric": m, "metric_drop": metric_drop(m, base_metric, w.higher_is_better), **lat[name],
+                      "speedup": lat[base]["latency_ms"] / lat[name]["latency_ms"],
+                      "file_kb": path.stat().st_size / 1024, "compressed_kb": compressed_size(path) / 1024,
+                      **built[name]}
+    facts = {"workload": workload_name, "metric_name": w.metric_name, "profile": profile.name,
+             "cpu": cpu_model(), "load": [round(x, 2) for x in os.getloadavg()],
+             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return rows, facts
+
+
+def write(name: str, title: str, intro: list[str], rows: dict, facts: dict, marks: dict[str, str],
+          notes: list[str]) -> Path:
+    """Write ``benchmarks/results/technique_<name>-<workload>.md`` (and .json) and print it."""
+    command = "python benchmarks/" + Path(sys.argv[0]).name + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    head = ["model", facts["metric_name"], "Δ metric", "latency ms", "± IQR", "speed-up", "file KB",
+            "compressed KB", "steps", "build s"]
+    lines = [f"# {title}", "", *intro, "",
+             f"Command: `{command.strip()}` — {facts['cpu']}, profile `{facts['profile']}`, load average "
+             f"{facts['load']}, {facts['date']}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k, r in rows.items():
+        label = f"{k} ({marks[k]})" if k in marks else k
+        lines.append("| " + " | ".join([label, f"{r['metric']:.4f}", f"{-r['metric_drop']:+.4f}",
+                                        f"{r['latency_ms']:.3f}", f"{r['latency_iqr_ms']:.3f}", f"{r['speedup']:.2f}x",
+                                        f"{r['file_kb']:.0f}", f"{r['compressed_kb']:.0f}", str(r["steps"]),
+                                        f"{r['seconds']:.0f}"]) + " |")
+    lines += ["", *notes, ""]
+    text = "\n".join(lines)
+    out = ROOT / "benchmarks" / "results" / f"technique_{name}-{facts['workload']}"
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "facts": facts, "rows": rows}, indent=1,
+                                                   default=str))
+    print(text, flush=True)
+    return out.with_suffix(".md")
+
+
+def best(rows: dict, names: list[str], max_drop: float, key) -> str | None:
+    """The row among ``names`` within ``max_drop`` that ``key`` ranks first (smallest)."""
+    ok = [n for n in names if rows[n]["metric_drop"] <= max_drop]
+    return min(ok, key=lambda n: key(rows[n])) if ok else None

@@ -142,4 +142,6 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
 BITS_LEGEND = ("bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, "
                "d = int8 dynamic, 4 = int4 MatMulNBits; 8×62 = 62 layers in a row at int8); after depth pruning (prune.depth) the student's blocks are "
                "renumbered and take the characters of the first blocks' layers; a low-rank layer (prune.rank_ratio) is "
-               "one layer, two MatMul/Conv nodes at its precision")
+               "one layer, two MatMul/Conv nodes at its precision; notes: QAT = the 8 layers were "
+               "quantization-aware trained (else post-training calibrated), k shared = weights clustered to k values "
+               "per layer (smaller size, same latency)")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,8 @@ import torch
 
 from autocl.compress._cache import CacheLayout, file_sha256
 from autocl.compress.depth import feature_map, prune_depth
+from autocl.compress import qat
+from autocl.compress.cluster import cluster_layers
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.lowrank import factorize_model, lowrank_plan
 from autocl.compress.onnx_export import export_onnx, layer_nodes
@@ -31,6 +32,7 @@ from autocl.compress.prune import (
     achieved_fractions, apply_masks, count_ops, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
 )
 from autocl.compress.quantize import QUANTIZER_VERSION, quantize_model, reduce_range_default
+from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
 
@@ -49,6 +51,8 @@ class Student:
     """What pruning really kept: ``params`` and ``macs`` as fractions of the teacher's."""
     structure: dict | None = None
     """Depth pruning's kept blocks and low-rank factorization's plan (ranks, layers left whole and why)."""
+    qat_ranges: dict[str, dict] | None = None
+    """Activation ranges learned by quantization-aware training, per static int8 layer."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class Artifact:
         """What the artifact is made of, for the study record: layers per precision, the share of
         zero weights, and the size once deflated (where unstructured sparsity shows)."""
         return {"precisions": dict(self.precisions or {}), "sparsity": round(self.student.sparsity, 4),
-                "compressed_size_bytes": self.compressed_size_bytes, "compressed_with": "deflate level 1",
+                "compressed_size_bytes": self.compressed_size_bytes,
+                "compressed_with": "palettes of <= 256 values, then deflate level 1",
                 "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0}),
                 **({"structure": self.student.structure} if self.student.structure else {})}
 
@@ -89,16 +94,6 @@ def _verified(*paths: Path) -> bool:
 def _tmp(path: Path) -> Path:
     """A temporary name beside ``path`` private to this process: workers on one host share the cache."""
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
-
-
-def deflated_size(path: Path) -> int:
-    """Size of the file deflated (zlib level 1): zeroed weights show here, not in the latency."""
-    c = zlib.compressobj(1)
-    n = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            n += len(c.compress(chunk))
-    return n + len(c.flush())
 
 
 class Compressor:
@@ -158,11 +153,22 @@ class Compressor:
             keep = resolve_layers(student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers),
                                   field="prune.ignored_layers")
             masks = sparsify(student, cfg.prune.unstructured, keep)
-        if cfg.prune.changes_model:
+        clusters = cluster_layers(student, self.layers, cfg.cluster.clusters) if cfg.cluster.clusters else None
+        fake_quantized = qat.wrap(student, self.qat_layers(cfg), self._reduce_range(cfg)) if cfg.qat_key() else []
+
+        def on_step(step: int, total: int) -> None:
+            if clusters is not None:
+                clusters.snap()
+            apply_masks(masks)  # after the snap: pruned weights stay zero
+            qat.freeze_observers(student, step, total)
+
+        if self.trains(cfg):
             stage("distilling")
             distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
                     loss_fn=w.distill_loss, output_kind=w.output_kind, teacher_features=self._features,
-                    on_step=(lambda *_: apply_masks(masks)) if masks else None, feature_map=features)
+                    on_step=on_step, feature_map=features)
+        if fake_quantized:
+            student.qat_ranges = qat.unwrap(student)  # read by student(), stored beside the weights
         return student
 
     def _prune_depth(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
@@ -184,8 +190,21 @@ class Compressor:
         self.structure["lowrank"] = plan
         return factorize_model(student, plan)
 
+
+    def trains(self, cfg: CompressionConfig) -> bool:
+        """Whether ``cfg``'s student is fine-tuned: see ``CompressionConfig.trains``."""
+        return cfg.trains
+
+    def qat_layers(self, cfg: CompressionConfig) -> list[str]:
+        """The layers quantization-aware training fake-quantizes: the static int8 ones, with QAT on."""
+        return [n for n in self.layers if cfg.quant.precision_of(n) == "int8"] if cfg.qat_key() else []
+
+    @staticmethod
+    def _reduce_range(cfg: CompressionConfig) -> bool:
+        return reduce_range_default() if cfg.quant.reduce_range is None else cfg.quant.reduce_range
+
     def student_key(self, cfg: CompressionConfig) -> str:
-        if not cfg.prune.changes_model:  # no distillation happens, so its knobs do not matter
+        if not self.trains(cfg):  # no distillation happens, so its knobs do not matter
             cfg = CompressionConfig(prune=cfg.prune)
         return cfg.student_key(self.workload.key)
 
@@ -198,7 +217,7 @@ class Compressor:
             info = json.loads(info_path.read_text())
             return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
                            sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"),
-                           structure=info.get("structure"))
+                           structure=info.get("structure"), qat_ranges=info.get("qat_ranges"))
         student = self.build_student(cfg, stage)
         stage("exporting")
         tmp = _tmp(folder)
@@ -209,8 +228,10 @@ class Compressor:
         if self._teacher_ops is None:  # counted once per search, not once per student
             self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
         achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
+        ranges = getattr(student, "qat_ranges", None)
         (tmp / info_path.name).write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
-                                                   "config": cfg.to_dict(), "structure": self.structure}))
+                                                   "config": cfg.to_dict(), "structure": self.structure,
+                                                   "qat_ranges": ranges}))
         _seal(tmp / onnx_path.name, tmp / weights_path.name)
         shutil.rmtree(folder, ignore_errors=True)
         try:
@@ -218,7 +239,7 @@ class Compressor:
         except OSError:  # another worker put the same student there meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
         return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved,
-                       structure=self.structure or None)
+                       structure=self.structure or None, qat_ranges=ranges)
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
@@ -241,7 +262,7 @@ class Compressor:
             stage("quantizing")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp(path).with_suffix(".onnx")  # the quantizer picks its writer by the suffix
-            self.quantize(student.onnx_path, cfg, tmp)
+            self.quantize(student.onnx_path, cfg, tmp, student.qat_ranges)
             _seal(tmp)
             tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
@@ -249,7 +270,7 @@ class Compressor:
         counts: dict[str, int] = {}
         for p in precisions.values():
             counts[p] = counts.get(p, 0) + 1
-        return Artifact(path, file_sha256(path), path.stat().st_size, student, int8, counts, deflated_size(path))
+        return Artifact(path, file_sha256(path), path.stat().st_size, student, int8, counts, compressed_size(path))
 
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
@@ -267,8 +288,9 @@ class Compressor:
         w = self.workload
         return export_onnx(model, w.example_inputs(), path, input_names=w.input_names, dynamic_axes=w.dynamic_axes)
 
-    def quantize(self, fp32_path: Path, cfg: CompressionConfig, path: Path) -> Path:
+    def quantize(self, fp32_path: Path, cfg: CompressionConfig, path: Path,
+                 qat_ranges: dict[str, dict] | None = None) -> Path:
         """Quantize an exported fp32 student per layer as ``cfg.quant`` says, calibrated on the
-        workload's data, into ``path``."""
+        workload's data (and on the activation ranges QAT learned, where given), into ``path``."""
         return quantize_model(fp32_path, path, cfg.quant, layer_nodes(fp32_path, self.layers),
-                              self.workload.calibration_feeds(cfg.quant.calibration_samples))
+                              self.workload.calibration_feeds(cfg.quant.calibration_samples), qat_ranges)

@@ -6,6 +6,8 @@ Each precision is a real kernel in the written graph (see ``autocl.config.Precis
    calibrated on training data (min-max, entropy or percentile), with ``reduce_range`` (7-bit
    weights) only on CPUs without int8 dot products, where 8-bit products saturate; the ops between
    int8 layers (residual adds, activations, pooling) are quantized with them (:data:`GLUE_OPS`).
+   After quantization-aware training (``QuantConfig.qat``), the trained activation ranges replace the
+   calibrated ones of the tensors they cover (``TensorQuantOverrides``): the same graph, other scales.
 2. ``int8_dynamic`` layers: per-channel int8 weights, activations quantized at run time
    (MatMulInteger / ConvInteger); per-channel weights kept MiniLM's embeddings at cosine 0.99 where
    per-tensor ones gave 0.96. It runs after the static pass: the other way round, the static QDQ
@@ -145,12 +147,40 @@ def check_precisions(cfg: QuantConfig, nodes: dict[str, list[str]], op_types: di
                 raise ConfigError(f"layer {layer!r} ({op}) cannot be {p}: {why}", field=f"quant.layers.{layer}")
 
 
+def qat_overrides(model: onnx.ModelProto, nodes: dict[str, list[str]], ranges: dict[str, dict]) -> dict:
+    """``TensorQuantOverrides`` (``rmin``/``rmax``) of quantization-aware training's observed ranges
+    (``autocl.compress.qat.unwrap``): each layer's input range on its nodes' activation input, its
+    output range on their output where the trained output matches the op's (bias inside for Gemm and
+    Conv, not for MatMul). A tensor two layers observed (Q, K and V read one input) takes the union."""
+    by_name = {n.name: n for n in model.graph.node}
+    found: dict[str, list[float]] = {}
+
+    def add(tensor: str, rng) -> None:
+        if rng:
+            lo, hi = found.get(tensor, [rng[0], rng[1]])
+            found[tensor] = [min(lo, rng[0]), max(hi, rng[1])]
+
+    for layer, r in ranges.items():
+        for name in nodes.get(layer, []):
+            node = by_name.get(name)
+            if node is None:
+                continue
+            add(node.input[0], r.get("input"))
+            if (node.op_type in ("Gemm", "Conv")) == bool(r.get("output_has_bias")):
+                add(node.output[0], r.get("output"))
+    return {t: [{"rmin": np.array(lo, dtype=np.float32), "rmax": np.array(hi, dtype=np.float32)}]
+            for t, (lo, hi) in found.items()}
+
+
 def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig,
-                   nodes: dict[str, list[str]], calibration: list[dict[str, np.ndarray]]) -> Path:
+                   nodes: dict[str, list[str]], calibration: list[dict[str, np.ndarray]],
+                   qat_ranges: dict[str, dict] | None = None) -> Path:
     """Write the mixed-precision model to ``out_path`` (a copy when every layer stays fp32).
 
     ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``); ``calibration``
-    is a list of onnxruntime feeds (``Workload.calibration_feeds``), used by ``int8`` layers.
+    is a list of onnxruntime feeds (``Workload.calibration_feeds``), used by ``int8`` layers;
+    ``qat_ranges`` are the activation ranges of a quantization-aware-trained student, which replace
+    the calibrated ranges of the tensors they cover (see :func:`qat_overrides`).
     """
     out_path = Path(out_path)
     model = onnx.load(str(fp32_path))
@@ -192,7 +222,8 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
                     # calibrate only the chosen layers' and their glue's op types: histogram calibrators
                     # overflow on an attention mask's -3.4e38 entries if every Add/Where is collected
                     op_types_to_quantize=sorted({op_types[n] for n in chosen["int8"] + glue}),
-                    extra_options={"CalibTensorRangeSymmetric": False, **typed},
+                    extra_options={"CalibTensorRangeSymmetric": False, **typed,
+                                   "TensorQuantOverrides": qat_overrides(model, nodes, qat_ranges or {})},
                 )
         if chosen.get("int8_dynamic"):
             quantize_dynamic(str(staged), str(staged), weight_type=QuantType.QInt8, per_channel=True,

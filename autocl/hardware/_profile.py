@@ -74,7 +74,7 @@ class Budgets(_Strict):
 
     latency_ms: float | None = Field(None, gt=0, description="median latency of one batch")
     memory_mb: float | None = Field(None, gt=0, description="peak private memory of the inference session (peak_mb)")
-    size_mb: float | None = Field(None, gt=0, description="artifact file size")
+    size_mb: float | None = Field(None, gt=0, description="artifact size, palettized and deflated (autocl.compress.size)")
 
     def items(self) -> list[tuple[str, float]]:
         return [(k, v) for k, v in self.model_dump().items() if v is not None]

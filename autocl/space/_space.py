@@ -23,13 +23,24 @@ from pydantic import (
 )
 
 from autocl.config import (
-    PRECISIONS, CalibrationMethod, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig, load_yaml_model,
+    PRECISIONS, CalibrationMethod, ClusterConfig, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig,
+    load_yaml_model,
 )
 from autocl.errors import ConfigError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _without_defaults(space: BaseModel, dumped: dict, knobs: tuple[str, ...]) -> dict:
+    """``dumped`` without the ``knobs`` that are at their defaults: knobs added to the space later
+    leave out of a space's fingerprint while unused, so studies searched before them still resume."""
+    fields = type(space).model_fields
+    for name in knobs:
+        if name in dumped and getattr(space, name) == fields[name].get_default(call_default_factory=True):
+            del dumped[name]
+    return dumped
 
 
 class Range(_Strict):
@@ -116,13 +127,8 @@ class PruneSpace(_Strict):
 
     @model_serializer(mode="wrap")
     def _stable(self, handler):
-        """Leave the depth and low-rank knobs out while at their defaults, so spaces written before
-        them keep their fingerprint (and their studies resume)."""
-        out = handler(self)
-        for name in ("depth", "depth_criterion", "rank_ratio", "layer_rank_ratios"):
-            if name in out and getattr(self, name) == PruneSpace.model_fields[name].get_default(call_default_factory=True):
-                del out[name]
-        return out
+        return _without_defaults(self, handler(self), ("depth", "depth_criterion", "rank_ratio", "layer_rank_ratios"))
+
     _unstructured = field_validator("unstructured")(_bounds_check(PruneConfig, "unstructured"))
 
     @field_validator("layer_ratios")
@@ -202,6 +208,25 @@ class QuantSpace(_Strict):
         "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
         "exceeds this is dropped from the layer's choices"))
     sensitivity_samples: int = Field(256, ge=1, description="validation rows the pre-pass evaluates on")
+    qat: list[bool] = Field([False], min_length=1, description=(
+        "post-training (false) or quantization-aware training (true) of the static int8 layers; sampled only "
+        "for trials with static int8 layers"))
+
+    @model_serializer(mode="wrap")
+    def _stable(self, handler):
+        return _without_defaults(self, handler(self), ("fuse_first", "qat"))
+
+
+class ClusterSpace(_Strict):
+    clusters: list[int] = Field([0], min_length=1, description=(
+        "weight-sharing cluster counts per layer to try (0: off); for size-bound targets, latency does not change"))
+
+    @field_validator("clusters")
+    @classmethod
+    def _valid(cls, value: list[int]) -> list[int]:
+        for v in value:
+            ClusterConfig(clusters=v)
+        return value
 
 
 class SearchSpace(_Strict):
@@ -212,9 +237,14 @@ class SearchSpace(_Strict):
     prune: PruneSpace = Field(default_factory=PruneSpace)
     distill: DistillSpace = Field(default_factory=DistillSpace)
     quant: QuantSpace = Field(default_factory=QuantSpace)
+    cluster: ClusterSpace = Field(default_factory=ClusterSpace)
     source: str = Field("<space>", exclude=True)
     _choices: dict[str, list[str]] | None = PrivateAttr(None)
     _ranking: dict[str, list[str]] | None = PrivateAttr(None)
+
+    @model_serializer(mode="wrap")
+    def _stable(self, handler):
+        return _without_defaults(self, handler(self), ("cluster",))
 
     def with_ranking(self, ranking: dict[str, list[str]] | None) -> "SearchSpace":
         """A copy whose fallback layers are chosen by ``ranking``: precision -> layers, most
@@ -339,7 +369,9 @@ class SearchSpace(_Strict):
                 int4_block_size=_pick(trial, "quant.int4_block_size", q.int4_block_size) if "int4" in chosen
                 else q.int4_block_size[0],
                 fuse_first=_pick(trial, "quant.fuse_first", q.fuse_first) if chosen - {"fp32"} else False,
+                qat=_pick(trial, "quant.qat", q.qat) if "int8" in chosen else False,
             ),
+            cluster=ClusterConfig(clusters=_pick(trial, "cluster.clusters", self.cluster.clusters)),
         )
 
 

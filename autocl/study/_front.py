@@ -48,6 +48,8 @@ class FrontRow:
     kept_params: float | None = None
     polish_of: int | None = None
     distilled: bool | None = None
+    qat: bool = False
+    clusters: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,7 +79,8 @@ def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: floa
         not_faster=m.get("not_faster"), peak_memory_mb=memory.get("peak_mb"),
         remeasured_ms=again.get("median_ms"), latency_changed=again.get("changed"),
         kept_macs=m.get("kept_macs"), kept_params=m.get("kept_params"), polish_of=m.get("polish_of"),
-        distilled=m.get("distilled"),
+        distilled=m.get("distilled"), qat=bool(cfg.get("quant", {}).get("qat")),
+        clusters=int(cfg.get("cluster", {}).get("clusters", 0)),
     )
 
 

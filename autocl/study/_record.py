@@ -26,6 +26,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Hashable, Mapping
 
+from autocl.config import CompressionConfig
+from autocl.errors import AutoclError
 from autocl.evaluate import metric_drop
 
 if TYPE_CHECKING:
@@ -59,26 +61,31 @@ def not_faster(candidate: Mapping, baseline: Mapping) -> bool:
     return candidate["median_ms"] >= baseline["median_ms"] * (1 - max(_noise(candidate), _noise(baseline)))
 
 
-def _prune_changes_model(prune: Mapping) -> bool:
-    ratios = prune.get("layer_ratios") or {}
-    return bool((prune.get("ratio") or 0) > 0 or any(r > 0 for r in ratios.values()) or (prune.get("head_ratio") or 0)
-                or (prune.get("unstructured") or 0) > 0)
+def _config(config: Mapping) -> CompressionConfig | None:
+    """The stored configuration as a record (older studies' configs load: every newer field has a
+    default); None when it does not validate."""
+    try:
+        return CompressionConfig.from_dict(dict(config), source="study record")
+    except AutoclError:
+        return None
 
 
 def is_distilled(config: Mapping) -> bool:
-    """The pipeline distilled: the model changed (``PruneConfig.changes_model``) and steps > 0."""
-    return _prune_changes_model(config.get("prune") or {}) and (config.get("distill") or {}).get("steps", 1) > 0
+    """The pipeline distilled: the student is fine-tuned (``CompressionConfig.trains``) with steps > 0."""
+    cfg = _config(config)
+    return cfg is not None and cfg.trains and cfg.distill.steps > 0
 
 
 def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = None) -> bool:
-    """Anything differs from the fp32 teacher: a model change, or a layer at another precision.
-    ``layer_precisions``: precision -> layer count (``Artifact.precisions``) or layer -> precision."""
-    if _prune_changes_model(config.get("prune") or {}):
+    """Anything differs from the fp32 teacher: a model change, shared weights, or a layer at another
+    precision. ``layer_precisions``: precision -> layer count (``Artifact.precisions``) or layer -> precision."""
+    cfg = _config(config)
+    if cfg is not None and (cfg.prune.changes_model or cfg.cluster.clusters):
         return True
-    quant = config.get("quant") or {}
     if layer_precisions:
         names = [k if isinstance(v, int) else v for k, v in layer_precisions.items()]
         return any(p != "fp32" for p in names)
+    quant = config.get("quant") or {}
     return quant.get("default", "fp32") != "fp32" or any(p != "fp32" for p in (quant.get("layers") or {}).values())
 
 
@@ -108,7 +115,9 @@ def write_result(trial: "optuna.Trial", *, config: Mapping, artifact, results: M
     attrs = {
         "student_key": artifact.student.key, "student_reused": artifact.student.reused,
         "parameters": artifact.student.parameters, "artifact_sha256": artifact.sha256,
-        "size_bytes": artifact.size_bytes, "int8_layers": list(artifact.int8_layers),
+        # size: what ships, palettized and deflated (autocl.compress.size); the file's own bytes beside it
+        "size_bytes": artifact.compressed_size_bytes, "file_size_bytes": artifact.size_bytes,
+        "int8_layers": list(artifact.int8_layers),
         "artifact_path": str(artifact.path),
         "measurements": {n: r.measurement.to_dict() for n, r in results.items()},
         "baseline_measurements": {n: r.baseline.to_dict() for n, r in results.items()},
@@ -202,6 +211,11 @@ class TrialRecord:
             out.append("not faster than fp32")
         if self.latency_changed and self.remeasured_ms is not None:
             out.append(f"re-measured {self.remeasured_ms:.3f} ms")
+        if (self.config.get("quant") or {}).get("qat") and "8" in self.bits:
+            out.append("QAT")
+        clusters = (self.config.get("cluster") or {}).get("clusters")
+        if clusters:
+            out.append(f"{clusters} shared")
         return tuple(out)
 
     def to_row(self) -> dict:

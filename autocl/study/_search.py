@@ -19,6 +19,7 @@ import optuna
 
 from autocl.compress import Compressor
 from autocl.compress.depth import check_depth
+from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
 from autocl.evaluate import evaluate_artifact, metric_drop
@@ -95,7 +96,7 @@ def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload,
         metric = evaluate_artifact(path, workload, _eval_profile(profiles))
     for name, m in measure_baselines(path, missing, workload).items():
         stored[name] = {"metric": metric, "latency_ms": m.median_ms, "latency_iqr_ms": m.iqr_ms,
-                        "size_kb": path.stat().st_size / 1024, "path": str(path), "measurement": m.to_dict()}
+                        "size_kb": compressed_size(path) / 1024, "path": str(path), "measurement": m.to_dict()}
     base = {k: v for k, v in stored[profiles[0].name].items() if k != "measurement"}
     study.set_user_attr("baselines", stored)
     study.set_user_attr("baseline", base)
@@ -141,7 +142,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             m = results[primary.name].measurement
             constraints = None
             if any(p.budgets.items() for p in profiles) or limits.max_drop is not None:
-                constraints = constraint_values(profiles, results, artifact.size_bytes)
+                constraints = constraint_values(profiles, results, artifact.compressed_size_bytes)
                 if limits.max_drop is not None:
                     drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
                     constraints.append(drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0))
@@ -150,7 +151,7 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
                          seconds={"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
                                   "measure": round(time.perf_counter() - t2, 3)})
             internal.succeeded()
-            return metric, m.median_ms, artifact.size_bytes / 1024
+            return metric, m.median_ms, artifact.compressed_size_bytes / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
             write_error(trial, str(error))
