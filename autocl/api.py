@@ -60,8 +60,9 @@ class StudyView:
         ``'fastest-within:0.01'`` or ``'knee'``."""
         return pick(self.data(profile), spec)
 
-    def report(self, path: str | Path, profile: str | None = None, *, measure_layers: bool = False,
-               workload=None, **kwargs) -> Path:
+    def report(
+        self, path: str | Path, profile: str | None = None, *, measure_layers: bool = False, workload=None, **kwargs
+    ) -> Path:
         """Write the self-contained HTML report (see ``autocl.report.write_report``). With
         ``measure_layers``, each front member's layers are timed first (needs ``workload``, see
         ``autocl.layer_latency.measure_layer_shares``)."""
@@ -70,17 +71,18 @@ class StudyView:
 
             if workload is None:
                 raise StudyError("timing the layers needs the study's workload; pass workload=")
-            kwargs["shares"], kwargs["shares_note"] = measure_layer_shares(self.data(profile), workload,
-                                                                           kwargs.get("cache_root"))
+            kwargs["shares"], kwargs["shares_note"] = measure_layer_shares(
+                self.data(profile), workload, kwargs.get("cache_root")
+            )
         return write_report(self.study, path, profile, storage=self.storage, **kwargs)
 
-    def export(self, out_dir: str | Path, *, trial: int | None = None, pick: str | None = None,
-               profile=None, **kwargs):
+    def export(self, out_dir: str | Path, *, trial: int | None = None, pick: str | None = None, profile=None, **kwargs):
         """Export and verify one trial (see ``autocl.export.export_trial``)."""
         from autocl.export import export_trial
 
-        return export_trial(self.study, out_dir, trial=trial, spec=pick, profile=profile, storage=self.storage,
-                            **kwargs)
+        return export_trial(
+            self.study, out_dir, trial=trial, spec=pick, profile=profile, storage=self.storage, **kwargs
+        )
 
     def __repr__(self) -> str:
         return f"StudyView({self.name!r}, storage={self.storage!r}, trials={len(self.study.trials)})"

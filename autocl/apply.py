@@ -38,26 +38,42 @@ def _load_weights(model, weights: Path, config: Path) -> None:
     try:
         state = torch.load(weights, weights_only=True, map_location="cpu")
     except Exception as exc:
-        raise ConfigError(f"cannot load the weights as a state dict with weights_only=True: {exc}",
-                          file=str(weights)) from None
+        raise ConfigError(
+            f"cannot load the weights as a state dict with weights_only=True: {exc}", file=str(weights)
+        ) from None
     own = model.state_dict()
     for name, tensor in own.items():
         if name not in state:
-            raise ConfigError(f"has no tensor {name!r}, which the architecture {config} builds has; the weights "
-                              "belong to another configuration or workload", file=str(weights))
+            raise ConfigError(
+                f"has no tensor {name!r}, which the architecture {config} builds has; the weights "
+                "belong to another configuration or workload",
+                file=str(weights),
+            )
         if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ConfigError(f"tensor {name!r} has shape {tuple(state[name].shape)} but pruning the teacher with "
-                              f"{config} gives {tuple(tensor.shape)}; the weights belong to another configuration "
-                              "or workload", file=str(weights))
+            raise ConfigError(
+                f"tensor {name!r} has shape {tuple(state[name].shape)} but pruning the teacher with "
+                f"{config} gives {tuple(tensor.shape)}; the weights belong to another configuration "
+                "or workload",
+                file=str(weights),
+            )
     extra = sorted(set(state) - set(own))
     if extra:
-        raise ConfigError(f"has tensors the rebuilt architecture lacks ({', '.join(extra[:3])}); the weights belong "
-                          "to another configuration or workload", file=str(weights))
+        raise ConfigError(
+            f"has tensors the rebuilt architecture lacks ({', '.join(extra[:3])}); the weights belong "
+            "to another configuration or workload",
+            file=str(weights),
+        )
     model.load_state_dict(state, strict=True)
 
 
-def apply_config(config: str | Path, workload: Workload | str, *, weights: str | Path | None = None,
-                 out_dir: str | Path | None = None, profile: HardwareProfile | None = None) -> AppliedModel:
+def apply_config(
+    config: str | Path,
+    workload: Workload | str,
+    *,
+    weights: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    profile: HardwareProfile | None = None,
+) -> AppliedModel:
     """Rebuild a configuration (an exported ``config.yaml``) on ``workload``'s teacher.
 
     Everything is built by ``Compressor``, as in the search: the architecture comes from pruning

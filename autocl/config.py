@@ -60,23 +60,49 @@ class PruneConfig(_Record):
     """
 
     ratio: float = Field(0.0, ge=0.0, le=0.9, description="fraction of channels/neurons removed per layer")
-    importance: Literal["l1", "l2", "taylor"] = Field("l2", description=(
-        "group importance: weight magnitude (l1, l2), or taylor (|weight x gradient| of the workload's loss)"))
+    importance: Literal["l1", "l2", "taylor"] = Field(
+        "l2",
+        description=(
+            "group importance: weight magnitude (l1, l2), or taylor (|weight x gradient| of the workload's loss)"
+        ),
+    )
     scope: Literal["local", "global"] = Field("local", description="same ratio per layer, or ranked across layers")
     layer_ratios: dict[str, float] = Field(default_factory=dict, description="per-layer ratio overrides")
     head_ratio: float | None = Field(None, ge=0.0, le=0.9, description="fraction of attention heads removed")
     unstructured: float = Field(0.0, ge=0.0, le=0.95, description="magnitude sparsity of the remaining weights")
     ignored_layers: tuple[str, ...] = Field((), description="layers never pruned (e.g. the classifier)")
-    round_to: int | None = Field(8, ge=1, le=256, description=(
-        "keep channel counts multiples of this: ORT's CPU conv kernels work in blocks of 8 channels, and "
-        "unaligned counts measured slower than the unpruned model here"))
-    depth: float = Field(0.0, ge=0.0, le=1000.0, description=(
-        "transformer layers / identity-shortcut residual blocks removed: a fraction below 1, a count from 1"))
-    depth_criterion: Literal["uniform", "importance"] = Field("uniform", description=(
-        "uniform: keep evenly spaced blocks (first and last kept); importance: greedily remove the block "
-        "whose removal raises the workload's loss least"))
-    rank_ratio: float = Field(1.0, gt=0.0, le=1.0, description=(
-        "low-rank factorization (truncated SVD) of Linear and 1x1-conv weights at this fraction of full rank; 1: off"))
+    round_to: int | None = Field(
+        8,
+        ge=1,
+        le=256,
+        description=(
+            "keep channel counts multiples of this: ORT's CPU conv kernels work in blocks of 8 channels, and "
+            "unaligned counts measured slower than the unpruned model here"
+        ),
+    )
+    depth: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description=(
+            "transformer layers / identity-shortcut residual blocks removed: a fraction below 1, a count from 1"
+        ),
+    )
+    depth_criterion: Literal["uniform", "importance"] = Field(
+        "uniform",
+        description=(
+            "uniform: keep evenly spaced blocks (first and last kept); importance: greedily remove the block "
+            "whose removal raises the workload's loss least"
+        ),
+    )
+    rank_ratio: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "low-rank factorization (truncated SVD) of Linear and 1x1-conv weights at this fraction of full rank; 1: off"
+        ),
+    )
     layer_rank_ratios: dict[str, float] = Field(default_factory=dict, description="per-layer rank ratio overrides")
 
     @field_validator("layer_rank_ratios")
@@ -128,8 +154,9 @@ class DistillConfig(_Record):
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="learning-rate decay")
     warmup_steps: int = Field(0, ge=0, le=100_000, description="linear warm-up steps before the schedule")
     feature_weight: float = Field(0.0, ge=0.0, le=100.0, description="weight of intermediate-feature distillation")
-    early_stop: bool = Field(False, description=(
-        "hold out a tenth of the training rows and keep the student that did best on them"))
+    early_stop: bool = Field(
+        False, description=("hold out a tenth of the training rows and keep the student that did best on them")
+    )
 
 
 class QuantConfig(_Record):
@@ -140,14 +167,23 @@ class QuantConfig(_Record):
     calibration_samples: int = Field(128, ge=1, le=100_000, description="training rows that calibrate int8 activations")
     calibration: CalibrationMethod = Field("minmax", description="activation range estimator of static int8")
     int4_block_size: int = Field(32, ge=16, le=1024, description="weights per int4 scale (MatMulNBits block_size)")
-    reduce_range: bool | None = Field(None, description=(
-        "7-bit int8 weights; None: only on CPUs without int8 dot products (VNNI/AMX/dotprod)"))
-    fuse_first: bool = Field(False, description=(
-        "apply onnxruntime's extended graph fusions (bias + GELU, scaled Q.K^T, ...) before quantizing, "
-        "so the quantized graph keeps them: quantizing first splits the patterns they match"))
-    qat: bool = Field(False, description=(
-        "quantization-aware training: distill with the static int8 layers fake-quantized, export with the "
-        "trained activation ranges (the student then depends on which layers are static int8)"))
+    reduce_range: bool | None = Field(
+        None, description=("7-bit int8 weights; None: only on CPUs without int8 dot products (VNNI/AMX/dotprod)")
+    )
+    fuse_first: bool = Field(
+        False,
+        description=(
+            "apply onnxruntime's extended graph fusions (bias + GELU, scaled Q.K^T, ...) before quantizing, "
+            "so the quantized graph keeps them: quantizing first splits the patterns they match"
+        ),
+    )
+    qat: bool = Field(
+        False,
+        description=(
+            "quantization-aware training: distill with the static int8 layers fake-quantized, export with the "
+            "trained activation ranges (the student then depends on which layers are static int8)"
+        ),
+    )
 
     @field_validator("int4_block_size")
     @classmethod
@@ -198,8 +234,11 @@ class CompressionConfig(_Record):
         q = self.quant
         if not q.qat or (q.default != "int8" and "int8" not in q.layers.values()):
             return None
-        return {"default": q.default == "int8", "layers": {n: p == "int8" for n, p in sorted(q.layers.items())},
-                "reduce_range": q.reduce_range}
+        return {
+            "default": q.default == "int8",
+            "layers": {n: p == "int8" for n, p in sorted(q.layers.items())},
+            "reduce_range": q.reduce_range,
+        }
 
     @property
     def trains(self) -> bool:
@@ -228,15 +267,18 @@ class CompressionConfig(_Record):
         return {"type": "autocl.CompressionConfig", "version": CONFIG_VERSION, **self.model_dump(mode="json")}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "<config>") -> "CompressionConfig":
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<config>") -> CompressionConfig:
         data = dict(data)
         kind = data.pop("type", "autocl.CompressionConfig")
         version = data.pop("version", CONFIG_VERSION)
         if kind != "autocl.CompressionConfig":
             raise ConfigError(f"expected type 'autocl.CompressionConfig', got {kind!r}", file=source, field="type")
         if version != CONFIG_VERSION:
-            raise ConfigError(f"unsupported version {version!r}; this autocl reads version {CONFIG_VERSION}",
-                              file=source, field="version")
+            raise ConfigError(
+                f"unsupported version {version!r}; this autocl reads version {CONFIG_VERSION}",
+                file=source,
+                field="version",
+            )
         return validate_model(cls, data, source=source)
 
 
@@ -291,6 +333,18 @@ def load_yaml_model(path: str | Path, model_cls: type[M], *, error: type[ConfigE
 
 
 __all__ = [
-    "BIT_WIDTHS", "CONFIG_VERSION", "PRECISIONS", "PRECISION_CODES", "CalibrationMethod", "ClusterConfig", "CompressionConfig", "DistillConfig", "Precision", "PruneConfig",
-    "QuantConfig", "load_yaml", "load_yaml_model", "validate_model",
+    "BIT_WIDTHS",
+    "CONFIG_VERSION",
+    "PRECISIONS",
+    "PRECISION_CODES",
+    "CalibrationMethod",
+    "ClusterConfig",
+    "CompressionConfig",
+    "DistillConfig",
+    "Precision",
+    "PruneConfig",
+    "QuantConfig",
+    "load_yaml",
+    "load_yaml_model",
+    "validate_model",
 ]

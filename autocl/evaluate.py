@@ -19,18 +19,27 @@ def metric_drop(metric: float, baseline: float, higher_is_better: bool) -> float
     return baseline - metric if higher_is_better else metric - baseline
 
 
-def predict(path: str | Path, x: Inputs, profile: HardwareProfile, *, input_names: tuple[str, ...] | None = None,
-            batch_size: int = 256) -> np.ndarray:
+def predict(
+    path: str | Path,
+    x: Inputs,
+    profile: HardwareProfile,
+    *,
+    input_names: tuple[str, ...] | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Run the artifact over the inputs ``x`` in batches and stack its first output."""
     sess = open_session(path, profile, threads=train_threads())
-    names = input_names or tuple(i.name for i in sess.get_inputs())[:len(input_tuple(x))]
-    outs = [sess.run(None, dict(zip(names, take(x, slice(i, i + batch_size)))))[0]
-            for i in range(0, n_samples(x), batch_size)]
+    names = input_names or tuple(i.name for i in sess.get_inputs())[: len(input_tuple(x))]
+    outs = [
+        sess.run(None, dict(zip(names, take(x, slice(i, i + batch_size)), strict=False)))[0]
+        for i in range(0, n_samples(x), batch_size)
+    ]
     return np.concatenate(outs)
 
 
-def evaluate_artifact(path: str | Path, workload: Workload, profile: HardwareProfile, *,
-                      limit: int | None = None) -> float:
+def evaluate_artifact(
+    path: str | Path, workload: Workload, profile: HardwareProfile, *, limit: int | None = None
+) -> float:
     """The workload's metric on its validation split (its first ``limit`` rows when given), from the
     artifact's own outputs.
 
@@ -51,7 +60,11 @@ def evaluate_quality(path: str | Path, workload: Workload, profile: HardwareProf
     sess = open_session(path, profile, threads=train_threads())
 
     def run(x: Inputs, batch_size: int = 128) -> np.ndarray:
-        return np.concatenate([sess.run(None, workload.feed(take(x, slice(i, i + batch_size))))[0]
-                               for i in range(0, n_samples(x), batch_size)])
+        return np.concatenate(
+            [
+                sess.run(None, workload.feed(take(x, slice(i, i + batch_size))))[0]
+                for i in range(0, n_samples(x), batch_size)
+            ]
+        )
 
     return {k: float(v) for k, v in workload.quality(run).items()}

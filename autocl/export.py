@@ -39,7 +39,17 @@ from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, Wor
 from autocl.hardware import HardwareProfile, device_description, measure_latency, profile_from_dict
 from autocl.layer_latency import artifact_layer_shares
 from autocl.report import (
-    DOMINATED, FAILED, FRONT, Pick, StudyData, TrialInfo, layer_rows, model_card, pick, pruning_map, study_data,
+    DOMINATED,
+    FAILED,
+    FRONT,
+    Pick,
+    StudyData,
+    TrialInfo,
+    layer_rows,
+    model_card,
+    pick,
+    pruning_map,
+    study_data,
 )
 from autocl.runtime import cache_dir
 from autocl.workloads import Workload, load_workload
@@ -100,14 +110,18 @@ def resolve_workload(data: StudyData, workload: Workload | str | None) -> Worklo
         try:
             workload = load_workload(spec)
         except WorkloadError as exc:
-            raise WorkloadError(f"{exc} (study {data.study_name!r} was searched on workload "
-                                f"{data.workload.get('name')!r}; pass --workload package.module:function for a "
-                                "user workload)") from None
+            raise WorkloadError(
+                f"{exc} (study {data.study_name!r} was searched on workload "
+                f"{data.workload.get('name')!r}; pass --workload package.module:function for a "
+                "user workload)"
+            ) from None
     want = data.fingerprint.get("workload_key")
     if want and workload.key != want:
-        raise WorkloadError(f"workload {workload.name!r} now has key {workload.key} but study {data.study_name!r} was "
-                            f"searched with key {want}: its teacher weights or data changed, so the study's numbers "
-                            "do not describe what would be built now. Use the original workload")
+        raise WorkloadError(
+            f"workload {workload.name!r} now has key {workload.key} but study {data.study_name!r} was "
+            f"searched with key {want}: its teacher weights or data changed, so the study's numbers "
+            "do not describe what would be built now. Use the original workload"
+        )
     return workload
 
 
@@ -115,8 +129,10 @@ def resolve_profile(data: StudyData, profile: HardwareProfile | None) -> Hardwar
     if profile is not None:
         return profile
     if not data.profile_settings:
-        raise ProfileError(f"study {data.study_name!r} does not store the settings of profile {data.profile!r}; "
-                           "pass its YAML file as --profile PATH")
+        raise ProfileError(
+            f"study {data.study_name!r} does not store the settings of profile {data.profile!r}; "
+            "pass its YAML file as --profile PATH"
+        )
     return profile_from_dict(data.profile_settings, source=f"study {data.study_name!r}: profile")
 
 
@@ -130,9 +146,12 @@ def choose_trial(data: StudyData, trial: int | None, spec: str | None) -> tuple[
     t = data.trial(trial)  # type: ignore[arg-type]
     if t.status not in (FRONT, DOMINATED):
         what = "failed" if t.status == FAILED else f"is {t.status}"
-        raise TrialError(f"{what} on profile {data.profile!r}, so there is nothing verified to ship: {t.reason}. "
-                         f"Choose a front member ('autocl front --study {data.study_name}')", trial=t.number,
-                         stage="export")
+        raise TrialError(
+            f"{what} on profile {data.profile!r}, so there is nothing verified to ship: {t.reason}. "
+            f"Choose a front member ('autocl front --study {data.study_name}')",
+            trial=t.number,
+            stage="export",
+        )
     return t, None
 
 
@@ -149,8 +168,16 @@ def _band(t: TrialInfo, tolerance: float) -> tuple[float, float, float, float, t
     return median, q25, q75, width, (max(0.0, q25 - width), q75 + width)
 
 
-def verify(path: Path, t: TrialInfo, workload: Workload, profile: HardwareProfile, *, sha256: str,
-           latency_tolerance: float = LATENCY_TOLERANCE, metric_tolerance: float = METRIC_TOLERANCE) -> Verification:
+def verify(
+    path: Path,
+    t: TrialInfo,
+    workload: Workload,
+    profile: HardwareProfile,
+    *,
+    sha256: str,
+    latency_tolerance: float = LATENCY_TOLERANCE,
+    metric_tolerance: float = METRIC_TOLERANCE,
+) -> Verification:
     """Re-evaluate and re-time ``path`` in fresh onnxruntime sessions and compare with trial ``t``."""
     from autocl.evaluate import evaluate_artifact
 
@@ -165,9 +192,19 @@ def verify(path: Path, t: TrialInfo, workload: Workload, profile: HardwareProfil
             break
     assert m is not None
     return Verification(
-        study_metric=float(t.metric), metric=float(metric), metric_tolerance=metric_tolerance,  # type: ignore[arg-type]
-        study_median_ms=median, study_q25_ms=q25, study_q75_ms=q75, band_ms=band, median_ms=m.median_ms,
-        iqr_ms=m.iqr_ms, p90_ms=m.p90_ms, latency_tolerance=latency_tolerance, attempts=attempts, sha256=sha256,
+        study_metric=float(t.metric),
+        metric=float(metric),
+        metric_tolerance=metric_tolerance,  # type: ignore[arg-type]
+        study_median_ms=median,
+        study_q25_ms=q25,
+        study_q75_ms=q75,
+        band_ms=band,
+        median_ms=m.median_ms,
+        iqr_ms=m.iqr_ms,
+        p90_ms=m.p90_ms,
+        latency_tolerance=latency_tolerance,
+        attempts=attempts,
+        sha256=sha256,
         study_sha256=t.artifact_sha256,
     )
 
@@ -175,24 +212,34 @@ def verify(path: Path, t: TrialInfo, workload: Workload, profile: HardwareProfil
 def _refusal(v: Verification, t: TrialInfo, data: StudyData, profile: HardwareProfile) -> TrialError:
     problems = []
     if not v.metric_ok:
-        problems.append(f"{data.metric_name} is {v.metric:.6f} in a fresh onnxruntime session but the study stored "
-                        f"{v.study_metric:.6f} (tolerance {v.metric_tolerance:g})")
+        problems.append(
+            f"{data.metric_name} is {v.metric:.6f} in a fresh onnxruntime session but the study stored "
+            f"{v.study_metric:.6f} (tolerance {v.metric_tolerance:g})"
+        )
     if not v.latency_ok:
         problems.append(
             f"median latency is {v.median_ms:.4f} ms on profile {profile.name!r} (best of {v.attempts} runs) but the "
             f"study measured {v.study_median_ms:.4f} ms; allowed band [{v.band_ms[0]:.4f}, {v.band_ms[1]:.4f}] ms = "
             f"the study's IQR [{v.study_q25_ms:.4f}, {v.study_q75_ms:.4f}] widened by {v.latency_tolerance:g} x the "
-            "study's median")
+            "study's median"
+        )
     stored = (t.measurement or {}).get("device") or {}
     here = device_description(profile)
-    changed = [f"{k} {stored.get(k)!r} -> {here.get(k)!r}" for k in ("cpu", "onnxruntime", "threads")
-               if k in stored and stored.get(k) != here.get(k)]
+    changed = [
+        f"{k} {stored.get(k)!r} -> {here.get(k)!r}"
+        for k in ("cpu", "onnxruntime", "threads")
+        if k in stored and stored.get(k) != here.get(k)
+    ]
     if changed:
         problems.append("the device differs from the study's: " + ", ".join(changed))
-    return TrialError("refusing to export, the model does not reproduce the study: " + "; ".join(problems) +
-                      ". Nothing was written. Re-run on the machine and profile of the study (an idle one), or "
-                      "raise --latency-tolerance if this machine is known to be noisy", trial=t.number,
-                      stage="verifying")
+    return TrialError(
+        "refusing to export, the model does not reproduce the study: "
+        + "; ".join(problems)
+        + ". Nothing was written. Re-run on the machine and profile of the study (an idle one), or "
+        "raise --latency-tolerance if this machine is known to be noisy",
+        trial=t.number,
+        stage="verifying",
+    )
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> Path:
@@ -201,8 +248,10 @@ def _check_out_dir(out: Path, overwrite: bool) -> Path:
     shown = str(out)
     out = out.expanduser().resolve()
     if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents or out.parent == out:
-        raise ConfigError(f"{shown} is the current directory or one above it; export into a new folder, e.g. -o bundle/",
-                          field="--out")
+        raise ConfigError(
+            f"{shown} is the current directory or one above it; export into a new folder, e.g. -o bundle/",
+            field="--out",
+        )
     above = next((p for p in out.parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise ConfigError(f"{shown}: {above} is a file, not a directory; choose another --out", field="--out")
@@ -210,21 +259,35 @@ def _check_out_dir(out: Path, overwrite: bool) -> Path:
         raise ConfigError(f"{shown} is a file; choose a new directory", field="--out")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ConfigError(f"{shown} exists and is not empty; choose a new directory or pass --overwrite",
-                              field="--out")
+            raise ConfigError(
+                f"{shown} exists and is not empty; choose a new directory or pass --overwrite", field="--out"
+            )
         foreign = sorted(p.name for p in out.iterdir() if p.name not in BUNDLE_FILES or not p.is_file())
         if foreign:
-            raise ConfigError(f"{shown} holds more than an earlier bundle ({', '.join(foreign[:5])}"
-                              f"{', ...' if len(foreign) > 5 else ''}); --overwrite only replaces a bundle. Choose a "
-                              "new directory", field="--out")
+            raise ConfigError(
+                f"{shown} holds more than an earlier bundle ({', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}); --overwrite only replaces a bundle. Choose a "
+                "new directory",
+                field="--out",
+            )
     return out
 
 
-def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None = None, spec: str | None = None,
-                 profile: str | HardwareProfile | None = None, workload: Workload | str | None = None,
-                 latency_tolerance: float = LATENCY_TOLERANCE, metric_tolerance: float = METRIC_TOLERANCE,
-                 overwrite: bool = False, accept_rebuilt: bool = False, storage: str = "",
-                 on_stage=lambda s: None) -> ExportResult:
+def export_trial(
+    study: optuna.Study,
+    out_dir: str | Path,
+    *,
+    trial: int | None = None,
+    spec: str | None = None,
+    profile: str | HardwareProfile | None = None,
+    workload: Workload | str | None = None,
+    latency_tolerance: float = LATENCY_TOLERANCE,
+    metric_tolerance: float = METRIC_TOLERANCE,
+    overwrite: bool = False,
+    accept_rebuilt: bool = False,
+    storage: str = "",
+    on_stage=lambda s: None,
+) -> ExportResult:
     """Export trial ``trial`` (or the front member ``spec`` picks, see ``autocl.report.pick``) of
     ``study`` on ``profile`` to ``out_dir``, after verifying it (see the module docstring).
 
@@ -245,11 +308,14 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
     on_stage("building the artifact (from the cache when present)")
     artifact = Compressor(wl, cache_dir()).artifact(cfg, on_stage)
     if artifact.sha256 != t.artifact_sha256 and not accept_rebuilt:
-        raise TrialError(f"the artifact rebuilt now (sha256 {artifact.sha256[:12]}) is not the one the study measured "
-                         f"({t.artifact_sha256[:12]}): the artifact cache was cleared or moved (AUTOCL_HOME), so the "
-                         "student was trained again. Point AUTOCL_HOME at the search's cache, or pass --accept-rebuilt "
-                         "to ship the rebuilt model once it passes the same verification", trial=t.number,
-                         stage="export")
+        raise TrialError(
+            f"the artifact rebuilt now (sha256 {artifact.sha256[:12]}) is not the one the study measured "
+            f"({t.artifact_sha256[:12]}): the artifact cache was cleared or moved (AUTOCL_HOME), so the "
+            "student was trained again. Point AUTOCL_HOME at the search's cache, or pass --accept-rebuilt "
+            "to ship the rebuilt model once it passes the same verification",
+            trial=t.number,
+            stage="export",
+        )
     staging = out.with_name(f".{out.name}.{os.getpid()}.partial")
     old = out.with_name(f".{out.name}.{os.getpid()}.old")
     shutil.rmtree(staging, ignore_errors=True)
@@ -262,8 +328,15 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
         shutil.copyfile(artifact.path, model_path)
         onnx.checker.check_model(str(model_path))
         on_stage("verifying in a fresh onnxruntime session")
-        v = verify(model_path, t, wl, hw, sha256=artifact.sha256, latency_tolerance=latency_tolerance,
-                   metric_tolerance=metric_tolerance)
+        v = verify(
+            model_path,
+            t,
+            wl,
+            hw,
+            sha256=artifact.sha256,
+            latency_tolerance=latency_tolerance,
+            metric_tolerance=metric_tolerance,
+        )
         if not (v.metric_ok and v.latency_ok):
             raise _refusal(v, t, data, hw)
         _write_weights(artifact.student.weights_path, staging / "weights.pt", t)
@@ -294,16 +367,21 @@ def _write_weights(src: Path, dst: Path, t: TrialInfo) -> None:
     import torch
 
     if not src.is_file():
-        raise TrialError(f"the student's weights {src} are missing from the cache; clear the student's cache folder "
-                         f"({src.parent}) so it is rebuilt, then export with --accept-rebuilt", trial=t.number,
-                         stage="export")
+        raise TrialError(
+            f"the student's weights {src} are missing from the cache; clear the student's cache folder "
+            f"({src.parent}) so it is rebuilt, then export with --accept-rebuilt",
+            trial=t.number,
+            stage="export",
+        )
     torch.load(src, weights_only=True, map_location="cpu")  # refuse anything that needs pickle to load
     shutil.copyfile(src, dst)
 
 
 def _config_yaml(cfg: CompressionConfig, data: StudyData, t: TrialInfo, wl: Workload) -> str:
-    header = (f"# autocl configuration of study '{data.study_name}', trial {t.number} (workload '{wl.name}', key "
-              f"{wl.key}).\n# Rebuild it: autocl apply --config config.yaml --workload {wl.name}\n")
+    header = (
+        f"# autocl configuration of study '{data.study_name}', trial {t.number} (workload '{wl.name}', key "
+        f"{wl.key}).\n# Rebuild it: autocl apply --config config.yaml --workload {wl.name}\n"
+    )
     return header + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
@@ -312,28 +390,60 @@ def _versions() -> dict:
     import onnxruntime
     import torch
 
-    return {"autocl": autocl.__version__, "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
-            "onnx": onnx.__version__, "optuna": optuna.__version__, "python": platform.python_version()}
-
-
-def _facts(data: StudyData, t: TrialInfo, v: Verification, hw: HardwareProfile, wl: Workload, chosen: Pick | None,
-           storage: str, parameters: int) -> dict:
     return {
-        "study": data.study_name, "storage": storage, "trial": t.number, "status": t.status,
+        "autocl": autocl.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "optuna": optuna.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _facts(
+    data: StudyData,
+    t: TrialInfo,
+    v: Verification,
+    hw: HardwareProfile,
+    wl: Workload,
+    chosen: Pick | None,
+    storage: str,
+    parameters: int,
+) -> dict:
+    return {
+        "study": data.study_name,
+        "storage": storage,
+        "trial": t.number,
+        "status": t.status,
         "pick": {"rule": chosen.rule, "why": chosen.why} if chosen else None,
-        "workload": {"name": wl.name, "key": wl.key, "metric": data.metric_name,
-                     "higher_is_better": data.higher_is_better, "description": wl.description},
-        "baseline": data.baseline, "metric": t.metric, "metric_drop": data.metric_drop(t),
-        "latency": {k: (t.measurement or {}).get(k) for k in ("median_ms", "p90_ms", "iqr_ms", "mean_ms", "n",
-                                                              "batch_size")},
-        "device": (t.measurement or {}).get("device"), "profile": hw.model_dump(mode="json"),
-        "size_kb": t.size_kb, "parameters": parameters, "bits": t.bits, "config": t.config,
-        "not_faster": t.not_faster, "memory": t.memory, "verification": {**asdict(v), "metric_ok": v.metric_ok,
-                                                                          "latency_ok": v.latency_ok,
-                                                                          "sha_ok": v.sha_ok},
-        "versions": _versions(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        **{k: getattr(t, k) for k in ("metric_change", "speedup_search", "speedup_remeasured", "distilled",
-                                      "compressed")},  # the study record's definitions, as every view shows them
+        "workload": {
+            "name": wl.name,
+            "key": wl.key,
+            "metric": data.metric_name,
+            "higher_is_better": data.higher_is_better,
+            "description": wl.description,
+        },
+        "baseline": data.baseline,
+        "metric": t.metric,
+        "metric_drop": data.metric_drop(t),
+        "latency": {
+            k: (t.measurement or {}).get(k) for k in ("median_ms", "p90_ms", "iqr_ms", "mean_ms", "n", "batch_size")
+        },
+        "device": (t.measurement or {}).get("device"),
+        "profile": hw.model_dump(mode="json"),
+        "size_kb": t.size_kb,
+        "parameters": parameters,
+        "bits": t.bits,
+        "config": t.config,
+        "not_faster": t.not_faster,
+        "memory": t.memory,
+        "verification": {**asdict(v), "metric_ok": v.metric_ok, "latency_ok": v.latency_ok, "sha_ok": v.sha_ok},
+        "versions": _versions(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **{
+            k: getattr(t, k)
+            for k in ("metric_change", "speedup_search", "speedup_remeasured", "distilled", "compressed")
+        },  # the study record's definitions, as every view shows them
     }
 
 
@@ -343,6 +453,12 @@ def _layer_rows(data: StudyData, t: TrialInfo, model_path: Path, hw: HardwarePro
 
 
 __all__ = [
-    "BUNDLE_FILES", "ExportResult", "Verification", "choose_trial", "export_trial",
-    "resolve_profile", "resolve_workload", "verify",
+    "BUNDLE_FILES",
+    "ExportResult",
+    "Verification",
+    "choose_trial",
+    "export_trial",
+    "resolve_profile",
+    "resolve_workload",
+    "verify",
 ]

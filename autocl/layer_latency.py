@@ -15,8 +15,9 @@ from autocl.report import StudyData, cached_artifact
 from autocl.workloads import Workload
 
 
-def artifact_layer_shares(path: Path, workload: Workload, profile: HardwareProfile,
-                          layers: tuple[str, ...]) -> dict[str, float]:
+def artifact_layer_shares(
+    path: Path, workload: Workload, profile: HardwareProfile, layers: tuple[str, ...]
+) -> dict[str, float]:
     """The share of the artifact's latency spent in each of ``layers`` (and in ``other``), measured
     here with a batch of the workload's inputs; empty for a remote profile (its device's layers
     cannot be profiled from here).
@@ -34,12 +35,14 @@ def artifact_layer_shares(path: Path, workload: Workload, profile: HardwareProfi
 
     if profile.measure != "local":
         return {}
-    return layer_latency_shares(path, profile, workload.sample_feed(profile.batch_size),
-                                layer_nodes(path, list(layers)))
+    return layer_latency_shares(
+        path, profile, workload.sample_feed(profile.batch_size), layer_nodes(path, list(layers))
+    )
 
 
-def measure_layer_shares(data: StudyData, workload: Workload,
-                         cache_root: Path | None = None) -> tuple[dict[int, dict[str, float]], str]:
+def measure_layer_shares(
+    data: StudyData, workload: Workload, cache_root: Path | None = None
+) -> tuple[dict[int, dict[str, float]], str]:
     """Time the layers of each front member of ``data`` on the study's profile.
 
     Args:

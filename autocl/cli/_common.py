@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -31,8 +32,10 @@ def _database_error(exc: BaseException) -> str | None:
     while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
         cause = cause.__cause__ or cause.__context__
     detail = str(getattr(cause, "orig", None) or exc).strip().splitlines()[0]
-    return (f"the study database cannot be used: {detail}. Check that its file (or server) is writable, "
-            "the disk is not full and the --storage URL is right; finished trials are saved")
+    return (
+        f"the study database cannot be used: {detail}. Check that its file (or server) is writable, "
+        "the disk is not full and the --storage URL is right; finished trials are saved"
+    )
 
 
 def handles_errors(fn: F) -> F:
@@ -49,8 +52,11 @@ def handles_errors(fn: F) -> F:
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
             why = "SIGTERM" if isinstance(exc, Interrupted) and str(exc) == "SIGTERM" else "Ctrl-C"
-            err_console.print(f"interrupted ({why}): the running trial is marked failed, finished trials are saved; "
-                              "run the same command again to resume", soft_wrap=True)
+            err_console.print(
+                f"interrupted ({why}): the running trial is marked failed, finished trials are saved; "
+                "run the same command again to resume",
+                soft_wrap=True,
+            )
             sys.exit(143 if why == "SIGTERM" else 130)
         except Exception as exc:
             line = _database_error(exc)
@@ -109,11 +115,29 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
     metric_col = metric_name if len(metric_name) <= 12 else "metric"
     bits_width = max([len("bits per"), *(len(abbreviate_bits(r.bits)) for r in rows)])
     # two-line headers, and no column that would be empty, keep the table narrow
-    columns = ["trial", "prune", "MACs\nkept", "T", "alpha", "bits per\nlayer", metric_col, "Δ metric\n(+ better)",
-               "latency\nms", "± IQR", "speed-up\n(search)", *(["speed-up\n(re-measured)"] if remeasured else []),
-               "size\nKB", *(["peak\nMB"] if peak else []), "notes"]
-    table = Table(title=title, title_justify="left",
-                  caption=None if metric_col == metric_name else f"metric: {metric_name}", caption_justify="left")
+    columns = [
+        "trial",
+        "prune",
+        "MACs\nkept",
+        "T",
+        "alpha",
+        "bits per\nlayer",
+        metric_col,
+        "Δ metric\n(+ better)",
+        "latency\nms",
+        "± IQR",
+        "speed-up\n(search)",
+        *(["speed-up\n(re-measured)"] if remeasured else []),
+        "size\nKB",
+        *(["peak\nMB"] if peak else []),
+        "notes",
+    ]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=None if metric_col == metric_name else f"metric: {metric_name}",
+        caption_justify="left",
+    )
     for col in columns:
         if col == "bits per\nlayer":  # a fixed width: a narrow terminal shrinks other columns, never this one to 0
             table.add_column(col, justify="left", overflow="fold", width=min(bits_width, BITS_WIDTH))
@@ -122,26 +146,51 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
         else:
             table.add_column(col, justify="right", no_wrap=True)
     if baseline:
-        table.add_row("fp32", "0.00", "100%", "-", "-", "teacher", f"{baseline['metric']:.4f}", "",
-                      f"{baseline['latency_ms']:.3f}", f"{baseline['latency_iqr_ms']:.3f}", "1.00x",
-                      *(["1.00x"] if remeasured else []), f"{baseline['size_kb']:.1f}", *([""] if peak else []),
-                      "unpruned fp32 teacher", style="dim")
+        table.add_row(
+            "fp32",
+            "0.00",
+            "100%",
+            "-",
+            "-",
+            "teacher",
+            f"{baseline['metric']:.4f}",
+            "",
+            f"{baseline['latency_ms']:.3f}",
+            f"{baseline['latency_iqr_ms']:.3f}",
+            "1.00x",
+            *(["1.00x"] if remeasured else []),
+            f"{baseline['size_kb']:.1f}",
+            *([""] if peak else []),
+            "unpruned fp32 teacher",
+            style="dim",
+        )
     for r in rows:
         table.add_row(
-            str(r.number), f"{r.prune_ratio or 0:.2f}", _kept(r), f"{r.temperature:g}" if r.distilled else "-",
-            f"{r.alpha:g}" if r.distilled else "-", abbreviate_bits(r.bits), f"{r.metric:.4f}",
-            f"{r.metric_change:+.4f}" if r.metric_change is not None else "", f"{r.latency_ms:.3f}",
-            f"{r.latency_iqr_ms:.3f}", _x(r.speedup_search), *([_x(r.speedup_remeasured)] if remeasured else []),
-            f"{r.size_kb:.1f}", *([f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else ""] if peak else []),
+            str(r.number),
+            f"{r.prune_ratio or 0:.2f}",
+            _kept(r),
+            f"{r.temperature:g}" if r.distilled else "-",
+            f"{r.alpha:g}" if r.distilled else "-",
+            abbreviate_bits(r.bits),
+            f"{r.metric:.4f}",
+            f"{r.metric_change:+.4f}" if r.metric_change is not None else "",
+            f"{r.latency_ms:.3f}",
+            f"{r.latency_iqr_ms:.3f}",
+            _x(r.speedup_search),
+            *([_x(r.speedup_remeasured)] if remeasured else []),
+            f"{r.size_kb:.1f}",
+            *([f"{r.peak_memory_mb:.1f}" if r.peak_memory_mb is not None else ""] if peak else []),
             "; ".join(r.notes),
             style="yellow" if r.not_faster or r.latency_changed else None,
         )
     return table
 
 
-BITS_LEGEND = ("bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, "
-               "d = int8 dynamic, 4 = int4 MatMulNBits; 8×62 = 62 layers in a row at int8); after depth pruning (prune.depth) the student's blocks are "
-               "renumbered and take the characters of the first blocks' layers; a low-rank layer (prune.rank_ratio) is "
-               "one layer, two MatMul/Conv nodes at its precision; notes: QAT = the 8 layers were "
-               "quantization-aware trained (else post-training calibrated), k shared = weights clustered to k values "
-               "per layer (smaller size, same latency)")
+BITS_LEGEND = (
+    "bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, "
+    "d = int8 dynamic, 4 = int4 MatMulNBits; 8×62 = 62 layers in a row at int8); after depth pruning (prune.depth) the student's blocks are "
+    "renumbered and take the characters of the first blocks' layers; a low-rank layer (prune.rank_ratio) is "
+    "one layer, two MatMul/Conv nodes at its precision; notes: QAT = the 8 layers were "
+    "quantization-aware trained (else post-training calibrated), k shared = weights clustered to k values "
+    "per layer (smaller size, same latency)"
+)

@@ -11,7 +11,13 @@ from rich.table import Table
 from autocl.cli._common import console, handles_errors
 from autocl.errors import AutoclError, StudyError
 from autocl.hardware import (
-    HardwareProfile, agent_health, int8_warning, load_profile, profile_from_dict, read_token_file, serve,
+    HardwareProfile,
+    agent_health,
+    int8_warning,
+    load_profile,
+    profile_from_dict,
+    read_token_file,
+    serve,
 )
 from autocl.study import existing_storage, load_existing, remeasure_front
 
@@ -67,14 +73,24 @@ def _profiles(directory: Path) -> None:
         mark = "" if why == "yes" else f" [{len(notes)}]"
         where = "here" if p.measure == "local" else f"agent {p.remote.url}"  # type: ignore[union-attr]
         budgets = ", ".join(f"{k} {v:g}" for k, v in p.budgets.items()) or "-"
-        table.add_row(p.name, f.name, where, p.execution_provider.removesuffix("ExecutionProvider"), str(p.threads),
-                      str(p.batch_size), " ".join(p.precisions), budgets,
-                      f"[green]yes{mark}[/]" if ok else f"[red]no{mark}[/]")
+        table.add_row(
+            p.name,
+            f.name,
+            where,
+            p.execution_provider.removesuffix("ExecutionProvider"),
+            str(p.threads),
+            str(p.batch_size),
+            " ".join(p.precisions),
+            budgets,
+            f"[green]yes{mark}[/]" if ok else f"[red]no{mark}[/]",
+        )
     console.print(table)
     for line in notes:
         console.print(line, soft_wrap=True, markup=False)
-    console.print(f"{runnable} of {len(files)} profile(s) can be measured from here; use one with "
-                  "'autocl search --profile NAME' (repeat --profile for several targets)")
+    console.print(
+        f"{runnable} of {len(files)} profile(s) can be measured from here; use one with "
+        "'autocl search --profile NAME' (repeat --profile for several targets)"
+    )
 
 
 def agent(
@@ -83,7 +99,9 @@ def agent(
     token_file: Path = typer.Option(..., help="file holding the token clients must send (16+ characters)"),
     max_upload_mb: float = typer.Option(64.0, min=0.001, help="largest request body accepted, in MB"),
     idle_exit: float = typer.Option(0.0, min=0.0, help="stop after this many seconds without a request (0: never)"),
-    scratch: Optional[Path] = typer.Option(None, help="folder for the per-request temporary artifacts [default: system temp]"),
+    scratch: Optional[Path] = typer.Option(
+        None, help="folder for the per-request temporary artifacts [default: system temp]"
+    ),
     quiet: bool = typer.Option(False, help="do not log requests"),
 ) -> None:
     """Serve latency measurements on this device, for profiles with `measure: remote`.
@@ -101,15 +119,25 @@ def _agent(host, port, token_file, max_upload_mb, idle_exit, scratch, quiet) -> 
     token = read_token_file(token_file)
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
-    serve(host, port, token, max_upload_bytes=int(max_upload_mb * 2**20), idle_exit_s=idle_exit, scratch=scratch,
-          quiet=quiet, announce=lambda line: print(line, flush=True))
+    serve(
+        host,
+        port,
+        token,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        idle_exit_s=idle_exit,
+        scratch=scratch,
+        quiet=quiet,
+        announce=lambda line: print(line, flush=True),
+    )
 
 
 def remeasure(
     study: str = typer.Option("demo", help="study name"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     workload: Optional[str] = typer.Option(None, help="workload spec when it is not a built-in [default: the study's]"),
-    profile: Optional[list[str]] = typer.Option(None, help="profile YAML or name to re-measure on; repeatable [default: the study's profiles as stored]"),
+    profile: Optional[list[str]] = typer.Option(
+        None, help="profile YAML or name to re-measure on; repeatable [default: the study's profiles as stored]"
+    ),
 ) -> None:
     """Re-measure a study's Pareto fronts and flag members whose latency changed beyond the noise.
 
@@ -132,8 +160,10 @@ def _remeasure(study_name, storage, workload, profile) -> None:
         targets = [load_profile(p) for p in profile]
         unknown = [p.name for p in targets if p.name not in stored]
         if unknown:
-            raise StudyError(f"study {study_name!r} was not measured on {', '.join(unknown)} (its profiles: "
-                             f"{', '.join(stored) or 'none'}); a front exists only for those")
+            raise StudyError(
+                f"study {study_name!r} was not measured on {', '.join(unknown)} (its profiles: "
+                f"{', '.join(stored) or 'none'}); a front exists only for those"
+            )
     else:
         targets = [profile_from_dict(d, source=f"study {study_name} profile {n}") for n, d in stored.items()]
     from autocl.export import resolve_workload
@@ -149,9 +179,20 @@ def _remeasure(study_name, storage, workload, profile) -> None:
         for col in ("trial", "stored ms", "now ms", "95% CI now", "change", "speed-up (re-measured)", "verdict"):
             table.add_column(col, justify="right" if col != "verdict" else "left")
         for trial, r in members.items():
-            verdict = ("not comparable: another device" if r["comparable"] is False
-                       else "[yellow]changed beyond the noise[/]" if r["changed"] else "same within the noise")
-            table.add_row(str(trial), f"{r['stored_median_ms']:.3f}", f"{r['median_ms']:.3f}",
-                          f"{r['ci95_ms'][0]:.3f}-{r['ci95_ms'][1]:.3f}", f"{r['rel_change']:+.1%}",
-                          f"{r['speedup']:.2f}x", verdict)
+            verdict = (
+                "not comparable: another device"
+                if r["comparable"] is False
+                else "[yellow]changed beyond the noise[/]"
+                if r["changed"]
+                else "same within the noise"
+            )
+            table.add_row(
+                str(trial),
+                f"{r['stored_median_ms']:.3f}",
+                f"{r['median_ms']:.3f}",
+                f"{r['ci95_ms'][0]:.3f}-{r['ci95_ms'][1]:.3f}",
+                f"{r['rel_change']:+.1%}",
+                f"{r['speedup']:.2f}x",
+                verdict,
+            )
         console.print(table)

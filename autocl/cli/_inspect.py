@@ -15,10 +15,16 @@ from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
 def layers(
-    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload, registered name or 'package.module:function'"),
-    profile: Optional[Path] = typer.Option(None, help=(
-        "hardware-profile YAML: also show which precisions its execution provider runs on each layer, "
-        "and why the others are refused")),
+    workload: str = typer.Option(
+        DEFAULT_WORKLOAD, help="built-in workload, registered name or 'package.module:function'"
+    ),
+    profile: Optional[Path] = typer.Option(
+        None,
+        help=(
+            "hardware-profile YAML: also show which precisions its execution provider runs on each layer, "
+            "and why the others are refused"
+        ),
+    ),
 ) -> None:
     """List a workload's quantizable layers: the names a search space's quant.layers,
     prune.ignored_layers and prune.layer_ratios use.
@@ -51,8 +57,14 @@ def _layers(workload: str, profile_path: Path | None) -> None:
         table.add_column(col)
     for i, name in enumerate(names):
         m = modules[name]
-        row = [str(i), name, type(m).__name__, "x".join(map(str, m.weight.shape)), str(m.weight.numel()),
-               "no (workload keeps it)" if name in wl.ignored_layers else "yes"]
+        row = [
+            str(i),
+            name,
+            type(m).__name__,
+            "x".join(map(str, m.weight.shape)),
+            str(m.weight.numel()),
+            "no (workload keeps it)" if name in wl.ignored_layers else "yes",
+        ]
         if profile_path is not None:
             ok = [p for p in PRECISIONS if p not in refused.get(name, {})]
             row += [",".join(sorted(ops.get(name, set()))) or "-", " ".join(f"{p}({PRECISION_CODES[p]})" for p in ok)]
@@ -84,10 +96,14 @@ def _sensitivity(study_name: str, storage: str | None) -> None:
     st = load_existing(study_name, url)
     data = st.user_attrs.get("sensitivity")
     if not data:
-        raise StudyError(f"study {study_name!r} has no sensitivity table; run 'autocl search --study {study_name} "
-                         "--sensitivity' on a new study to make one")
+        raise StudyError(
+            f"study {study_name!r} has no sensitivity table; run 'autocl search --study {study_name} "
+            "--sensitivity' on a new study to make one"
+        )
     precisions = [p for p in PRECISIONS if any(p in row for row in data.values())]
-    table = Table(title=f"metric drop per layer and precision in '{study_name}' (positive = worse)", title_justify="left")
+    table = Table(
+        title=f"metric drop per layer and precision in '{study_name}' (positive = worse)", title_justify="left"
+    )
     table.add_column("layer")
     for p in precisions:
         table.add_column(p, justify="right")

@@ -17,7 +17,13 @@ from autocl.errors import ConfigError, StudyError
 from autocl.hardware import load_profile
 from autocl.space import load_space
 from autocl.study import (
-    ROW_KEYS, SAMPLERS, default_storage, existing_storage, load_existing, prepare_run, run_search,
+    ROW_KEYS,
+    SAMPLERS,
+    default_storage,
+    existing_storage,
+    load_existing,
+    prepare_run,
+    run_search,
 )
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
@@ -45,49 +51,93 @@ class _ProgressReporter:
             error = trial.user_attrs.get("error", f"trial {trial.number} failed")
             self.progress.console.print(f"[yellow]{escape(error)}[/]", soft_wrap=True)
             if self.verbose and trial.user_attrs.get("traceback"):
-                self.progress.console.print(escape(trial.user_attrs["traceback"].rstrip()), soft_wrap=True,
-                                            style="dim")
+                self.progress.console.print(escape(trial.user_attrs["traceback"].rstrip()), soft_wrap=True, style="dim")
         else:
             m, lat, size = trial.values
             reused = " (student reused)" if trial.user_attrs.get("student_reused") else ""
             slower = [p for p, flag in trial.user_attrs.get("not_faster", {}).items() if flag]
             flagged = f" [yellow]not faster than fp32 on {', '.join(slower)}[/]" if slower else ""
             self.progress.console.print(
-                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}{flagged}")
+                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}{flagged}"
+            )
         self.progress.advance(self.task)
 
 
 def search(
-    workload: str = typer.Option(DEFAULT_WORKLOAD, help="built-in workload (mnist, digits, minilm), a registered name, or 'package.module:function' returning an autocl Workload"),
+    workload: str = typer.Option(
+        DEFAULT_WORKLOAD,
+        help="built-in workload (mnist, digits, minilm), a registered name, or 'package.module:function' returning an autocl Workload",
+    ),
     space: Path = typer.Option(Path("search_spaces/default.yaml"), help="search-space YAML: which knobs and ranges"),
-    profile: Optional[list[str]] = typer.Option(None, help=(
-        "hardware-profile YAML, or a name in hardware_profiles/ [default: cpu-local]; repeat it to measure every "
-        "artifact on several targets (the first is the primary: its latency is the search objective)")),
+    profile: Optional[list[str]] = typer.Option(
+        None,
+        help=(
+            "hardware-profile YAML, or a name in hardware_profiles/ [default: cpu-local]; repeat it to measure every "
+            "artifact on several targets (the first is the primary: its latency is the search objective)"
+        ),
+    ),
     study: str = typer.Option("demo", help="study name; an existing study of that name is resumed"),
-    trials: Optional[int] = typer.Option(None, min=1, help=(
-        "screened trials to add in this run (polishing runs come on top) [default: 12, or unbounded with --timeout]")),
-    timeout: Optional[str] = typer.Option(None, help=(
-        "wall-clock budget of this run, e.g. 90s, 20m, 1.5h: the search stops cleanly after the trial running "
-        "then, the last 15% going to polishing the front")),
-    max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0.0, help=(
-        "largest metric drop a member may have, in the metric's units (0.01 = one accuracy point): members "
-        "beyond it are infeasible and off the front")),
-    polish: bool = typer.Option(True, "--polish/--no-polish", help=(
-        "distil the fastest pruned members near the front again with the space's long schedule (distill.polish)")),
+    trials: Optional[int] = typer.Option(
+        None,
+        min=1,
+        help=(
+            "screened trials to add in this run (polishing runs come on top) [default: 12, or unbounded with --timeout]"
+        ),
+    ),
+    timeout: Optional[str] = typer.Option(
+        None,
+        help=(
+            "wall-clock budget of this run, e.g. 90s, 20m, 1.5h: the search stops cleanly after the trial running "
+            "then, the last 15% going to polishing the front"
+        ),
+    ),
+    max_drop: Optional[float] = typer.Option(
+        None,
+        "--max-drop",
+        min=0.0,
+        help=(
+            "largest metric drop a member may have, in the metric's units (0.01 = one accuracy point): members "
+            "beyond it are infeasible and off the front"
+        ),
+    ),
+    polish: bool = typer.Option(
+        True,
+        "--polish/--no-polish",
+        help=("distil the fastest pruned members near the front again with the space's long schedule (distill.polish)"),
+    ),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     seed: int = typer.Option(0, help="seed of the sampler and of distillation"),
-    sensitivity: Optional[bool] = typer.Option(None, "--sensitivity/--no-sensitivity", help=(
-        "before the trials, quantize one layer at a time, store the metric drops in the study, rank the layers "
-        "that fall back first and drop clearly hopeless choices (quant.sensitivity_max_drop) "
-        "[default: on a new study, when it is cheap]"), show_default=False),
-    fork: Optional[str] = typer.Option(None, help=(
-        "when --study was made with other settings: start this new study instead, seeded with the old one's "
-        "configurations that are still valid")),
-    warm_start: Optional[str] = typer.Option(None, help=(
-        "seed the study with another study's Pareto-front configurations (e.g. the same model on another device)")),
+    sensitivity: Optional[bool] = typer.Option(
+        None,
+        "--sensitivity/--no-sensitivity",
+        help=(
+            "before the trials, quantize one layer at a time, store the metric drops in the study, rank the layers "
+            "that fall back first and drop clearly hopeless choices (quant.sensitivity_max_drop) "
+            "[default: on a new study, when it is cheap]"
+        ),
+        show_default=False,
+    ),
+    fork: Optional[str] = typer.Option(
+        None,
+        help=(
+            "when --study was made with other settings: start this new study instead, seeded with the old one's "
+            "configurations that are still valid"
+        ),
+    ),
+    warm_start: Optional[str] = typer.Option(
+        None,
+        help=(
+            "seed the study with another study's Pareto-front configurations (e.g. the same model on another device)"
+        ),
+    ),
     sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)} (seeded with --seed)"),
-    verbose: bool = typer.Option(False, "--verbose", help=(
-        "print the traceback of a trial that failed with an internal error (it is stored with the trial either way)")),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help=(
+            "print the traceback of a trial that failed with an internal error (it is stored with the trial either way)"
+        ),
+    ),
 ) -> None:
     """Search compression configurations and print the Pareto front.
 
@@ -102,8 +152,23 @@ def search(
 
     Example: autocl search --workload mnist --profile cpu-edge-1t --timeout 20m --max-drop 0.01
     """
-    handles_errors(_search)(workload, space, profile, study, trials, storage, seed, sensitivity, fork, warm_start,
-                            sampler, timeout=timeout, max_drop=max_drop, polish=polish, verbose=verbose)
+    handles_errors(_search)(
+        workload,
+        space,
+        profile,
+        study,
+        trials,
+        storage,
+        seed,
+        sensitivity,
+        fork,
+        warm_start,
+        sampler,
+        timeout=timeout,
+        max_drop=max_drop,
+        polish=polish,
+        verbose=verbose,
+    )
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -116,31 +181,73 @@ def parse_duration(text: str | None) -> float | None:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def _search(workload, space, profile, study, trials, storage, seed, sensitivity=None, fork=None, warm_start=None,
-            sampler="tpe", *, timeout=None, max_drop=None, polish=True, verbose=False) -> None:
+def _search(
+    workload,
+    space,
+    profile,
+    study,
+    trials,
+    storage,
+    seed,
+    sensitivity=None,
+    fork=None,
+    warm_start=None,
+    sampler="tpe",
+    *,
+    timeout=None,
+    max_drop=None,
+    polish=True,
+    verbose=False,
+) -> None:
     seconds = parse_duration(timeout)
     if trials is None and seconds is None:
         trials = 12
     space_cfg = load_space(space)
     profiles = [load_profile(p) for p in (profile or ["hardware_profiles/cpu-local.yaml"])]
     url = storage or default_storage(study)
-    described = ", ".join(f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
-                          f", {p.threads} thread(s), batch {p.batch_size})" for p in profiles)
+    described = ", ".join(
+        f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
+        f", {p.threads} thread(s), batch {p.batch_size})"
+        for p in profiles
+    )
     console.print(f"workload [bold]{workload}[/], space {space}, profile(s) {described}")
     # before the workload (whose teacher may train): names, a changed study, --fork, --warm-start
-    plan = prepare_run(study, url, workload, space_cfg, profiles, fork=fork, warm_start=warm_start,
-                       storage_given=storage is not None)
+    plan = prepare_run(
+        study, url, workload, space_cfg, profiles, fork=fork, warm_start=warm_start, storage_given=storage is not None
+    )
     study, url = plan.study_name, plan.url
     wl = load_workload(workload)
-    with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         reporter = _ProgressReporter(progress, trials, verbose)
-        result = run_search(wl, space_cfg, profiles, study_name=study, storage=url, n_trials=trials,
-                            seed=seed, reporter=reporter, sensitivity=sensitivity, sampler=sampler, seeds=plan.seeds,
-                            timeout=seconds, max_drop=max_drop, polish=polish, workload_spec=workload)
+        result = run_search(
+            wl,
+            space_cfg,
+            profiles,
+            study_name=study,
+            storage=url,
+            n_trials=trials,
+            seed=seed,
+            reporter=reporter,
+            sensitivity=sensitivity,
+            sampler=sampler,
+            seeds=plan.seeds,
+            timeout=seconds,
+            max_drop=max_drop,
+            polish=polish,
+            workload_spec=workload,
+        )
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    console.print(f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
-                  f"{len(done)} complete in all, {reporter.failed} failed in this run")
+    console.print(
+        f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
+        f"{len(done)} complete in all, {reporter.failed} failed in this run"
+    )
     for p in profiles:
         _print_front(url, study, p.name, result.study)
     _print_keeper(url, study, result.study, max_drop)
@@ -162,12 +269,16 @@ def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: floa
     how = "" if max_drop is not None else " (no --max-drop given: 0.01 assumed)"
     storage = "" if url == default_storage(study_name) else f" --storage {url}"
     # the speed-up the front table shows beside it: measured in the search, in alternation with fp32
-    console.print(f"fastest member within a metric drop of {bound:g}{how}: trial {t.number}, "
-                  f"{data.metric_name} {t.metric:.4f} ({t.metric_change:+.4f}), {t.latency_ms:.3f} ms"
-                  + (f", {t.speedup_search:.2f}x the fp32 model (speed-up measured in the search)"
-                     if t.speedup_search else ""), soft_wrap=True)
-    console.print(f"export it: autocl export --study {study_name}{storage} --trial {t.number} -o exports/{study_name}-trial{t.number}",
-                  soft_wrap=True)
+    console.print(
+        f"fastest member within a metric drop of {bound:g}{how}: trial {t.number}, "
+        f"{data.metric_name} {t.metric:.4f} ({t.metric_change:+.4f}), {t.latency_ms:.3f} ms"
+        + (f", {t.speedup_search:.2f}x the fp32 model (speed-up measured in the search)" if t.speedup_search else ""),
+        soft_wrap=True,
+    )
+    console.print(
+        f"export it: autocl export --study {study_name}{storage} --trial {t.number} -o exports/{study_name}-trial{t.number}",
+        soft_wrap=True,
+    )
 
 
 def _front_data(study: optuna.Study, profile: str | None):
@@ -182,9 +293,12 @@ def _print_front(url: str, study_name: str, profile: str | None, study: optuna.S
 
     data = _front_data(study, profile)
     rows = require_front(data)  # or why there is no front
-    table = front_table(rows, metric_name=data.metric_name, baseline=data.baseline,
-                        title=f"Pareto front of '{study_name}' on profile '{data.profile}' ({len(rows)} of "
-                              f"{len(data.trials)} trials)")
+    table = front_table(
+        rows,
+        metric_name=data.metric_name,
+        baseline=data.baseline,
+        title=f"Pareto front of '{study_name}' on profile '{data.profile}' ({len(rows)} of {len(data.trials)} trials)",
+    )
     console.print(table)
     console.print(f"[dim]{BITS_LEGEND}; layers: {' '.join(data.layers)}[/]", soft_wrap=True)
 
@@ -192,7 +306,9 @@ def _print_front(url: str, study_name: str, profile: str | None, study: optuna.S
 def front(
     study: str = typer.Option("demo", help="study name"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
-    profile: Optional[str] = typer.Option(None, help="profile name (a study keeps one front per profile) [default: the study's primary profile]"),
+    profile: Optional[str] = typer.Option(
+        None, help="profile name (a study keeps one front per profile) [default: the study's primary profile]"
+    ),
     fmt: str = typer.Option("table", "--format", help="table, csv or json"),
 ) -> None:
     """Print the Pareto front of a study, read from autocl's table in the study database.

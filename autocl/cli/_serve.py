@@ -12,8 +12,10 @@ from autocl.cli._common import handles_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (loopback by default)"),
     port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
-    token: Optional[str] = typer.Option(None, help=(
-        "token every request but /health must carry [default: $AUTOCL_TOKEN, else a generated one, printed]")),
+    token: Optional[str] = typer.Option(
+        None,
+        help=("token every request but /health must carry [default: $AUTOCL_TOKEN, else a generated one, printed]"),
+    ),
     max_running: int = typer.Option(1, min=0, help="search jobs run at a time; more are queued (0: queue only)"),
 ) -> None:
     """Serve the API and the page: launch searches, watch them, compare fronts, download bundles.

@@ -11,9 +11,11 @@ from rich.table import Table
 from autocl.cli._common import console, handles_errors
 from autocl.workloads import DEFAULT_WORKLOAD
 
-PICK_HELP = ("choose a front member: 'metric_drop<=0.01,latency_ms<=5' (fields metric, metric_drop, metric_change, "
-             "latency_ms, latency_p90_ms, size_kb, speedup_search (= speedup), speedup_remeasured; the fastest meeting "
-             "all), 'fastest-within:0.01' or 'knee'")
+PICK_HELP = (
+    "choose a front member: 'metric_drop<=0.01,latency_ms<=5' (fields metric, metric_drop, metric_change, "
+    "latency_ms, latency_p90_ms, size_kb, speedup_search (= speedup), speedup_remeasured; the fastest meeting "
+    "all), 'fastest-within:0.01' or 'knee'"
+)
 
 
 def _profile_arg(profile: Optional[str]):
@@ -30,9 +32,14 @@ def report(
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     profile: Optional[str] = typer.Option(None, help="profile name [default: the search's primary profile]"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file [default: studies/<study>-report.html]"),
-    layer_latency: bool = typer.Option(False, "--layer-latency", help=(
-        "time each front member's layers with onnxruntime's profiler on the profile (needs the workload and the "
-        "artifact cache)")),
+    layer_latency: bool = typer.Option(
+        False,
+        "--layer-latency",
+        help=(
+            "time each front member's layers with onnxruntime's profiler on the profile (needs the workload and the "
+            "artifact cache)"
+        ),
+    ),
     workload: Optional[str] = typer.Option(None, help="workload, for --layer-latency [default: the study's]"),
 ) -> None:
     """Write one self-contained HTML page about a study (plotly embedded, works offline).
@@ -58,9 +65,11 @@ def _report(study, storage, profile, out, layer_latency, workload) -> None:
         wl = resolve_workload(view.data(profile), workload)
     path = view.report(out or home_dir() / f"{study}-report.html", profile, workload=wl, measure_layers=layer_latency)
     data = view.data(profile)
-    console.print(f"report of study [bold]{study}[/] on profile [bold]{data.profile}[/]: {len(data.front)} front "
-                  f"member(s) of {len(data.trials)} trial(s) -> {path} ({path.stat().st_size / 1e6:.1f} MB, "
-                  "opens offline in any browser)")
+    console.print(
+        f"report of study [bold]{study}[/] on profile [bold]{data.profile}[/]: {len(data.front)} front "
+        f"member(s) of {len(data.trials)} trial(s) -> {path} ({path.stat().st_size / 1e6:.1f} MB, "
+        "opens offline in any browser)"
+    )
 
 
 def export(
@@ -71,11 +80,14 @@ def export(
     profile: Optional[str] = typer.Option(None, help="profile name, or a profile YAML [default: the primary profile]"),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
     workload: Optional[str] = typer.Option(None, help="workload [default: the one the study recorded]"),
-    latency_tolerance: float = typer.Option(0.5, min=0.0, help=(
-        "re-measured median must fall in the study's IQR widened by this x the study's median")),
+    latency_tolerance: float = typer.Option(
+        0.5, min=0.0, help=("re-measured median must fall in the study's IQR widened by this x the study's median")
+    ),
     metric_tolerance: float = typer.Option(1e-6, min=0.0, help="allowed difference of the re-evaluated metric"),
     overwrite: bool = typer.Option(False, help="replace a non-empty --out directory"),
-    accept_rebuilt: bool = typer.Option(False, help="ship a rebuilt artifact whose sha256 differs from the measured one"),
+    accept_rebuilt: bool = typer.Option(
+        False, help="ship a rebuilt artifact whose sha256 differs from the measured one"
+    ),
 ) -> None:
     """Export one trial as a verified bundle: model.onnx, weights.pt, config.yaml, MODEL_CARD.md.
 
@@ -84,29 +96,51 @@ def export(
 
     Example: autocl export --study demo --pick fastest-within:0.01 -o bundle/
     """
-    handles_errors(_export)(study, out, trial, pick, profile, storage, workload, latency_tolerance, metric_tolerance,
-                            overwrite, accept_rebuilt)
+    handles_errors(_export)(
+        study,
+        out,
+        trial,
+        pick,
+        profile,
+        storage,
+        workload,
+        latency_tolerance,
+        metric_tolerance,
+        overwrite,
+        accept_rebuilt,
+    )
 
 
-def _export(study, out, trial, pick, profile, storage, workload, latency_tolerance, metric_tolerance, overwrite,
-            accept_rebuilt) -> None:
+def _export(
+    study, out, trial, pick, profile, storage, workload, latency_tolerance, metric_tolerance, overwrite, accept_rebuilt
+) -> None:
     from autocl.api import load_study
 
     view = load_study(study, storage)
     with console.status("exporting") as status:
-        result = view.export(out, trial=trial, pick=pick, profile=_profile_arg(profile), workload=workload,
-                             latency_tolerance=latency_tolerance, metric_tolerance=metric_tolerance,
-                             overwrite=overwrite, accept_rebuilt=accept_rebuilt,
-                             on_stage=lambda s: status.update(s))
+        result = view.export(
+            out,
+            trial=trial,
+            pick=pick,
+            profile=_profile_arg(profile),
+            workload=workload,
+            latency_tolerance=latency_tolerance,
+            metric_tolerance=metric_tolerance,
+            overwrite=overwrite,
+            accept_rebuilt=accept_rebuilt,
+            on_stage=lambda s: status.update(s),
+        )
     t, v = result.trial, result.verification
     if result.pick:
         console.print(f"--pick {result.pick.rule}: trial {t.number}, {result.pick.why}")
     if t.reason:
         console.print(f"[yellow]note: trial {t.number} is {t.status}: {t.reason}[/]")
-    console.print(f"trial [bold]{t.number}[/] on profile {result.profile}: metric {v.metric:.4f} (study "
-                  f"{v.study_metric:.4f}), median latency {v.median_ms:.4f} ms (study {v.study_median_ms:.4f}, band "
-                  f"[{v.band_ms[0]:.4f}, {v.band_ms[1]:.4f}]), artifact "
-                  f"{'identical to the one measured' if v.sha_ok else 'REBUILT (sha256 differs)'}")
+    console.print(
+        f"trial [bold]{t.number}[/] on profile {result.profile}: metric {v.metric:.4f} (study "
+        f"{v.study_metric:.4f}), median latency {v.median_ms:.4f} ms (study {v.study_median_ms:.4f}, band "
+        f"[{v.band_ms[0]:.4f}, {v.band_ms[1]:.4f}]), artifact "
+        f"{'identical to the one measured' if v.sha_ok else 'REBUILT (sha256 differs)'}"
+    )
     console.print(f"wrote {result.directory}/: {', '.join(result.files)}")
 
 
@@ -114,8 +148,9 @@ def apply(
     config: Path = typer.Option(..., help="config.yaml of an exported bundle"),
     workload: str = typer.Option(DEFAULT_WORKLOAD, help="the workload the configuration was found for"),
     weights: Optional[Path] = typer.Option(None, help="state dict to load [default: weights.pt beside the config]"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the quantized model.onnx here and "
-                                                                  "compute its metric"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="also write the quantized model.onnx here and compute its metric"
+    ),
     profile: Optional[Path] = typer.Option(None, help="profile YAML for evaluating the metric [default: 1-thread CPU]"),
 ) -> None:
     """Rebuild a configuration: prune the workload's teacher as config.yaml says and load the weights.

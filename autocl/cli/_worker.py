@@ -28,14 +28,25 @@ from autocl.workloads import load_workload
 
 def worker(
     study: str = typer.Option(..., help="name of the study to join (made by 'autocl search')"),
-    storage: str = typer.Option(..., help=(
-        "the study's SQLAlchemy URL, the same for every worker: postgresql://user:password@host:5432/db "
-        "(several machines), or sqlite:///path.db (one machine)")),
-    trials: Optional[int] = typer.Option(None, min=1, help=(
-        "trials this worker runs (polishing runs come on top) [default: 12, or unbounded with --timeout]")),
+    storage: str = typer.Option(
+        ...,
+        help=(
+            "the study's SQLAlchemy URL, the same for every worker: postgresql://user:password@host:5432/db "
+            "(several machines), or sqlite:///path.db (one machine)"
+        ),
+    ),
+    trials: Optional[int] = typer.Option(
+        None,
+        min=1,
+        help=("trials this worker runs (polishing runs come on top) [default: 12, or unbounded with --timeout]"),
+    ),
     timeout: Optional[str] = typer.Option(None, help="wall-clock budget of this worker, e.g. 90s, 20m, 1.5h"),
-    seed: Optional[int] = typer.Option(None, help=(
-        "seed of this worker's sampler [default: the process id, so workers started at once do not sample alike]")),
+    seed: Optional[int] = typer.Option(
+        None,
+        help=(
+            "seed of this worker's sampler [default: the process id, so workers started at once do not sample alike]"
+        ),
+    ),
     polish: bool = typer.Option(True, "--polish/--no-polish", help="take part in polishing the front"),
     sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)}"),
 ) -> None:
@@ -57,8 +68,10 @@ def stored_settings(st: optuna.Study, url: str) -> tuple[str, SearchSpace, list[
     attrs = st.user_attrs
     missing = [k for k in ("workload", "space", "profiles") if k not in attrs]
     if missing:
-        raise StudyError(f"study {st.study_name!r} in {url} has no stored {', '.join(missing)} (it has no trial yet, "
-                         "or an older autocl made it): run 'autocl search' on it once, then start workers")
+        raise StudyError(
+            f"study {st.study_name!r} in {url} has no stored {', '.join(missing)} (it has no trial yet, "
+            "or an older autocl made it): run 'autocl search' on it once, then start workers"
+        )
     source = f"study {st.study_name!r}"
     space = SearchSpace.model_validate(attrs["space"]).model_copy(update={"source": source})
     stored = attrs["profiles"]
@@ -78,18 +91,41 @@ def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
     workload, space, profiles, max_drop = stored_settings(st, storage)
     seed = os.getpid() if seed is None else seed
     me = f"{socket.gethostname()}:{os.getpid()}"
-    console.print(f"worker {me} joins study [bold]{study}[/] ({storage}): workload [bold]{workload}[/], profile(s) "
-                  f"{', '.join(p.name for p in profiles)}, sampler seed {seed}", soft_wrap=True)
+    console.print(
+        f"worker {me} joins study [bold]{study}[/] ({storage}): workload [bold]{workload}[/], profile(s) "
+        f"{', '.join(p.name for p in profiles)}, sampler seed {seed}",
+        soft_wrap=True,
+    )
     # checks the stored fingerprint and restores the study's teacher into this machine's cache
     plan = prepare_run(study, storage, st.user_attrs["workload"]["name"], space, profiles)
     wl = load_workload(workload)
-    with Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         reporter = _ProgressReporter(progress, trials)
-        result = run_search(wl, space, profiles, study_name=plan.study_name, storage=plan.url, n_trials=trials,
-                            timeout=seconds, max_drop=max_drop, polish=polish, sampler=sampler, sampler_seed=seed,
-                            reporter=reporter, workload_spec=workload)
+        result = run_search(
+            wl,
+            space,
+            profiles,
+            study_name=plan.study_name,
+            storage=plan.url,
+            n_trials=trials,
+            timeout=seconds,
+            max_drop=max_drop,
+            polish=polish,
+            sampler=sampler,
+            sampler_seed=seed,
+            reporter=reporter,
+            workload_spec=workload,
+        )
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    console.print(f"worker {me}: {len(result.new_trials)} trial(s) of its own ({reporter.failed} failed); study "
-                  f"[bold]{study}[/] has {len(done)} complete trial(s) from all workers")
+    console.print(
+        f"worker {me}: {len(result.new_trials)} trial(s) of its own ({reporter.failed} failed); study "
+        f"[bold]{study}[/] has {len(done)} complete trial(s) from all workers"
+    )
     _print_front(storage, study, profiles[0].name, result.study)

@@ -8,7 +8,22 @@ from autocl.compress.quantize import layer_precisions, quantize_model, quantized
 from autocl.compress.support import layer_op_types, refusals, unsupported_reason
 
 __all__ = [
-    "Artifact", "CacheLayout", "Compressor", "Student", "count_parameters", "export_onnx", "file_sha256", "layer_nodes",
-    "layer_op_types", "layer_precisions", "module_of", "output_channels", "prune_model", "quantize_model", "quantized_nodes", "refusals",
-    "unsupported_reason", "weight_sparsity",
+    "Artifact",
+    "CacheLayout",
+    "Compressor",
+    "Student",
+    "count_parameters",
+    "export_onnx",
+    "file_sha256",
+    "layer_nodes",
+    "layer_op_types",
+    "layer_precisions",
+    "module_of",
+    "output_channels",
+    "prune_model",
+    "quantize_model",
+    "quantized_nodes",
+    "refusals",
+    "unsupported_reason",
+    "weight_sparsity",
 ]

@@ -32,7 +32,7 @@ class CacheLayout:
     folder: Path
 
     @classmethod
-    def of(cls, cache_root: str | Path, workload_name: str, workload_key: str) -> "CacheLayout":
+    def of(cls, cache_root: str | Path, workload_name: str, workload_key: str) -> CacheLayout:
         """The layout of workload ``workload_name`` with key ``workload_key`` under ``cache_root``."""
         return cls(Path(cache_root) / f"{workload_name}-{workload_key}")
 

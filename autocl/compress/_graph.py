@@ -35,8 +35,14 @@ def gemm_to_matmul(model: onnx.ModelProto, node_names: set[str]) -> None:
     inits = _initializers(model)
     new_nodes: list[onnx.NodeProto] = []
     for node in model.graph.node:
-        if (node.op_type != "Gemm" or node.name not in node_names or node.input[1] not in inits
-                or _attr(node, "transA", 0) or _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0):
+        if (
+            node.op_type != "Gemm"
+            or node.name not in node_names
+            or node.input[1] not in inits
+            or _attr(node, "transA", 0)
+            or _attr(node, "alpha", 1.0) != 1.0
+            or _attr(node, "beta", 1.0) != 1.0
+        ):
             new_nodes.append(node)
             continue
         w = numpy_helper.to_array(inits[node.input[1]])
@@ -48,7 +54,9 @@ def gemm_to_matmul(model: onnx.ModelProto, node_names: set[str]) -> None:
         mm_out = f"{node.output[0]}__mm" if has_bias else node.output[0]
         new_nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=node.name))
         if has_bias:
-            new_nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_bias"))
+            new_nodes.append(
+                helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_bias")
+            )
     del model.graph.node[:]
     model.graph.node.extend(new_nodes)
     _drop_unused_initializers(model)
@@ -77,8 +85,9 @@ def to_float16(model: onnx.ModelProto, node_names: set[str]) -> None:
                 inputs.append(half)
             else:
                 cast = f"{name}__to_fp16_{node.name}"
-                new_nodes.append(helper.make_node("Cast", [name], [cast], to=TensorProto.FLOAT16,
-                                                  name=f"{node.name}_cast_in{i}"))
+                new_nodes.append(
+                    helper.make_node("Cast", [name], [cast], to=TensorProto.FLOAT16, name=f"{node.name}_cast_in{i}")
+                )
                 inputs.append(cast)
         out = node.output[0]
         half_out = f"{out}__fp16"
@@ -86,7 +95,9 @@ def to_float16(model: onnx.ModelProto, node_names: set[str]) -> None:
         node.input.extend(inputs)
         node.output[0] = half_out
         new_nodes.append(node)
-        new_nodes.append(helper.make_node("Cast", [half_out], [out], to=TensorProto.FLOAT, name=f"{node.name}_cast_out"))
+        new_nodes.append(
+            helper.make_node("Cast", [half_out], [out], to=TensorProto.FLOAT, name=f"{node.name}_cast_out")
+        )
     del model.graph.node[:]
     model.graph.node.extend(new_nodes)
     _drop_unused_initializers(model)

@@ -70,8 +70,11 @@ class WeightClusters:
 def cluster_layers(model: nn.Module, layer_names: list[str], k: int) -> WeightClusters:
     """Cluster the weight of each named Linear/Conv layer of ``model`` to at most ``k`` values, in place."""
     modules = dict(model.named_modules())
-    params = {n: modules[n].weight for n in layer_names
-              if isinstance(modules.get(n), (nn.Linear, nn.Conv1d, nn.Conv2d)) and modules[n].weight.numel() > k}
+    params = {
+        n: modules[n].weight
+        for n in layer_names
+        if isinstance(modules.get(n), (nn.Linear, nn.Conv1d, nn.Conv2d)) and modules[n].weight.numel() > k
+    }
     return WeightClusters(params, k)
 
 

@@ -20,8 +20,8 @@ whose removal raises the workload's loss on training rows the least (measured, g
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -48,11 +48,13 @@ def _shapes(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> dict[
     seen: dict[str, tuple] = {}
     handles = []
     for name, m in model.named_modules():
+
         def hook(_m, args, kwargs, out, name=name):
             x = args[0] if args else next(iter(kwargs.values()), None)
             y = _first(out)
             if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
                 seen.setdefault(name, (tuple(x.shape), tuple(y.shape)))
+
         handles.append(m.register_forward_hook(hook, with_kwargs=True))
     try:
         with torch.no_grad():
@@ -126,20 +128,27 @@ class DepthResult:
     removed: dict[str, list[int]]
 
 
-def prune_depth(model: nn.Module, example_inputs, cfg: PruneConfig,
-                loss_fn: Callable[[nn.Module], torch.Tensor] | None = None) -> DepthResult:
+def prune_depth(
+    model: nn.Module, example_inputs, cfg: PruneConfig, loss_fn: Callable[[nn.Module], torch.Tensor] | None = None
+) -> DepthResult:
     """A copy of ``model`` without ``cfg.depth`` of its removable blocks (see the module docstring).
     With several containers (a CNN's stages), the count is spread over all their removable blocks."""
     stacks = block_stacks(model, example_inputs)
     candidates = [(s, i) for s in stacks for i in s.removable]
     if not candidates:
-        raise ConfigError("the model has no removable blocks (no layer stack in an nn.ModuleList and no "
-                          "residual block with an identity shortcut): set prune.depth to 0", field="prune.depth")
+        raise ConfigError(
+            "the model has no removable blocks (no layer stack in an nn.ModuleList and no "
+            "residual block with an identity shortcut): set prune.depth to 0",
+            field="prune.depth",
+        )
     drop = blocks_to_remove(cfg, len(candidates))
     most = sum(len(s.removable) - (len(s.removable) == s.size) for s in stacks)
     if drop > most:
-        raise ConfigError(f"prune.depth {cfg.depth:g} would remove {drop} blocks; this model has {most} that can go "
-                          "(a layer stack keeps at least one layer)", field="prune.depth")
+        raise ConfigError(
+            f"prune.depth {cfg.depth:g} would remove {drop} blocks; this model has {most} that can go "
+            "(a layer stack keeps at least one layer)",
+            field="prune.depth",
+        )
     if cfg.depth_criterion == "importance" and loss_fn is not None:
         chosen = _by_importance(model, candidates, drop, loss_fn)
     else:
@@ -167,11 +176,19 @@ def check_depth(model: nn.Module, example_inputs, most_removed: float, *, file: 
     stacks = block_stacks(model, example_inputs)
     can_go = sum(len(s.removable) - (len(s.removable) == s.size) for s in stacks)
     if not stacks:
-        raise ConfigError("the model has no removable blocks (no layer stack in an nn.ModuleList and no residual "
-                          "block with an identity shortcut): set prune.depth to 0", file=file, field="prune.depth")
+        raise ConfigError(
+            "the model has no removable blocks (no layer stack in an nn.ModuleList and no residual "
+            "block with an identity shortcut): set prune.depth to 0",
+            file=file,
+            field="prune.depth",
+        )
     if most_removed >= 1 and int(most_removed) > can_go:
-        raise ConfigError(f"{most_removed:g} blocks cannot be removed: this model has {can_go} that can go "
-                          "(a layer stack keeps at least one layer)", file=file, field="prune.depth")
+        raise ConfigError(
+            f"{most_removed:g} blocks cannot be removed: this model has {can_go} that can go "
+            "(a layer stack keeps at least one layer)",
+            file=file,
+            field="prune.depth",
+        )
 
 
 def _by_importance(model, candidates, drop: int, loss_fn) -> list:
@@ -183,8 +200,8 @@ def _by_importance(model, candidates, drop: int, loss_fn) -> list:
             if c in chosen:
                 continue
             trial = model
-            for s in {t for t, _ in chosen + [c]}:
-                trial = _without(trial, s, {i for t, i in chosen + [c] if t is s})
+            for s in {t for t, _ in [*chosen, c]}:
+                trial = _without(trial, s, {i for t, i in [*chosen, c] if t is s})
             with torch.no_grad():
                 loss = float(loss_fn(trial.eval()))
             if best is None or loss < best[0]:
@@ -204,7 +221,7 @@ def feature_map(kept: dict[str, list[int]], teacher_layers: tuple[str, ...]) -> 
             prefix = f"{stack}." if stack else ""
             if not name.startswith(prefix):
                 continue
-            head, _, rest = name[len(prefix):].partition(".")
+            head, _, rest = name[len(prefix) :].partition(".")
             if not head.isdigit():
                 continue
             if int(head) not in indices:

@@ -17,7 +17,7 @@ batch under no_grad and kept in a bounded cache, so trials with the same batches
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,14 +35,19 @@ def teacher_logits(teacher: nn.Module, x: tuple[torch.Tensor, ...], batch_size: 
     teacher.eval()
     n = len(x[0])
     with torch.no_grad():
-        return torch.cat([teacher(*(a[i:i + batch_size] for a in x)) for i in range(0, n, batch_size)])
+        return torch.cat([teacher(*(a[i : i + batch_size] for a in x)) for i in range(0, n, batch_size)])
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-            temperature: float, alpha: float) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
+) -> torch.Tensor:
     t = temperature
-    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
-                    reduction="batchmean", log_target=True) * (t * t)
+    soft = F.kl_div(
+        F.log_softmax(student_logits / t, dim=1),
+        F.log_softmax(teacher_logits / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
     hard = F.cross_entropy(student_logits, labels)
     return alpha * soft + (1.0 - alpha) * hard
 
@@ -91,6 +96,7 @@ class FeatureTaps:
     def _hook(self, name: str):
         def hook(_module, _inputs, output):
             self.values[name] = _first(output)
+
         return hook
 
     def close(self) -> None:
@@ -145,6 +151,7 @@ class TeacherFeatureCache:
 
 def lr_lambda(cfg: DistillConfig) -> Callable[[int], float]:
     """Multiplier of the learning rate at each step: linear warm-up, then cosine, linear or constant."""
+
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
@@ -155,6 +162,7 @@ def lr_lambda(cfg: DistillConfig) -> Callable[[int], float]:
         if cfg.schedule == "linear":
             return 1.0 - done
         return 1.0
+
     return f
 
 
@@ -166,13 +174,15 @@ def _output_loss(out, soft, y, cfg: DistillConfig, loss_fn, output_kind: str) ->
     return kd_loss(out, soft, y, cfg.temperature, cfg.alpha)
 
 
-def _held_out_loss(student: nn.Module, x, y, soft, idx: torch.Tensor, cfg: DistillConfig, loss_fn, output_kind: str) -> float:
+def _held_out_loss(
+    student: nn.Module, x, y, soft, idx: torch.Tensor, cfg: DistillConfig, loss_fn, output_kind: str
+) -> float:
     """Mean distillation loss on the held-out rows ``idx``, in fixed batches, in eval mode."""
     student.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(idx), cfg.batch_size):
-            b = idx[i:i + cfg.batch_size]
+            b = idx[i : i + cfg.batch_size]
             if len(b) < 2 and count:
                 break
             loss = _output_loss(student(*(a[b] for a in x)), soft[b], y[b], cfg, loss_fn, output_kind)
@@ -182,10 +192,20 @@ def _held_out_loss(student: nn.Module, x, y, soft, idx: torch.Tensor, cfg: Disti
     return total / max(count, 1)
 
 
-def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, soft_targets: torch.Tensor,
-            cfg: DistillConfig, *, seed: int = 0, loss_fn=None, on_step=None, output_kind: str = "logits",
-            teacher_features: TeacherFeatureCache | None = None,
-            feature_map: dict[str, str] | None = None) -> nn.Module:
+def distill(
+    student: nn.Module,
+    x: tuple[torch.Tensor, ...],
+    y: torch.Tensor,
+    soft_targets: torch.Tensor,
+    cfg: DistillConfig,
+    *,
+    seed: int = 0,
+    loss_fn=None,
+    on_step=None,
+    output_kind: str = "logits",
+    teacher_features: TeacherFeatureCache | None = None,
+    feature_map: dict[str, str] | None = None,
+) -> nn.Module:
     """Fine-tune ``student`` in place for ``cfg.steps`` steps on (x, y) against the teacher's
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
     ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the built-in loss of ``output_kind``;
@@ -209,7 +229,7 @@ def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, so
     held = rows[:0]
     if cfg.early_stop and len(rows) >= 20:
         shuffled = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed + 1))
-        held, rows = shuffled[:len(rows) // 10].sort().values, shuffled[len(rows) // 10:].sort().values
+        held, rows = shuffled[: len(rows) // 10].sort().values, shuffled[len(rows) // 10 :].sort().values
     check_every = max(1, cfg.steps // 10)
     best: tuple[float, dict] | None = None
     n = len(rows)
@@ -219,7 +239,7 @@ def distill(student: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor, so
         for step in range(cfg.steps):
             if pos + cfg.batch_size > n:
                 order, pos = rows[torch.randperm(n, generator=gen)], 0
-            idx = order[pos:pos + cfg.batch_size]
+            idx = order[pos : pos + cfg.batch_size]
             pos += cfg.batch_size
             batch = tuple(a[idx] for a in x)
             out = student(*batch)

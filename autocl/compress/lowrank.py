@@ -66,8 +66,13 @@ op_counter.MODULES_MAPPING[LowRankConv2d] = _count_lowrank
 def _factorizable(m: nn.Module) -> bool:
     if isinstance(m, nn.Linear):
         return True
-    return (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1 and m.padding in ((0, 0), 0)
-            and m.dilation == (1, 1))
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.kernel_size == (1, 1)
+        and m.groups == 1
+        and m.padding in ((0, 0), 0)
+        and m.dilation == (1, 1)
+    )
 
 
 def _dims(m: nn.Module) -> tuple[int, int]:
@@ -86,8 +91,10 @@ def lowrank_plan(model: nn.Module, cfg: PruneConfig, ignored: tuple[str, ...] = 
     modules = dict(model.named_modules())
     for name in cfg.layer_rank_ratios:
         if name not in modules or not _factorizable(modules[name]):
-            raise ConfigError(f"layer {name!r} is not a Linear or 1x1 convolution of the model (run 'autocl layers' "
-                              "to list them)", field="prune.layer_rank_ratios")
+            raise ConfigError(
+                f"layer {name!r} is not a Linear or 1x1 convolution of the model (run 'autocl layers' to list them)",
+                field="prune.layer_rank_ratios",
+            )
     skip = set(ignored) | set(cfg.ignored_layers)
     plan: dict[str, dict] = {}
     for name, m in modules.items():
@@ -98,8 +105,10 @@ def lowrank_plan(model: nn.Module, cfg: PruneConfig, ignored: tuple[str, ...] = 
         r = rank_of(ratio, n_in, n_out)
         entry = {"rank": r, "of": min(n_in, n_out), "factorized": r * (n_in + n_out) < n_in * n_out}
         if not entry["factorized"]:
-            entry["reason"] = (f"rank {r} of {n_in}x{n_out} costs {r * (n_in + n_out)} MACs per position, "
-                               f"the layer {n_in * n_out}: left whole")
+            entry["reason"] = (
+                f"rank {r} of {n_in}x{n_out} costs {r * (n_in + n_out)} MACs per position, "
+                f"the layer {n_in * n_out}: left whole"
+            )
         plan[name] = entry
     return plan
 

@@ -22,9 +22,14 @@ LAYER_OPS = ("Conv", "Gemm", "MatMul")
 """The node types a layer's precision applies to: the compute nodes of Conv and Linear modules."""
 
 
-def export_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path: str | Path, *,
-                input_names: tuple[str, ...] = ("input",),
-                dynamic_axes: dict[str, dict[int, str]] | None = None) -> Path:
+def export_onnx(
+    model: nn.Module,
+    example_inputs: tuple[torch.Tensor, ...],
+    path: str | Path,
+    *,
+    input_names: tuple[str, ...] = ("input",),
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+) -> Path:
     """Write ``model`` (eval mode) to ``path``; every input and the output get a dynamic batch axis
     unless ``dynamic_axes`` says otherwise."""
     if isinstance(example_inputs, torch.Tensor):
@@ -39,8 +44,14 @@ def export_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, tuple(example_inputs), str(tmp), dynamo=False, opset_version=OPSET,
-                input_names=list(input_names), output_names=[OUTPUT_NAME], dynamic_axes=axes,
+                model,
+                tuple(example_inputs),
+                str(tmp),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=list(input_names),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=axes,
             )
         onnx.checker.check_model(str(tmp))
     except Exception as exc:
@@ -65,7 +76,7 @@ def module_of(node_name: str) -> str:
     fqn, prev = "", ""
     for part in parts:
         if prev and part.startswith(prev + "."):
-            fqn += part[len(prev):]
+            fqn += part[len(prev) :]
         else:
             fqn = f"{fqn}.{part}" if fqn else part
         prev = part
@@ -75,7 +86,9 @@ def module_of(node_name: str) -> str:
 def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]) -> dict[str, list[str]]:
     """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph (possibly none).
     An ``nn.Linear`` exports as Gemm on 2-D inputs and as MatMul (+ Add) on 3-D ones: both are found."""
-    model = model_path if isinstance(model_path, onnx.ModelProto) else onnx.load(str(model_path), load_external_data=False)
+    model = (
+        model_path if isinstance(model_path, onnx.ModelProto) else onnx.load(str(model_path), load_external_data=False)
+    )
     wanted = set(layer_names)
     found: dict[str, list[str]] = {name: [] for name in layer_names}
     for node in model.graph.node:

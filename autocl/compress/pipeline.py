@@ -14,22 +14,29 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from autocl.compress._cache import CacheLayout, file_sha256
-from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress import qat
+from autocl.compress._cache import CacheLayout, file_sha256
 from autocl.compress.cluster import cluster_layers
+from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.lowrank import factorize_model, lowrank_plan
 from autocl.compress.onnx_export import export_onnx, layer_nodes
 from autocl.compress.prune import (
-    achieved_fractions, apply_masks, count_ops, count_parameters, prune_model, resolve_layers, sparsify, weight_sparsity,
+    achieved_fractions,
+    apply_masks,
+    count_ops,
+    count_parameters,
+    prune_model,
+    resolve_layers,
+    sparsify,
+    weight_sparsity,
 )
 from autocl.compress.quantize import QUANTIZER_VERSION, quantize_model, reduce_range_default
 from autocl.compress.size import compressed_size
@@ -68,11 +75,14 @@ class Artifact:
     def details(self) -> dict:
         """What the artifact is made of, for the study record: layers per precision, the share of
         zero weights, and the size once deflated (where unstructured sparsity shows)."""
-        return {"precisions": dict(self.precisions or {}), "sparsity": round(self.student.sparsity, 4),
-                "compressed_size_bytes": self.compressed_size_bytes,
-                "compressed_with": "palettes of <= 256 values, then deflate level 1",
-                "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0}),
-                **({"structure": self.student.structure} if self.student.structure else {})}
+        return {
+            "precisions": dict(self.precisions or {}),
+            "sparsity": round(self.student.sparsity, 4),
+            "compressed_size_bytes": self.compressed_size_bytes,
+            "compressed_with": "palettes of <= 256 values, then deflate level 1",
+            "kept": dict(self.student.achieved or {"params": 1.0, "macs": 1.0}),
+            **({"structure": self.student.structure} if self.student.structure else {}),
+        }
 
 
 def _seal(*paths: Path) -> None:
@@ -111,8 +121,9 @@ class Compressor:
         self._y = torch.from_numpy(y).long() if np.issubdtype(y.dtype, np.integer) else torch.from_numpy(y)
         self._soft: torch.Tensor | None = None
         self._teacher_ops: tuple[float, float] | None = None
-        self._features = (TeacherFeatureCache(workload.model, workload.feature_layers)
-                          if workload.feature_layers else None)
+        self._features = (
+            TeacherFeatureCache(workload.model, workload.feature_layers) if workload.feature_layers else None
+        )
         self.structure: dict = {}
         """What the last :meth:`build_student` did to the model's structure (depth, low rank)."""
 
@@ -138,8 +149,9 @@ class Compressor:
         w = self.workload
         structured = cfg.prune.model_copy(update={"unstructured": 0.0})
         student, features = self._prune_depth(cfg)
-        student = prune_model(student, w.example_inputs(), structured, ignored_layers=w.ignored_layers,
-                              loss_fn=self._taylor_loss)
+        student = prune_model(
+            student, w.example_inputs(), structured, ignored_layers=w.ignored_layers, loss_fn=self._taylor_loss
+        )
         return self._factorize(student, cfg), features
 
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
@@ -150,8 +162,9 @@ class Compressor:
         student, features = self._architecture(cfg)
         masks = []
         if cfg.prune.unstructured > 0:
-            keep = resolve_layers(student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers),
-                                  field="prune.ignored_layers")
+            keep = resolve_layers(
+                student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers), field="prune.ignored_layers"
+            )
             masks = sparsify(student, cfg.prune.unstructured, keep)
         clusters = cluster_layers(student, self.layers, cfg.cluster.clusters) if cfg.cluster.clusters else None
         fake_quantized = qat.wrap(student, self.qat_layers(cfg), self._reduce_range(cfg)) if cfg.qat_key() else []
@@ -164,9 +177,19 @@ class Compressor:
 
         if self.trains(cfg):
             stage("distilling")
-            distill(student, self._x, self._y, self._teacher_outputs(), cfg.distill, seed=self.seed,
-                    loss_fn=w.distill_loss, output_kind=w.output_kind, teacher_features=self._features,
-                    on_step=on_step, feature_map=features)
+            distill(
+                student,
+                self._x,
+                self._y,
+                self._teacher_outputs(),
+                cfg.distill,
+                seed=self.seed,
+                loss_fn=w.distill_loss,
+                output_kind=w.output_kind,
+                teacher_features=self._features,
+                on_step=on_step,
+                feature_map=features,
+            )
         if fake_quantized:
             student.qat_ranges = qat.unwrap(student)  # read by student(), stored beside the weights
         return student
@@ -190,7 +213,6 @@ class Compressor:
         self.structure["lowrank"] = plan
         return factorize_model(student, plan)
 
-
     def trains(self, cfg: CompressionConfig) -> bool:
         """Whether ``cfg``'s student is fine-tuned: see ``CompressionConfig.trains``."""
         return cfg.trains
@@ -211,13 +233,24 @@ class Compressor:
     def student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Student:
         key = self.student_key(cfg)
         folder = self.cache.student_folder(key)
-        onnx_path, weights_path, info_path = (self.cache.student_onnx(key), self.cache.student_weights(key),
-                                              self.cache.student_info(key))
+        onnx_path, weights_path, info_path = (
+            self.cache.student_onnx(key),
+            self.cache.student_weights(key),
+            self.cache.student_info(key),
+        )
         if info_path.is_file() and _verified(onnx_path, weights_path):
             info = json.loads(info_path.read_text())
-            return Student(key, onnx_path, weights_path, info["parameters"], reused=True,
-                           sparsity=info.get("sparsity", 0.0), achieved=info.get("achieved"),
-                           structure=info.get("structure"), qat_ranges=info.get("qat_ranges"))
+            return Student(
+                key,
+                onnx_path,
+                weights_path,
+                info["parameters"],
+                reused=True,
+                sparsity=info.get("sparsity", 0.0),
+                achieved=info.get("achieved"),
+                structure=info.get("structure"),
+                qat_ranges=info.get("qat_ranges"),
+            )
         student = self.build_student(cfg, stage)
         stage("exporting")
         tmp = _tmp(folder)
@@ -229,17 +262,35 @@ class Compressor:
             self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
         achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
         ranges = getattr(student, "qat_ranges", None)
-        (tmp / info_path.name).write_text(json.dumps({"parameters": params, "sparsity": sparsity, "achieved": achieved,
-                                                   "config": cfg.to_dict(), "structure": self.structure,
-                                                   "qat_ranges": ranges}))
+        (tmp / info_path.name).write_text(
+            json.dumps(
+                {
+                    "parameters": params,
+                    "sparsity": sparsity,
+                    "achieved": achieved,
+                    "config": cfg.to_dict(),
+                    "structure": self.structure,
+                    "qat_ranges": ranges,
+                }
+            )
+        )
         _seal(tmp / onnx_path.name, tmp / weights_path.name)
         shutil.rmtree(folder, ignore_errors=True)
         try:
             tmp.replace(folder)
         except OSError:  # another worker put the same student there meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
-        return Student(key, onnx_path, weights_path, params, reused=False, sparsity=sparsity, achieved=achieved,
-                       structure=self.structure or None, qat_ranges=ranges)
+        return Student(
+            key,
+            onnx_path,
+            weights_path,
+            params,
+            reused=False,
+            sparsity=sparsity,
+            achieved=achieved,
+            structure=self.structure or None,
+            qat_ranges=ranges,
+        )
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
@@ -288,9 +339,16 @@ class Compressor:
         w = self.workload
         return export_onnx(model, w.example_inputs(), path, input_names=w.input_names, dynamic_axes=w.dynamic_axes)
 
-    def quantize(self, fp32_path: Path, cfg: CompressionConfig, path: Path,
-                 qat_ranges: dict[str, dict] | None = None) -> Path:
+    def quantize(
+        self, fp32_path: Path, cfg: CompressionConfig, path: Path, qat_ranges: dict[str, dict] | None = None
+    ) -> Path:
         """Quantize an exported fp32 student per layer as ``cfg.quant`` says, calibrated on the
         workload's data (and on the activation ranges QAT learned, where given), into ``path``."""
-        return quantize_model(fp32_path, path, cfg.quant, layer_nodes(fp32_path, self.layers),
-                              self.workload.calibration_feeds(cfg.quant.calibration_samples), qat_ranges)
+        return quantize_model(
+            fp32_path,
+            path,
+            cfg.quant,
+            layer_nodes(fp32_path, self.layers),
+            self.workload.calibration_feeds(cfg.quant.calibration_samples),
+            qat_ranges,
+        )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch_pruning as tp
@@ -50,9 +50,12 @@ def count_parameters(model: nn.Module) -> int:
 def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Multi-head attention modules in the Hugging Face layout: ``query``, ``key``, ``value`` Linear
     children and a ``num_attention_heads`` attribute."""
-    return {name: m for name, m in model.named_modules()
-            if hasattr(m, "num_attention_heads") and all(isinstance(getattr(m, k, None), nn.Linear)
-                                                         for k in ("query", "key", "value"))}
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if hasattr(m, "num_attention_heads")
+        and all(isinstance(getattr(m, k, None), nn.Linear) for k in ("query", "key", "value"))
+    }
 
 
 def residual_width_layers(model: nn.Module, attention: dict[str, nn.Module]) -> list[nn.Module]:
@@ -80,9 +83,11 @@ def output_layers(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.T
     hooks = []
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+
             def hook(_m, _i, out, name=name):
                 if isinstance(out, torch.Tensor) and out.grad_fn is not None:
                     nodes[out.grad_fn] = name
+
             hooks.append(m.register_forward_hook(hook))
     try:
         with torch.enable_grad():
@@ -116,8 +121,14 @@ def _tensors(out) -> list[torch.Tensor]:
     return [t for t in vars(out).values() if isinstance(t, torch.Tensor)] if hasattr(out, "__dict__") else []
 
 
-def prune_model(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tensor, ...], cfg: PruneConfig,
-                ignored_layers: tuple[str, ...] = (), *, loss_fn: LossFn | None = None) -> nn.Module:
+def prune_model(
+    model: nn.Module,
+    example_inputs: torch.Tensor | tuple[torch.Tensor, ...],
+    cfg: PruneConfig,
+    ignored_layers: tuple[str, ...] = (),
+    *,
+    loss_fn: LossFn | None = None,
+) -> nn.Module:
     """Return a pruned copy of ``model``; ``model`` itself is left untouched.
 
     ``ignored_layers`` (the workload's, e.g. the classifier), ``cfg.ignored_layers`` and the layers
@@ -130,7 +141,11 @@ def prune_model(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Ten
     if cfg.is_structured:
         modules = dict(student.named_modules())
         keep += [modules[n] for n in output_layers(student, example_inputs) if n not in keep_names]
-    ratio_layers = dict(zip(cfg.layer_ratios, resolve_layers(student, tuple(cfg.layer_ratios), field="prune.layer_ratios")))
+    ratio_layers = dict(
+        zip(
+            cfg.layer_ratios, resolve_layers(student, tuple(cfg.layer_ratios), field="prune.layer_ratios"), strict=False
+        )
+    )
     if cfg.is_structured:
         _structured(student, example_inputs, cfg, keep, ratio_layers, loss_fn)
     if cfg.unstructured > 0:
@@ -144,23 +159,38 @@ def _importance(cfg: PruneConfig):
     return tp.importance.GroupMagnitudeImportance(p=1 if cfg.importance == "l1" else 2)
 
 
-def _structured(student: nn.Module, example_inputs, cfg: PruneConfig, keep: list[nn.Module],
-                ratio_layers: dict[str, nn.Module], loss_fn: LossFn | None) -> None:
+def _structured(
+    student: nn.Module,
+    example_inputs,
+    cfg: PruneConfig,
+    keep: list[nn.Module],
+    ratio_layers: dict[str, nn.Module],
+    loss_fn: LossFn | None,
+) -> None:
     attention = attention_modules(student)
     ignored = keep + residual_width_layers(student, attention)
     num_heads = {getattr(a, k): a.num_attention_heads for a in attention.values() for k in ("query", "key", "value")}
     head_ratio = cfg.ratio if cfg.head_ratio is None else cfg.head_ratio
     if cfg.importance == "taylor":
         if loss_fn is None:
-            raise ConfigError("importance 'taylor' needs gradients of a loss: the workload gives no training loss "
-                              "(use l1 or l2)", field="prune.importance")
+            raise ConfigError(
+                "importance 'taylor' needs gradients of a loss: the workload gives no training loss (use l1 or l2)",
+                field="prune.importance",
+            )
         student.zero_grad()
         loss_fn(student).backward()
     pruner = _AlignedPruner(
-        student, example_inputs, importance=_importance(cfg), pruning_ratio=cfg.ratio,
+        student,
+        example_inputs,
+        importance=_importance(cfg),
+        pruning_ratio=cfg.ratio,
         pruning_ratio_dict={m: r for name, r in cfg.layer_ratios.items() for m in [ratio_layers[name]]} or None,
-        global_pruning=cfg.scope == "global", ignored_layers=ignored, round_to=cfg.round_to,
-        num_heads=num_heads, prune_num_heads=bool(attention) and head_ratio > 0, prune_head_dims=False,
+        global_pruning=cfg.scope == "global",
+        ignored_layers=ignored,
+        round_to=cfg.round_to,
+        num_heads=num_heads,
+        prune_num_heads=bool(attention) and head_ratio > 0,
+        prune_head_dims=False,
         head_pruning_ratio=head_ratio if attention else 0.0,
     )
     with torch.no_grad():
@@ -182,7 +212,7 @@ class _AlignedPruner(tp.pruner.MetaPruner):
         kept = current_channels - n_pruned
         if current_channels < 2 * round_to:
             return max(n_pruned, 0)
-        rounded = max(round_to, int(round(kept / round_to)) * round_to)
+        rounded = max(round_to, round(kept / round_to) * round_to)
         return max(current_channels - min(rounded, current_channels), 0)
 
 
@@ -194,21 +224,25 @@ def count_ops(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.Tenso
     return float(macs), float(params)
 
 
-def achieved_fractions(teacher: nn.Module | tuple[float, float], student: nn.Module,
-                       example_inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> dict[str, float]:
+def achieved_fractions(
+    teacher: nn.Module | tuple[float, float],
+    student: nn.Module,
+    example_inputs: torch.Tensor | tuple[torch.Tensor, ...],
+) -> dict[str, float]:
     """What pruning really removed: the student's parameters and multiply-accumulates as fractions
     of the teacher's (1.0: nothing removed). ``teacher`` is the model, or its :func:`count_ops`
     counted once (a search builds many students of one teacher)."""
     macs_t, params_t = teacher if isinstance(teacher, tuple) else count_ops(teacher, example_inputs)
     macs_s, params_s = count_ops(student, example_inputs)
-    return {"params": round(params_s / params_t, 4) if params_t else 1.0,
-            "macs": round(macs_s / macs_t, 4) if macs_t else 1.0}
+    return {
+        "params": round(params_s / params_t, 4) if params_t else 1.0,
+        "macs": round(macs_s / macs_t, 4) if macs_t else 1.0,
+    }
 
 
 def prunable_weights(model: nn.Module, keep: list[nn.Module]) -> list[torch.Tensor]:
     kept = {id(m) for m in keep}
-    return [m.weight for m in model.modules()
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and id(m) not in kept]
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and id(m) not in kept]
 
 
 def sparsify(model: nn.Module, sparsity: float, keep: list[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]]:

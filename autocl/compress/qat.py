@@ -54,7 +54,7 @@ def activation_qparams(lo: float, hi: float) -> tuple[float, int]:
     scale = float(torch.tensor((hi - lo) / 255.0, dtype=torch.float32))
     if scale < torch.finfo(torch.float32).tiny:
         return 1.0, 0
-    return scale, int(round(-lo / scale))
+    return scale, round(-lo / scale)
 
 
 class RangeObserver(nn.Module):
@@ -137,10 +137,21 @@ def unwrap(model: nn.Module) -> dict[str, dict]:
             parent_name, _, attr = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, attr, module.layer)
-            ranges[name] = {"input": module.input_range.range(), "output": module.output_range.range(),
-                            "output_has_bias": module.output_has_bias}
+            ranges[name] = {
+                "input": module.input_range.range(),
+                "output": module.output_range.range(),
+                "output_has_bias": module.output_has_bias,
+            }
     return ranges
 
 
-__all__ = ["FakeQuantLayer", "RangeObserver", "activation_qparams", "fake_quant_weight", "freeze_observers",
-           "unwrap", "weight_qrange", "wrap"]
+__all__ = [
+    "FakeQuantLayer",
+    "RangeObserver",
+    "activation_qparams",
+    "fake_quant_weight",
+    "freeze_observers",
+    "unwrap",
+    "weight_qrange",
+    "wrap",
+]

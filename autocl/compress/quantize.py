@@ -32,15 +32,23 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnxruntime.quantization import (
-    CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static,
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
 )
 
 from autocl.compress._graph import gemm_to_matmul, graph_precisions, to_float16
 from autocl.config import QuantConfig
 from autocl.errors import ConfigError
 
-_CALIBRATION = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile}
+_CALIBRATION = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
 OP_PRECISIONS: dict[str, tuple[str, ...]] = {
     "Conv": ("fp32", "fp16", "int8", "int8_dynamic"),
     "Gemm": ("fp32", "fp16", "int8", "int8_dynamic", "int4"),
@@ -168,13 +176,20 @@ def qat_overrides(model: onnx.ModelProto, nodes: dict[str, list[str]], ranges: d
             add(node.input[0], r.get("input"))
             if (node.op_type in ("Gemm", "Conv")) == bool(r.get("output_has_bias")):
                 add(node.output[0], r.get("output"))
-    return {t: [{"rmin": np.array(lo, dtype=np.float32), "rmax": np.array(hi, dtype=np.float32)}]
-            for t, (lo, hi) in found.items()}
+    return {
+        t: [{"rmin": np.array(lo, dtype=np.float32), "rmax": np.array(hi, dtype=np.float32)}]
+        for t, (lo, hi) in found.items()
+    }
 
 
-def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig,
-                   nodes: dict[str, list[str]], calibration: list[dict[str, np.ndarray]],
-                   qat_ranges: dict[str, dict] | None = None) -> Path:
+def quantize_model(
+    fp32_path: str | Path,
+    out_path: str | Path,
+    cfg: QuantConfig,
+    nodes: dict[str, list[str]],
+    calibration: list[dict[str, np.ndarray]],
+    qat_ranges: dict[str, dict] | None = None,
+) -> Path:
     """Write the mixed-precision model to ``out_path`` (a copy when every layer stays fp32).
 
     ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``); ``calibration``
@@ -214,21 +229,35 @@ def quantize_model(fp32_path: str | Path, out_path: str | Path, cfg: QuantConfig
             glue = int8_glue(model, chosen["int8"])
             with contextlib.redirect_stdout(io.StringIO()):  # histogram calibrators print progress
                 quantize_static(
-                    str(staged), str(staged), _FeedReader(calibration),
-                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    str(staged),
+                    str(staged),
+                    _FeedReader(calibration),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
                     reduce_range=reduce_range_default() if cfg.reduce_range is None else cfg.reduce_range,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_quantize=chosen["int8"] + glue, calibrate_method=_CALIBRATION[cfg.calibration],
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_quantize=chosen["int8"] + glue,
+                    calibrate_method=_CALIBRATION[cfg.calibration],
                     # calibrate only the chosen layers' and their glue's op types: histogram calibrators
                     # overflow on an attention mask's -3.4e38 entries if every Add/Where is collected
                     op_types_to_quantize=sorted({op_types[n] for n in chosen["int8"] + glue}),
-                    extra_options={"CalibTensorRangeSymmetric": False, **typed,
-                                   "TensorQuantOverrides": qat_overrides(model, nodes, qat_ranges or {})},
+                    extra_options={
+                        "CalibTensorRangeSymmetric": False,
+                        **typed,
+                        "TensorQuantOverrides": qat_overrides(model, nodes, qat_ranges or {}),
+                    },
                 )
         if chosen.get("int8_dynamic"):
-            quantize_dynamic(str(staged), str(staged), weight_type=QuantType.QInt8, per_channel=True,
-                             nodes_to_quantize=chosen["int8_dynamic"], op_types_to_quantize=["MatMul", "Conv"],
-                             extra_options=typed)
+            quantize_dynamic(
+                str(staged),
+                str(staged),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_quantize=chosen["int8_dynamic"],
+                op_types_to_quantize=["MatMul", "Conv"],
+                extra_options=typed,
+            )
         model = onnx.load(str(staged))
         if chosen.get("int4"):
             model = _int4(model, chosen["int4"], cfg.int4_block_size)
@@ -256,8 +285,11 @@ def fuse(src: Path, dst: Path, keep: list[str]) -> onnx.ModelProto:
     ops = _op_types(model)
     lost = [n for n in keep if ops.get(n) not in OP_PRECISIONS]
     if lost:
-        raise ConfigError(f"onnxruntime's fusions merged node(s) {lost[:3]} into other ops, which cannot be "
-                          "quantized; set quant.fuse_first to false for this model", field="quant.fuse_first")
+        raise ConfigError(
+            f"onnxruntime's fusions merged node(s) {lost[:3]} into other ops, which cannot be "
+            "quantized; set quant.fuse_first to false for this model",
+            field="quant.fuse_first",
+        )
     return model
 
 
@@ -282,8 +314,14 @@ def _int4(model: onnx.ModelProto, node_names: list[str], block_size: int) -> onn
     # nodes_to_include widens op_types_to_quantize instead of narrowing it: exclude the others
     wanted = set(node_names)
     others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in wanted]
-    q = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True,
-                             nodes_to_exclude=others, op_types_to_quantize=("MatMul",))
+    q = MatMulNBitsQuantizer(
+        model,
+        bits=4,
+        block_size=block_size,
+        is_symmetric=True,
+        nodes_to_exclude=others,
+        op_types_to_quantize=("MatMul",),
+    )
     q.process()
     return q.model.model
 
@@ -303,9 +341,12 @@ def _verify(model: onnx.ModelProto, chosen: dict[str, list[str]]) -> None:
             continue
         missed = [n for n in names if by_origin.get(n) != precision]
         if missed:
-            raise ConfigError(f"onnxruntime's quantizer left node(s) {missed[:3]} out of {precision} "
-                              f"(found {[by_origin.get(n, 'no node') for n in missed[:3]]}); choose another "
-                              "precision for their layer", field="quant.layers")
+            raise ConfigError(
+                f"onnxruntime's quantizer left node(s) {missed[:3]} out of {precision} "
+                f"(found {[by_origin.get(n, 'no node') for n in missed[:3]]}); choose another "
+                "precision for their layer",
+                field="quant.layers",
+            )
 
 
 def quantized_nodes(model_path: str | Path) -> set[str]:

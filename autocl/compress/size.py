@@ -31,7 +31,7 @@ MIN_ELEMENTS = 256
 
 
 def _pack(index: np.ndarray, bits: int) -> bytes:
-    unpacked = np.unpackbits(index.astype(np.uint8).reshape(-1, 1), axis=1)[:, 8 - bits:]
+    unpacked = np.unpackbits(index.astype(np.uint8).reshape(-1, 1), axis=1)[:, 8 - bits :]
     return np.packbits(unpacked.reshape(-1)).tobytes()
 
 

@@ -45,15 +45,20 @@ def _probe_model(op: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     inits = [numpy_helper.from_array(w, "w")]
     if op != "MatMul":
         inits.append(numpy_helper.from_array(np.zeros(w.shape[0], np.float32), "b"))
-    out_shape = shape[:-1] + [w.shape[0]] if op == "Gemm" else (shape if op == "Conv" else shape[:-1] + [w.shape[1]])
-    graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    out_shape = [*shape[:-1], w.shape[0]] if op == "Gemm" else (shape if op == "Conv" else [*shape[:-1], w.shape[1]])
+    graph = helper.make_graph(
+        [node],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model, {"x": rng.standard_normal(shape).astype(np.float32)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
     if precision == "fp32":
         return None
@@ -64,13 +69,16 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
         src, dst, opt = Path(tmp) / "fp32.onnx", Path(tmp) / "q.onnx", Path(tmp) / "optimized.onnx"
         onnx.save(model, str(src))
         try:
-            quantize_model(src, dst, QuantConfig(default=precision, calibration_samples=1),
-                           {"probe": [_NODE[op]]}, [feed])
+            quantize_model(
+                src, dst, QuantConfig(default=precision, calibration_samples=1), {"probe": [_NODE[op]]}, [feed]
+            )
         except AutoclError as exc:  # autocl's own refusal (check_precisions, the graph check): that is the reason
             return f"onnxruntime's quantizer cannot make {op} {precision}: {exc}"
         except Exception as exc:  # anything else is a bug (autocl's or the quantizer's), not a refusal: say so
-            raise RuntimeError(f"quantizing a one-op {op} model to {precision} crashed ({type(exc).__name__}: {exc}); "
-                               "this is a bug, not a precision the runtime refuses") from exc
+            raise RuntimeError(
+                f"quantizing a one-op {op} model to {precision} crashed ({type(exc).__name__}: {exc}); "
+                "this is a bug, not a precision the runtime refuses"
+            ) from exc
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.intra_op_num_threads = 1
@@ -85,13 +93,22 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return f"{provider} cannot run {op} at {precision} (onnxruntime {version}): {first}"
         if precision == "fp16" and opt.is_file() and not _computes_in_float16(onnx.load(str(opt))):
-            return (f"{provider} has no float16 kernel for {op} in onnxruntime {version}: it inserts Casts and "
-                    "computes in float32, so the layer would be fp32 with extra casts")
-        elsewhere = sorted({e["args"].get("op_name", "?") for e in trace if e.get("cat") == "Node"
-                            and e.get("args", {}).get("provider") not in (None, provider)})
+            return (
+                f"{provider} has no float16 kernel for {op} in onnxruntime {version}: it inserts Casts and "
+                "computes in float32, so the layer would be fp32 with extra casts"
+            )
+        elsewhere = sorted(
+            {
+                e["args"].get("op_name", "?")
+                for e in trace
+                if e.get("cat") == "Node" and e.get("args", {}).get("provider") not in (None, provider)
+            }
+        )
         if elsewhere:
-            return (f"{provider} does not run {', '.join(elsewhere)} for {op} at {precision} in onnxruntime "
-                    f"{version}: they fall back to another provider")
+            return (
+                f"{provider} does not run {', '.join(elsewhere)} for {op} at {precision} in onnxruntime "
+                f"{version}: they fall back to another provider"
+            )
     return None
 
 
@@ -109,7 +126,9 @@ def unsupported_reason(op: str, precision: str, provider: str) -> str | None:
     return _probe(op, precision, provider, ort.__version__)
 
 
-def refusals(op_types: dict[str, set[str]], precisions: list[str] | tuple[str, ...], provider: str) -> dict[str, dict[str, str]]:
+def refusals(
+    op_types: dict[str, set[str]], precisions: list[str] | tuple[str, ...], provider: str
+) -> dict[str, dict[str, str]]:
     """For each layer (given the op types of its nodes), the precisions ``provider`` cannot run,
     each with its reason. Layers with nothing refused are left out."""
     out: dict[str, dict[str, str]] = {}

@@ -15,8 +15,10 @@ from autocl.hardware._agent import read_token_file, serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m autocl.hardware", description=(
-        "Serve latency measurements on this device for profiles with `measure: remote`."))
+    ap = argparse.ArgumentParser(
+        prog="python -m autocl.hardware",
+        description=("Serve latency measurements on this device for profiles with `measure: remote`."),
+    )
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8765, help="port (0: any free one, printed at start)")
     ap.add_argument("--token-file", type=Path, required=True, help="file holding the token (16+ characters)")
@@ -29,9 +31,16 @@ def main(argv: list[str] | None = None) -> int:
         token = read_token_file(args.token_file)
         if args.scratch is not None:
             args.scratch.mkdir(parents=True, exist_ok=True)
-        serve(args.host, args.port, token, max_upload_bytes=int(args.max_upload_mb * 2**20),
-              idle_exit_s=args.idle_exit, scratch=args.scratch, quiet=args.quiet,
-              announce=lambda line: print(line, flush=True))
+        serve(
+            args.host,
+            args.port,
+            token,
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            idle_exit_s=args.idle_exit,
+            scratch=args.scratch,
+            quiet=args.quiet,
+            announce=lambda line: print(line, flush=True),
+        )
     except AutoclError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

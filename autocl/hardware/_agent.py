@@ -43,13 +43,14 @@ def read_token_file(path: str | Path) -> str:
     except OSError as exc:
         raise ConfigError(f"cannot read the token file ({exc.strerror}); {how}", file=str(path)) from None
     if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"the token is {len(token)} characters; use at least {MIN_TOKEN_CHARS}: {how}",
-                          file=str(path))
+        raise ConfigError(
+            f"the token is {len(token)} characters; use at least {MIN_TOKEN_CHARS}: {how}", file=str(path)
+        )
     return token
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "AgentServer"
+    server: AgentServer
     server_version = f"autocl-agent/{autocl.__version__}"
     timeout = 60  # a stalled client cannot hold a worker thread forever
 
@@ -84,23 +85,30 @@ class _Handler(BaseHTTPRequestHandler):
         if not header.startswith("Bearer "):
             self._refuse(401, "missing token: send 'Authorization: Bearer <token>' (the agent's --token-file)")
             return False
-        if not hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.server.token.encode()):
+        if not hmac.compare_digest(header[len("Bearer ") :].strip().encode(), self.server.token.encode()):
             self._refuse(403, "wrong token: use the token in the agent's --token-file")
             return False
         return True
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.server.touch()
         if self.path == "/health":
-            self._reply(200, {"ok": True, "autocl": autocl.__version__, "onnxruntime": ort.__version__,
-                              "max_upload_bytes": self.server.max_upload_bytes})
+            self._reply(
+                200,
+                {
+                    "ok": True,
+                    "autocl": autocl.__version__,
+                    "onnxruntime": ort.__version__,
+                    "max_upload_bytes": self.server.max_upload_bytes,
+                },
+            )
         elif self.path == "/device":
             if self._authorized():
                 self._reply(200, self.server.describe())
         else:
             self._refuse(404, f"no such endpoint {self.path!r}; use GET /health, GET /device or POST /measure")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.server.touch()
         if self.path != "/measure":
             self._refuse(404, f"no such endpoint {self.path!r}; POST /measure")
@@ -112,8 +120,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(411, "send a Content-Length header")
             return
         if int(length) > self.server.max_upload_bytes:
-            self._refuse(413, f"request body of {int(length)} bytes is over this agent's limit of "
-                              f"{self.server.max_upload_bytes} bytes (start it with a larger --max-upload-mb)")
+            self._refuse(
+                413,
+                f"request body of {int(length)} bytes is over this agent's limit of "
+                f"{self.server.max_upload_bytes} bytes (start it with a larger --max-upload-mb)",
+            )
             return
         body = self.rfile.read(int(length))
         self._body_read = True
@@ -132,8 +143,16 @@ class AgentServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, token: str, *, max_upload_bytes: int, scratch: Path | None = None,
-                 quiet: bool = False) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        *,
+        max_upload_bytes: int,
+        scratch: Path | None = None,
+        quiet: bool = False,
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.token = token
         self.max_upload_bytes = max_upload_bytes
@@ -146,8 +165,14 @@ class AgentServer(ThreadingHTTPServer):
 
     def describe(self) -> dict[str, Any]:
         model, flags = cpu_info()
-        return {"autocl": autocl.__version__, "onnxruntime": ort.__version__, "cpu": model, "cpu_flags": list(flags),
-                "gpu": gpu_name(), "providers": ort.get_available_providers()}
+        return {
+            "autocl": autocl.__version__,
+            "onnxruntime": ort.__version__,
+            "cpu": model,
+            "cpu_flags": list(flags),
+            "gpu": gpu_name(),
+            "providers": ort.get_available_providers(),
+        }
 
     def measure(self, body: bytes) -> tuple[int, dict[str, Any]]:
         try:
@@ -179,8 +204,10 @@ class AgentServer(ThreadingHTTPServer):
             except Exception as exc:  # onnxruntime refusing the model or the feed
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 return 422, {"error": f"onnxruntime cannot run the request: {type(exc).__name__}: {first[:500]}"}
-        return 200, {"device": device_description(profile, pinned=results[0].device.get("affinity")),
-                     "measurements": [m.to_dict() for m in results]}
+        return 200, {
+            "device": device_description(profile, pinned=results[0].device.get("affinity")),
+            "measurements": [m.to_dict() for m in results],
+        }
 
 
 def _is_loopback(host: str) -> bool:
@@ -190,17 +217,31 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def serve(host: str, port: int, token: str, *, max_upload_bytes: int, idle_exit_s: float = 0.0,
-          scratch: Path | None = None, quiet: bool = False, announce=print) -> None:
+def serve(
+    host: str,
+    port: int,
+    token: str,
+    *,
+    max_upload_bytes: int,
+    idle_exit_s: float = 0.0,
+    scratch: Path | None = None,
+    quiet: bool = False,
+    announce=print,
+) -> None:
     """Serve until interrupted, or until ``idle_exit_s`` seconds pass without a request."""
     server = AgentServer(host, port, token, max_upload_bytes=max_upload_bytes, scratch=scratch, quiet=quiet)
     bound_host, bound_port = server.server_address[:2]
     if not _is_loopback(host):
-        announce(f"warning: listening on {host}, not loopback: anyone who can reach it and holds the token "
-                 "can run models on this device")
-    announce(f"autocl agent listening on http://{bound_host}:{bound_port} (onnxruntime {ort.__version__}, "
-             f"providers {', '.join(ort.get_available_providers())}, uploads up to {max_upload_bytes} bytes)")
+        announce(
+            f"warning: listening on {host}, not loopback: anyone who can reach it and holds the token "
+            "can run models on this device"
+        )
+    announce(
+        f"autocl agent listening on http://{bound_host}:{bound_port} (onnxruntime {ort.__version__}, "
+        f"providers {', '.join(ort.get_available_providers())}, uploads up to {max_upload_bytes} bytes)"
+    )
     if idle_exit_s > 0:
+
         def watchdog() -> None:
             while time.monotonic() - server.last_request < idle_exit_s:
                 time.sleep(min(1.0, idle_exit_s / 4))

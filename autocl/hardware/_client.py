@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,24 +29,40 @@ def agent_health(profile: HardwareProfile, *, timeout_s: float = 2.0) -> dict:
             return json.loads(resp.read())
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ProfileError(f"latency agent at {url} is not reachable ({reason}); start it on the device with "
-                           "'autocl agent --host ADDRESS --port PORT --token-file FILE'", field="remote.url") from None
+        raise ProfileError(
+            f"latency agent at {url} is not reachable ({reason}); start it on the device with "
+            "'autocl agent --host ADDRESS --port PORT --token-file FILE'",
+            field="remote.url",
+        ) from None
 
 
-def measure_remote(paths: list[str | Path], profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                   memory: bool | Sequence[bool] = False) -> list[Measurement]:
+def measure_remote(
+    paths: list[str | Path],
+    profile: HardwareProfile,
+    feed: dict[str, np.ndarray],
+    *,
+    memory: bool | Sequence[bool] = False,
+) -> list[Measurement]:
     """Send the artifacts and the feed to the profile's agent; it measures them interleaved, as
     ``measure_local`` does here, and answers with its statistics and its device's fingerprint."""
     assert profile.remote is not None
     profile.check_feed(feed)
     local = profile.model_dump(mode="json", exclude={"remote", "measure"})
-    body = json.dumps({
-        "profile": local, "memory": memory_flags(memory, len(paths)), "feed": encode_feed(feed),
-        "artifacts": encode_artifacts([(Path(p).name, Path(p).read_bytes()) for p in paths]),
-    }).encode()
+    body = json.dumps(
+        {
+            "profile": local,
+            "memory": memory_flags(memory, len(paths)),
+            "feed": encode_feed(feed),
+            "artifacts": encode_artifacts([(Path(p).name, Path(p).read_bytes()) for p in paths]),
+        }
+    ).encode()
     url = _url(profile, "/measure")
-    req = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {profile.remote.token()}"})
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {profile.remote.token()}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=profile.remote.timeout_s) as resp:
             answer = json.loads(resp.read())
@@ -56,16 +71,24 @@ def measure_remote(paths: list[str | Path], profile: HardwareProfile, feed: dict
             reason = json.loads(exc.read()).get("error", exc.reason)
         except (ValueError, OSError):
             reason = exc.reason
-        raise ProfileError(f"latency agent at {url} refused the request ({exc.code}): {reason}",
-                           field="remote") from None
-    except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as exc:
+        raise ProfileError(
+            f"latency agent at {url} refused the request ({exc.code}): {reason}", field="remote"
+        ) from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ProfileError(f"latency agent at {url} did not answer ({reason}); check that 'autocl agent' runs "
-                           f"there, or raise remote.timeout_s ({profile.remote.timeout_s:g} s)",
-                           field="remote.url") from None
-    results = [Measurement.from_dict({**m, "profile": profile.name, "agent": profile.remote.url})
-               for m in answer.get("measurements", [])]
+        raise ProfileError(
+            f"latency agent at {url} did not answer ({reason}); check that 'autocl agent' runs "
+            f"there, or raise remote.timeout_s ({profile.remote.timeout_s:g} s)",
+            field="remote.url",
+        ) from None
+    results = [
+        Measurement.from_dict({**m, "profile": profile.name, "agent": profile.remote.url})
+        for m in answer.get("measurements", [])
+    ]
     if len(results) != len(paths):
-        raise ProfileError(f"latency agent at {url} answered {len(results)} measurement(s) for {len(paths)} "
-                           "artifact(s); is it the same autocl version?", field="remote")
+        raise ProfileError(
+            f"latency agent at {url} answered {len(results)} measurement(s) for {len(paths)} "
+            "artifact(s); is it the same autocl version?",
+            field="remote",
+        )
     return results

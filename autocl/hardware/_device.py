@@ -23,9 +23,27 @@ if TYPE_CHECKING:
 
 # the flags that decide which kernels onnxruntime picks (fp32 vector width, int8 dot products, bf16)
 RELEVANT_FLAGS = (
-    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-    "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
-    "asimd", "asimddp", "i8mm", "sve", "bf16",
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
+    "bf16",
 )
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
@@ -56,8 +74,13 @@ def gpu_name() -> str | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            [exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     lines = out.stdout.strip().splitlines()
@@ -85,22 +108,43 @@ def host_key() -> str:
 
 
 def _key(d: dict[str, Any]) -> str:
-    fields = ("cpu", "cpu_flags", "gpu", "onnxruntime", "execution_provider", "provider_options", "threads",
-              "affinity", "batch_size", "graph_optimization", "enable_cpu_mem_arena")
-    return hashlib.sha256(json.dumps({k: d.get(k) for k in fields}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    fields = (
+        "cpu",
+        "cpu_flags",
+        "gpu",
+        "onnxruntime",
+        "execution_provider",
+        "provider_options",
+        "threads",
+        "affinity",
+        "batch_size",
+        "graph_optimization",
+        "enable_cpu_mem_arena",
+    )
+    return hashlib.sha256(json.dumps({k: d.get(k) for k in fields}, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
-def device_description(profile: "HardwareProfile", *, pinned: list[int] | None = None) -> dict[str, Any]:
+def device_description(profile: HardwareProfile, *, pinned: list[int] | None = None) -> dict[str, Any]:
     """Everything a latency depends on besides the artifact, and ``key``: its hash."""
     model, flags = cpu_info()
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     d: dict[str, Any] = {
-        "host": platform.node(), "os": platform.platform(terse=True), "cpu": model, "cpu_flags": list(flags),
-        "cores": os.cpu_count(), "usable_cpus": allowed,
+        "host": platform.node(),
+        "os": platform.platform(terse=True),
+        "cpu": model,
+        "cpu_flags": list(flags),
+        "cores": os.cpu_count(),
+        "usable_cpus": allowed,
         "gpu": gpu_name() if profile.execution_provider != "CPUExecutionProvider" else None,
-        "onnxruntime": ort.__version__, "execution_provider": profile.execution_provider,
-        "provider_options": dict(profile.provider_options), "threads": profile.threads, "affinity": pinned,
-        "batch_size": profile.batch_size, "graph_optimization": profile.graph_optimization,
+        "onnxruntime": ort.__version__,
+        "execution_provider": profile.execution_provider,
+        "provider_options": dict(profile.provider_options),
+        "threads": profile.threads,
+        "affinity": pinned,
+        "batch_size": profile.batch_size,
+        "graph_optimization": profile.graph_optimization,
         "enable_cpu_mem_arena": profile.enable_cpu_mem_arena,
     }
     d["key"] = _key(d)

@@ -4,8 +4,8 @@ export use; it imports both sides, neither imports it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -14,8 +14,13 @@ from autocl.hardware._measure import Measurement, measure_local
 from autocl.hardware._profile import HardwareProfile
 
 
-def measure_many(paths: list[str | Path], profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                 memory: bool | Sequence[bool] | None = None) -> list[Measurement]:
+def measure_many(
+    paths: list[str | Path],
+    profile: HardwareProfile,
+    feed: dict[str, np.ndarray],
+    *,
+    memory: bool | Sequence[bool] | None = None,
+) -> list[Measurement]:
     """Measure several artifacts in alternation on ``profile``: here, or on its remote agent.
     ``memory``: whose memory to measure too (default: all when ``measurement.memory`` says so)."""
     if memory is None:
@@ -25,8 +30,9 @@ def measure_many(paths: list[str | Path], profile: HardwareProfile, feed: dict[s
     return measure_local(paths, profile, feed, memory=memory)
 
 
-def measure_latency(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                    memory: bool | None = None) -> Measurement:
+def measure_latency(
+    path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *, memory: bool | None = None
+) -> Measurement:
     """Measure the latency of running ``feed`` (one batch of the profile's size, see
     ``Workload.sample_feed``) through the artifact on ``profile`` (and its memory, see ``measure_many``)."""
     return measure_many([path], profile, feed, memory=memory)[0]

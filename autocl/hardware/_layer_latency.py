@@ -52,16 +52,16 @@ def _tensor_owners(graph, layer_nodes: dict[str, list[str]]) -> dict[str, str]:
     NCHWc rewrite of an fp32 convolution fused with its activation names the new node after the
     activation's output (``/stages/stages.0/Relu_output_0_nchwc``) and renames its weights."""
     nodes = {n.name: n for n in graph.graph.node}
-    owner = {o: layer for layer, names in layer_nodes.items() for n in names if n in nodes
-             for o in nodes[n].output}
+    owner = {o: layer for layer, names in layer_nodes.items() for n in names if n in nodes for o in nodes[n].output}
     for n in graph.graph.node:
         if n.op_type in _FUSED_ACTIVATIONS and n.input and n.input[0] in owner:
             owner.update({o: owner[n.input[0]] for o in n.output})
     return owner
 
 
-def _owners(optimized, keys: dict[str, set[str]], scopes: dict[str, str],
-            tensors: dict[str, str] | None = None) -> dict[str, str]:
+def _owners(
+    optimized, keys: dict[str, set[str]], scopes: dict[str, str], tensors: dict[str, str] | None = None
+) -> dict[str, str]:
     inits = {i.name for i in optimized.graph.initializer}
     owner = {}
     for node in optimized.graph.node:
@@ -73,8 +73,14 @@ def _owners(optimized, keys: dict[str, set[str]], scopes: dict[str, str],
     return owner
 
 
-def layer_latency_shares(path: Path, profile: HardwareProfile, feed: dict[str, np.ndarray],
-                         layer_nodes: dict[str, list[str]], *, runs: int = 30) -> dict[str, float]:
+def layer_latency_shares(
+    path: Path,
+    profile: HardwareProfile,
+    feed: dict[str, np.ndarray],
+    layer_nodes: dict[str, list[str]],
+    *,
+    runs: int = 30,
+) -> dict[str, float]:
     """Share of the summed per-node kernel time spent in each layer (and in ``other``), running
     ``feed`` through the artifact at ``path`` here, as ``profile`` says.
 
@@ -99,8 +105,9 @@ def layer_latency_shares(path: Path, profile: HardwareProfile, feed: dict[str, n
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "ort")
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        sess = ort.InferenceSession(str(path), sess_options=opts,
-                                    providers=[(profile.execution_provider, dict(profile.provider_options))])
+        sess = ort.InferenceSession(
+            str(path), sess_options=opts, providers=[(profile.execution_provider, dict(profile.provider_options))]
+        )
         for _ in range(max(2, profile.measurement.warmup) + runs):
             sess.run(None, feed)
         events = json.loads(Path(sess.end_profiling()).read_text())

@@ -45,7 +45,7 @@ class DeviceLease:
             _held.depth = {}
         return _held.depth
 
-    def __enter__(self) -> "DeviceLease":
+    def __enter__(self) -> DeviceLease:
         depth = self._depth()
         if depth.get(str(self.path), 0) > 0:  # this thread holds it already
             depth[str(self.path)] += 1
@@ -64,7 +64,9 @@ class DeviceLease:
                     raise ProfileError(
                         f"waited {self.timeout_s:g} s for the measurement lease {self.path} (held by {holder}); "
                         "another measurement is running on this device. Wait for it, or raise "
-                        "measurement.lease_timeout_s", field="measurement.lease_timeout_s") from None
+                        "measurement.lease_timeout_s",
+                        field="measurement.lease_timeout_s",
+                    ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)
         self.waited_s = time.monotonic() - start

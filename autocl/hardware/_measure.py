@@ -30,9 +30,9 @@ import math
 import os
 import resource
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -85,7 +85,7 @@ class Measurement:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Measurement":
+    def from_dict(cls, data: dict) -> Measurement:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in data.items() if k in known}
         d["samples_ms"] = tuple(d.get("samples_ms", ()))
@@ -116,8 +116,14 @@ def relative_ci(samples: list[float] | np.ndarray) -> float:
     return (hi - lo) / 2 / med if med > 0 else _NAN
 
 
-def session_options(threads: int, *, allow_spinning: bool = False, level: str = "all", arena: bool = True,
-                    worker_cpus: list[int] | None = None) -> ort.SessionOptions:
+def session_options(
+    threads: int,
+    *,
+    allow_spinning: bool = False,
+    level: str = "all",
+    arena: bool = True,
+    worker_cpus: list[int] | None = None,
+) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -138,17 +144,22 @@ def pinned_cpus(profile: HardwareProfile) -> list[int] | None:
         return None
     if profile.affinity == "auto":
         usable = sorted(os.sched_getaffinity(0))
-        return usable[-profile.threads:] if len(usable) >= profile.threads else None
+        return usable[-profile.threads :] if len(usable) >= profile.threads else None
     return list(profile.affinity)
 
 
-def open_session(path: str | Path, profile: HardwareProfile, *, threads: int | None = None,
-                 cpus: list[int] | None = None) -> ort.InferenceSession:
+def open_session(
+    path: str | Path, profile: HardwareProfile, *, threads: int | None = None, cpus: list[int] | None = None
+) -> ort.InferenceSession:
     """A session configured as ``profile`` says; ``threads`` overrides its thread count (for
     evaluation, never pinned), ``cpus`` pins the intra-op worker threads (the caller pins itself)."""
-    opts = session_options(threads or profile.threads, allow_spinning=profile.allow_spinning,
-                           level=profile.graph_optimization, arena=profile.enable_cpu_mem_arena,
-                           worker_cpus=cpus[1:] if cpus and threads is None else None)
+    opts = session_options(
+        threads or profile.threads,
+        allow_spinning=profile.allow_spinning,
+        level=profile.graph_optimization,
+        arena=profile.enable_cpu_mem_arena,
+        worker_cpus=cpus[1:] if cpus and threads is None else None,
+    )
     providers = [(profile.execution_provider, dict(profile.provider_options))]
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
@@ -202,8 +213,9 @@ def _warm_up(sess: ort.InferenceSession, feed: dict[str, np.ndarray], settings: 
         runs += 1
 
 
-def time_interleaved(sessions: list[ort.InferenceSession], feed: dict[str, np.ndarray],
-                     settings: MeasurementSettings) -> tuple[list[Series], str]:
+def time_interleaved(
+    sessions: list[ort.InferenceSession], feed: dict[str, np.ndarray], settings: MeasurementSettings
+) -> tuple[list[Series], str]:
     """Warm up each session, then time rounds of one run per session (order rotating) until the
     stopping rule holds; returns each session's series and why it stopped.
 
@@ -234,8 +246,12 @@ def time_interleaved(sessions: list[ort.InferenceSession], feed: dict[str, np.nd
             now = time.perf_counter()
             if rounds >= settings.min_repeats and now >= deadline:
                 return series, "time_cap"
-            if (settings.target_rel_ci > 0 and rounds >= next_check and now >= minimum_until
-                    and min(len(s.clean) for s in series) >= max(6, settings.min_repeats)):
+            if (
+                settings.target_rel_ci > 0
+                and rounds >= next_check
+                and now >= minimum_until
+                and min(len(s.clean) for s in series) >= max(6, settings.min_repeats)
+            ):
                 if all(relative_ci(s.clean) <= settings.target_rel_ci for s in series):
                     return series, "converged"
                 next_check = rounds + max(1, rounds // 16)  # checks cost a sort: space them out
@@ -244,8 +260,17 @@ def time_interleaved(sessions: list[ort.InferenceSession], feed: dict[str, np.nd
             gc.enable()
 
 
-def summarize(series: Series, *, profile: HardwareProfile, device: dict, stop: str, seconds: float,
-              lease_wait_s: float, interleaved: int, memory: dict | None = None) -> Measurement:
+def summarize(
+    series: Series,
+    *,
+    profile: HardwareProfile,
+    device: dict,
+    stop: str,
+    seconds: float,
+    lease_wait_s: float,
+    interleaved: int,
+    memory: dict | None = None,
+) -> Measurement:
     """The statistics of one series: computed on its undisturbed samples (all of them when too
     few were, then ``contended``); ``samples_ms`` keeps every sample, ``preempted`` their indices."""
     used, contended = series.used(max(3, profile.measurement.min_repeats // 2))
@@ -254,12 +279,26 @@ def summarize(series: Series, *, profile: HardwareProfile, device: dict, stop: s
     lo, hi = median_ci(arr)
     mean = float(arr.mean())
     return Measurement(
-        profile=profile.name, median_ms=float(q50), p90_ms=float(q90), iqr_ms=float(q75 - q25), mean_ms=mean,
-        n=len(arr), batch_size=profile.batch_size, device=device, samples_ms=tuple(series.samples),
-        ci95_ms=(lo, hi), rel_ci=(hi - lo) / 2 / float(q50) if q50 > 0 else _NAN,
-        cv=float(arr.std(ddof=1) / mean) if len(arr) > 1 and mean > 0 else _NAN, stop=stop,
-        warmup=profile.measurement.warmup, seconds=round(seconds, 4), lease_wait_s=round(lease_wait_s, 4),
-        interleaved=interleaved, memory=memory, preempted=tuple(series.preempted), contended=contended,
+        profile=profile.name,
+        median_ms=float(q50),
+        p90_ms=float(q90),
+        iqr_ms=float(q75 - q25),
+        mean_ms=mean,
+        n=len(arr),
+        batch_size=profile.batch_size,
+        device=device,
+        samples_ms=tuple(series.samples),
+        ci95_ms=(lo, hi),
+        rel_ci=(hi - lo) / 2 / float(q50) if q50 > 0 else _NAN,
+        cv=float(arr.std(ddof=1) / mean) if len(arr) > 1 and mean > 0 else _NAN,
+        stop=stop,
+        warmup=profile.measurement.warmup,
+        seconds=round(seconds, 4),
+        lease_wait_s=round(lease_wait_s, 4),
+        interleaved=interleaved,
+        memory=memory,
+        preempted=tuple(series.preempted),
+        contended=contended,
         load_1m=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     )
 
@@ -277,8 +316,13 @@ def memory_flags(memory: bool | Sequence[bool], n: int) -> list[bool]:
     return flags
 
 
-def measure_local(paths: list[str | Path], profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                  memory: bool | Sequence[bool] = False) -> list[Measurement]:
+def measure_local(
+    paths: list[str | Path],
+    profile: HardwareProfile,
+    feed: dict[str, np.ndarray],
+    *,
+    memory: bool | Sequence[bool] = False,
+) -> list[Measurement]:
     """Measure the artifacts here, interleaved, holding the device's lease; ``memory`` says whose
     memory is measured too (one flag, or one per artifact)."""
     flags = memory_flags(memory, len(paths))
@@ -293,7 +337,18 @@ def measure_local(paths: list[str | Path], profile: HardwareProfile, feed: dict[
             series, stop = time_interleaved(sessions, feed, settings)
         seconds = time.perf_counter() - t0
         del sessions
-        mems = [measure_memory(p, profile, feed) if flag else None for p, flag in zip(paths, flags)]
+        mems = [measure_memory(p, profile, feed) if flag else None for p, flag in zip(paths, flags, strict=False)]
     device = device_description(profile, pinned=cpus)
-    return [summarize(s, profile=profile, device=device, stop=stop, seconds=seconds, lease_wait_s=lease.waited_s,
-                      interleaved=len(paths), memory=m) for s, m in zip(series, mems)]
+    return [
+        summarize(
+            s,
+            profile=profile,
+            device=device,
+            stop=stop,
+            seconds=seconds,
+            lease_wait_s=lease.waited_s,
+            interleaved=len(paths),
+            memory=m,
+        )
+        for s, m in zip(series, mems, strict=False)
+    ]

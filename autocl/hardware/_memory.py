@@ -53,8 +53,13 @@ class _ProbeServer:
     def _start(self) -> None:
         self._stop()
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        self._proc = subprocess.Popen([sys.executable, str(_PROBE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, env=env)
+        self._proc = subprocess.Popen(
+            [sys.executable, str(_PROBE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         self._owner, self._buffer = os.getpid(), b""
         if not self._readline(60.0).get("ready"):
             raise OSError("the memory probe did not start")
@@ -112,8 +117,7 @@ def _mb(kb: float) -> float:
     return round(kb / 1024, 3)
 
 
-def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *,
-                   runs: int = 3) -> dict:
+def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *, runs: int = 3) -> dict:
     """Memory of one session of the artifact at ``path`` run on ``feed`` as ``profile`` configures it."""
     path = Path(path)
     size = path.stat().st_size
@@ -122,12 +126,19 @@ def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, n
     with tempfile.TemporaryDirectory(prefix="autocl-mem-") as tmp:
         feed_path = Path(tmp) / "feed.npz"
         np.savez(feed_path, **feed)
-        r = _SERVER.request({
-            "model": str(path.resolve()), "feed": str(feed_path), "threads": profile.threads,
-            "arena": profile.enable_cpu_mem_arena, "level": profile.graph_optimization,
-            "spinning": profile.allow_spinning, "provider": profile.execution_provider,
-            "provider_options": dict(profile.provider_options), "runs": runs,
-        })
+        r = _SERVER.request(
+            {
+                "model": str(path.resolve()),
+                "feed": str(feed_path),
+                "threads": profile.threads,
+                "arena": profile.enable_cpu_mem_arena,
+                "level": profile.graph_optimization,
+                "spinning": profile.allow_spinning,
+                "provider": profile.execution_provider,
+                "provider_options": dict(profile.provider_options),
+                "runs": runs,
+            }
+        )
     if "error" in r:
         raise TrialError(f"the memory probe could not run {path.name}: {r['error']}", stage="memory")
     b, rt, se, af = r["before"], r["runtime"], r["session"], r["after"]
@@ -149,7 +160,7 @@ def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, n
         "arena_enabled": profile.enable_cpu_mem_arena,
         "runs": runs,
         "method": "forked fresh process; /proc/self/status RssAnon+RssShmem (private), VmHWM"
-                  + ("" if r["peak_reset"] else " (peak not reset)"),
+        + ("" if r["peak_reset"] else " (peak not reset)"),
     }
     if profile.execution_provider != "CPUExecutionProvider":
         out["note"] = "host memory only: device (GPU) memory is not included"

@@ -61,8 +61,7 @@ def probe(req: dict) -> dict:
     created = _status_kb()
     for _ in range(max(1, req["runs"])):
         sess.run(None, feed)
-    return {"before": before, "runtime": after_runtime, "session": created, "after": _status_kb(),
-            "peak_reset": reset}
+    return {"before": before, "runtime": after_runtime, "session": created, "after": _status_kb(), "peak_reset": reset}
 
 
 def _answer(out: dict) -> None:

@@ -32,8 +32,9 @@ on CUDA runs as fp32 plus conversions (its int8 kernels need TensorRT). Another 
 precision, and the per-op probe refuses what it cannot run."""
 
 PROVIDER_GAPS: dict[tuple[str, str], str] = {
-    ("CPUExecutionProvider", "fp16"): ("the CPU provider has no float16 kernels: onnxruntime casts to float32, "
-                                       "computes and casts back"),
+    ("CPUExecutionProvider", "fp16"): (
+        "the CPU provider has no float16 kernels: onnxruntime casts to float32, computes and casts back"
+    ),
     ("CUDAExecutionProvider", "int8"): "static int8 runs as fp32 plus conversions on CUDA (int8 kernels need TensorRT)",
 }
 """Why a provider's default leaves a precision out, for the line that reports a narrowed space."""
@@ -56,15 +57,33 @@ class MeasurementSettings(_Strict):
     warmup: int = Field(10, ge=0, le=10_000, description="untimed runs first (allocations, caches)")
     warmup_seconds: float = Field(0.02, ge=0, le=60, description="and untimed runs for at least this long")
     repeats: int = Field(2000, ge=3, le=1_000_000, description="timed runs at most")
-    min_repeats: int = Field(10, ge=3, le=100_000, description=(
-        "undisturbed timed runs wanted before stopping early; runs taken even past max_seconds"))
-    min_seconds: float = Field(0.05, ge=0, le=600, description=(
-        "timed runs last at least this long per artifact (short windows of tiny models drift)"))
+    min_repeats: int = Field(
+        10,
+        ge=3,
+        le=100_000,
+        description=("undisturbed timed runs wanted before stopping early; runs taken even past max_seconds"),
+    )
+    min_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=600,
+        description=("timed runs last at least this long per artifact (short windows of tiny models drift)"),
+    )
     max_seconds: float = Field(5.0, gt=0, le=3600, description="time cap on the timed runs of one artifact")
-    target_rel_ci: float = Field(0.01, ge=0, le=1, description=(
-        "stop early once the 95% CI half-width of the median is this fraction of it (0: always take `repeats`)"))
-    noise_floor: float = Field(0.03, ge=0, le=1, description=(
-        "relative latency changes below this are noise when a front is re-measured, whatever the CIs say"))
+    target_rel_ci: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description=(
+            "stop early once the 95% CI half-width of the median is this fraction of it (0: always take `repeats`)"
+        ),
+    )
+    noise_floor: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description=("relative latency changes below this are noise when a front is re-measured, whatever the CIs say"),
+    )
     memory: bool = Field(True, description="measure the session's memory (a fresh process) with every trial")
     lease_timeout_s: float = Field(900.0, gt=0, description="longest wait for the device's measurement lease")
 
@@ -74,7 +93,9 @@ class Budgets(_Strict):
 
     latency_ms: float | None = Field(None, gt=0, description="median latency of one batch")
     memory_mb: float | None = Field(None, gt=0, description="peak private memory of the inference session (peak_mb)")
-    size_mb: float | None = Field(None, gt=0, description="artifact size, palettized and deflated (autocl.compress.size)")
+    size_mb: float | None = Field(
+        None, gt=0, description="artifact size, palettized and deflated (autocl.compress.size)"
+    )
 
     def items(self) -> list[tuple[str, float]]:
         return [(k, v) for k, v in self.model_dump().items() if v is not None]
@@ -89,7 +110,7 @@ class RemoteSettings(_Strict):
     timeout_s: float = Field(300.0, gt=0, le=7200, description="longest wait for one measurement request")
 
     @model_validator(mode="after")
-    def _one_token_source(self) -> "RemoteSettings":
+    def _one_token_source(self) -> RemoteSettings:
         if not self.token_file and not self.token_env:
             raise ValueError("give token_file or token_env: the agent refuses requests without its token")
         return self
@@ -101,14 +122,19 @@ class RemoteSettings(_Strict):
             if value:
                 return value
             if not self.token_file:
-                raise ProfileError(f"environment variable {self.token_env} is empty or unset; export the agent's "
-                                   "token there", field="remote.token_env")
+                raise ProfileError(
+                    f"environment variable {self.token_env} is empty or unset; export the agent's token there",
+                    field="remote.token_env",
+                )
         path = Path(os.path.expanduser(self.token_file or ""))
         try:
             value = path.read_text().strip()
         except OSError as exc:
-            raise ProfileError(f"cannot read the agent token file {path} ({exc.strerror}); copy the token the "
-                               "agent was started with there", field="remote.token_file") from None
+            raise ProfileError(
+                f"cannot read the agent token file {path} ({exc.strerror}); copy the token the "
+                "agent was started with there",
+                field="remote.token_file",
+            ) from None
         if not value:
             raise ProfileError(f"the agent token file {path} is empty", field="remote.token_file")
         return value
@@ -127,18 +153,28 @@ class HardwareProfile(_Strict):
     execution_provider: str = "CPUExecutionProvider"
     provider_options: dict[str, Any] = Field(default_factory=dict)
     threads: int = Field(1, ge=1, le=1024, description="intra-op threads of the session")
-    affinity: Affinity = Field("none", description=(
-        "pin the session's threads: 'none', 'auto' (the first `threads` CPUs this process may use) or CPU ids"))
+    affinity: Affinity = Field(
+        "none",
+        description=(
+            "pin the session's threads: 'none', 'auto' (the first `threads` CPUs this process may use) or CPU ids"
+        ),
+    )
     batch_size: int = Field(1, ge=1, le=65_536)
-    input_shapes: dict[str, list[int]] = Field(default_factory=dict, description=(
-        "expected shape of each input, batch first; a workload feeding other shapes is refused"))
+    input_shapes: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description=("expected shape of each input, batch first; a workload feeding other shapes is refused"),
+    )
     allow_spinning: bool = Field(False, description="let idle intra-op threads spin (steals cores from others)")
     enable_cpu_mem_arena: bool = Field(True, description="onnxruntime's CPU memory arena")
     graph_optimization: Literal["basic", "extended", "all"] = "all"
-    precisions: list[Precision] = Field(default_factory=lambda: default_precisions("CPUExecutionProvider"),
-                                        min_length=1, description=(
-        "precisions this target's execution provider runs (default: all it has kernels for, see "
-        "PROVIDER_PRECISIONS); the search space is narrowed to them, and says so"))
+    precisions: list[Precision] = Field(
+        default_factory=lambda: default_precisions("CPUExecutionProvider"),
+        min_length=1,
+        description=(
+            "precisions this target's execution provider runs (default: all it has kernels for, see "
+            "PROVIDER_PRECISIONS); the search space is narrowed to them, and says so"
+        ),
+    )
     budgets: Budgets = Field(default_factory=Budgets)
     measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
 
@@ -156,21 +192,26 @@ class HardwareProfile(_Strict):
         return gap or f"{self.name} lists only {', '.join(self.precisions)}"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "HardwareProfile":
+    def _consistent(self) -> HardwareProfile:
         if self.measure == "remote" and self.remote is None:
             raise ValueError("measure: remote needs a `remote:` section with the agent's url and token")
         if self.measurement.min_repeats > self.measurement.repeats:
-            raise ValueError(f"measurement.min_repeats ({self.measurement.min_repeats}) must be <= "
-                             f"measurement.repeats ({self.measurement.repeats})")
+            raise ValueError(
+                f"measurement.min_repeats ({self.measurement.min_repeats}) must be <= "
+                f"measurement.repeats ({self.measurement.repeats})"
+            )
         if self.budgets.memory_mb is not None and not self.measurement.memory:
             raise ValueError("budgets.memory_mb needs measurement.memory: true (memory is what it limits)")
         if isinstance(self.affinity, list) and len(self.affinity) != self.threads:
-            raise ValueError(f"affinity lists {len(self.affinity)} CPU(s) but threads is {self.threads}: "
-                             "give one CPU per thread")
+            raise ValueError(
+                f"affinity lists {len(self.affinity)} CPU(s) but threads is {self.threads}: give one CPU per thread"
+            )
         for name, shape in self.input_shapes.items():
             if not shape or shape[0] != self.batch_size or any(d < 1 for d in shape):
-                raise ValueError(f"input_shapes.{name} = {shape}: dimensions must be positive and the first "
-                                 f"one is the batch size ({self.batch_size})")
+                raise ValueError(
+                    f"input_shapes.{name} = {shape}: dimensions must be positive and the first "
+                    f"one is the batch size ({self.batch_size})"
+                )
         return self
 
     def unavailable_reason(self) -> str | None:
@@ -182,9 +223,11 @@ class HardwareProfile(_Strict):
 
         available = ort.get_available_providers()
         if self.execution_provider not in available:
-            return (f"execution provider {self.execution_provider!r} is not available in this onnxruntime "
-                    f"({ort.__version__}; available: {', '.join(available)}). Use a profile for one of those, "
-                    "or install the onnxruntime build that provides it")
+            return (
+                f"execution provider {self.execution_provider!r} is not available in this onnxruntime "
+                f"({ort.__version__}; available: {', '.join(available)}). Use a profile for one of those, "
+                "or install the onnxruntime build that provides it"
+            )
         if isinstance(self.affinity, list):
             allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
             missing = [c for c in self.affinity if allowed and c not in allowed]
@@ -203,13 +246,17 @@ class HardwareProfile(_Strict):
         """Refuse a feed whose shapes differ from the declared ``input_shapes``."""
         for name, shape in self.input_shapes.items():
             if name not in feed:
-                raise ProfileError(f"profile {self.name!r} declares input {name!r} but the workload feeds "
-                                   f"{sorted(feed)}", field=f"input_shapes.{name}")
+                raise ProfileError(
+                    f"profile {self.name!r} declares input {name!r} but the workload feeds {sorted(feed)}",
+                    field=f"input_shapes.{name}",
+                )
             got = list(getattr(feed[name], "shape", ()))
             if got != list(shape):
-                raise ProfileError(f"profile {self.name!r} expects input {name!r} of shape {shape} but the "
-                                   f"workload feeds {got}; fix input_shapes or use another profile",
-                                   field=f"input_shapes.{name}")
+                raise ProfileError(
+                    f"profile {self.name!r} expects input {name!r} of shape {shape} but the "
+                    f"workload feeds {got}; fix input_shapes or use another profile",
+                    field=f"input_shapes.{name}",
+                )
 
 
 def resolve_profile_path(spec: str | Path) -> Path:
@@ -235,8 +282,9 @@ def load_profile(path: str | Path, *, check: bool = True) -> HardwareProfile:
         try:
             profile.check_available()
         except ProfileError as exc:
-            raise ProfileError(str(exc).removeprefix(f"field '{exc.field}': "), file=str(path),
-                               field=exc.field) from None
+            raise ProfileError(
+                str(exc).removeprefix(f"field '{exc.field}': "), file=str(path), field=exc.field
+            ) from None
     return profile
 
 

@@ -32,8 +32,11 @@ def encode_feed(feed: dict[str, np.ndarray]) -> dict[str, Any]:
         arr = np.ascontiguousarray(arr)
         if arr.dtype.name not in DTYPES:
             raise WireError(f"input {name!r} has dtype {arr.dtype.name}; the agent accepts {', '.join(DTYPES)}")
-        out[name] = {"dtype": arr.dtype.name, "shape": list(arr.shape),
-                     "data": base64.b64encode(arr.tobytes()).decode()}
+        out[name] = {
+            "dtype": arr.dtype.name,
+            "shape": list(arr.shape),
+            "data": base64.b64encode(arr.tobytes()).decode(),
+        }
     return out
 
 

@@ -10,9 +10,17 @@ def layer_rows(data, t, pruning, shares: dict[str, float]) -> list[dict]:
     from autocl.report._layers import layer_precisions
 
     precisions = layer_precisions(data, t)
-    rows = [{"layer": layer, "precision": precisions[layer], "pruning": pruning.labels[0][j],
-             "removed": pruning.values[0][j], "latency_share": shares.get(layer),
-             "sensitivity": (data.sensitivity or {}).get(layer)} for j, layer in enumerate(data.layers)]
+    rows = [
+        {
+            "layer": layer,
+            "precision": precisions[layer],
+            "pruning": pruning.labels[0][j],
+            "removed": pruning.values[0][j],
+            "latency_share": shares.get(layer),
+            "sensitivity": (data.sensitivity or {}).get(layer),
+        }
+        for j, layer in enumerate(data.layers)
+    ]
     if shares:
         rows.append({"layer": "other (reorders, activations outside layers)", "latency_share": shares.get("other")})
     return rows
@@ -44,25 +52,41 @@ def _latency_section(f: dict) -> list[str]:
         f"| fp32 teacher | {_f(base.get('latency_ms'), '.4f')} | | {_f(base.get('latency_iqr_ms'), '.4f')} | |",
         "",
         f"Speed-up over the fp32 teacher, measured in the search in alternation with it: {_f(speed, '.2f', 'x')}"
-        + (f"; when the front was re-measured: {_f(again, '.2f', 'x')}" if again is not None else "") + "."
-        + (" **Flagged: not faster than fp32 on this profile** (on the search's measurement)."
-           if f.get("not_faster") else ""),
+        + (f"; when the front was re-measured: {_f(again, '.2f', 'x')}" if again is not None else "")
+        + "."
+        + (
+            " **Flagged: not faster than fp32 on this profile** (on the search's measurement)."
+            if f.get("not_faster")
+            else ""
+        ),
         "",
     ]
 
 
 def _layers_section(f: dict) -> list[str]:
-    lines = ["## Per layer", "",
-             "| layer | precision | output channels | latency share | sensitivity (metric drop per precision) |",
-             "| --- | --- | --- | ---: | --- |"]
+    lines = [
+        "## Per layer",
+        "",
+        "| layer | precision | output channels | latency share | sensitivity (metric drop per precision) |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
     for row in f.get("layers", []):
         sens = row.get("sensitivity")
-        sens_text = ", ".join(f"{p}: {d:+.4f}" for p, d in sens.items() if isinstance(d, (int, float))) if sens \
+        sens_text = (
+            ", ".join(f"{p}: {d:+.4f}" for p, d in sens.items() if isinstance(d, (int, float)))
+            if sens
             else "not measured"
-        lines.append(f"| {row['layer']} | {row.get('precision', '')} | {row.get('pruning', '')} | "
-                     f"{_f(row.get('latency_share'), '.0%')} | {sens_text if 'precision' in row else ''} |")
-    lines += ["", "Latency shares come from onnxruntime's per-node profiler on this profile (ratios of median "
-              "kernel times); channels are read from the student's graph.", ""]
+        )
+        lines.append(
+            f"| {row['layer']} | {row.get('precision', '')} | {row.get('pruning', '')} | "
+            f"{_f(row.get('latency_share'), '.0%')} | {sens_text if 'precision' in row else ''} |"
+        )
+    lines += [
+        "",
+        "Latency shares come from onnxruntime's per-node profiler on this profile (ratios of median "
+        "kernel times); channels are read from the student's graph.",
+        "",
+    ]
     return lines
 
 
@@ -81,8 +105,11 @@ def model_card(f: dict) -> str:
     change = f.get("metric_change")
     if change is None and f.get("metric_drop") is not None:  # export.json of an older autocl
         change = -f["metric_drop"]
-    chosen = f"Chosen by `--pick {f['pick']['rule']}`: {f['pick']['why']}." if f.get("pick") else \
-        f"Chosen by `--trial {f['trial']}`."
+    chosen = (
+        f"Chosen by `--pick {f['pick']['rule']}`: {f['pick']['why']}."
+        if f.get("pick")
+        else f"Chosen by `--trial {f['trial']}`."
+    )
     distilled = f.get("distilled")
     if distilled is None:  # export.json of an older autocl
         from autocl.study import is_distilled
@@ -112,18 +139,24 @@ def model_card(f: dict) -> str:
         f"{v['metric']:.6f} (study: {v['study_metric']:.6f}, tolerance {v['metric_tolerance']:g}); median latency "
         f"{v['median_ms']:.4f} ms, inside the allowed band [{v['band_ms'][0]:.4f}, {v['band_ms'][1]:.4f}] ms (the "
         f"study's IQR widened by {v['latency_tolerance']:g} x its median). "
-        + ("It is byte-identical to the artifact the study measured." if v["sha_ok"] else
-           "**It was rebuilt: its sha256 differs from the artifact the study measured "
-           f"(`{v['study_sha256']}`); the verification above is what vouches for it.**"),
+        + (
+            "It is byte-identical to the artifact the study measured."
+            if v["sha_ok"]
+            else "**It was rebuilt: its sha256 differs from the artifact the study measured "
+            f"(`{v['study_sha256']}`); the verification above is what vouches for it.**"
+        ),
         "",
         "## How it was made",
         "",
         f"- Teacher: workload `{wl['name']}` (key `{wl['key']}`){': ' + wl['description'] if wl.get('description') else ''}.",
         f"- Structured pruning: {_f(prune.get('ratio'), '.0%')} of output channels ({prune.get('importance')} "
         f"magnitude, multiples of {prune.get('round_to')}, layers kept: {', '.join(prune.get('ignored_layers') or []) or 'none beyond the workload'}).",
-        (f"- Distillation from the teacher: temperature {distill.get('temperature')}, alpha {distill.get('alpha')}, "
-         f"{distill.get('steps')} steps, lr {distill.get('lr')}." if distilled else
-         "- No distillation: the model was not changed, the teacher's weights are kept."),
+        (
+            f"- Distillation from the teacher: temperature {distill.get('temperature')}, alpha {distill.get('alpha')}, "
+            f"{distill.get('steps')} steps, lr {distill.get('lr')}."
+            if distilled
+            else "- No distillation: the model was not changed, the teacher's weights are kept."
+        ),
         f"- Quantization: per layer, bits `{f.get('bits')}` ({_legend(f.get('bits') or '')}); "
         f"{quant.get('calibration_samples')} calibration samples.",
         "",

@@ -12,9 +12,11 @@ COLORS = {FRONT: "#1f5fbf", DOMINATED: "#8c8c8c", INFEASIBLE: "#e07b00", "baseli
 LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.18))
 AXIS = {"latency_ms": "latency ms (median, {profile})", "size_kb": "size KB"}
 
-_HOVER = ("<b>trial %{customdata[0]}</b> (%{customdata[8]})<br>prune %{customdata[1]} · T %{customdata[2]} · "
-          "alpha %{customdata[3]}<br>bits %{customdata[4]}<br>%{customdata[9]} %{customdata[5]}<br>latency "
-          "%{customdata[6]} ms<br>size %{customdata[7]} KB<extra></extra>")
+_HOVER = (
+    "<b>trial %{customdata[0]}</b> (%{customdata[8]})<br>prune %{customdata[1]} · T %{customdata[2]} · "
+    "alpha %{customdata[3]}<br>bits %{customdata[4]}<br>%{customdata[9]} %{customdata[5]}<br>latency "
+    "%{customdata[6]} ms<br>size %{customdata[7]} KB<extra></extra>"
+)
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -22,15 +24,33 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def _custom(data: StudyData, ts: list[TrialInfo]) -> list[list]:
-    return [[t.number, _fmt(t.prune_ratio, ".2f"), _fmt(t.temperature, "g") if t.distilled else "-",
-             _fmt(t.alpha, "g") if t.distilled else "-", t.bits or "-",
-             _fmt(t.metric, ".4f"), _fmt(t.latency_ms, ".4f"), _fmt(t.size_kb, ".1f"),
-             t.status if not t.reason else f"{t.status}: {t.reason[:80]}", data.metric_name] for t in ts]
+    return [
+        [
+            t.number,
+            _fmt(t.prune_ratio, ".2f"),
+            _fmt(t.temperature, "g") if t.distilled else "-",
+            _fmt(t.alpha, "g") if t.distilled else "-",
+            t.bits or "-",
+            _fmt(t.metric, ".4f"),
+            _fmt(t.latency_ms, ".4f"),
+            _fmt(t.size_kb, ".1f"),
+            t.status if not t.reason else f"{t.status}: {t.reason[:80]}",
+            data.metric_name,
+        ]
+        for t in ts
+    ]
 
 
 def _points(data: StudyData, ts: list[TrialInfo], x: str, name: str, status: str, **marker) -> go.Scatter:
-    return go.Scatter(x=[getattr(t, x) for t in ts], y=[t.metric for t in ts], mode="markers", name=name,
-                      customdata=_custom(data, ts), hovertemplate=_HOVER, marker=dict(color=COLORS[status], **marker))
+    return go.Scatter(
+        x=[getattr(t, x) for t in ts],
+        y=[t.metric for t in ts],
+        mode="markers",
+        name=name,
+        customdata=_custom(data, ts),
+        hovertemplate=_HOVER,
+        marker=dict(color=COLORS[status], **marker),
+    )
 
 
 def front_line(data: StudyData, x: str) -> list[TrialInfo]:
@@ -53,54 +73,100 @@ def pareto_figure(data: StudyData, x: str = "latency_ms") -> go.Figure:
     if dominated:
         fig.add_trace(_points(data, dominated, x, "dominated", DOMINATED, size=8, opacity=0.35))
     if infeasible:
-        fig.add_trace(_points(data, infeasible, x, "infeasible (budget not met)", INFEASIBLE, size=10,
-                              symbol="x", opacity=0.8))
+        fig.add_trace(
+            _points(data, infeasible, x, "infeasible (budget not met)", INFEASIBLE, size=10, symbol="x", opacity=0.8)
+        )
     line = front_line(data, x)
     if line:
-        fig.add_trace(go.Scatter(x=[getattr(t, x) for t in line], y=[t.metric for t in line], mode="lines",
-                                 line=dict(color=COLORS["line"], width=2, shape="hv"), name="trade-off",
-                                 hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=[getattr(t, x) for t in line],
+                y=[t.metric for t in line],
+                mode="lines",
+                line=dict(color=COLORS["line"], width=2, shape="hv"),
+                name="trade-off",
+                hoverinfo="skip",
+            )
+        )
     front = data.front
-    fig.add_trace(_points(data, front, x, "Pareto front (feasible)", FRONT, size=11,
-                          line=dict(color="white", width=1)))
+    fig.add_trace(_points(data, front, x, "Pareto front (feasible)", FRONT, size=11, line=dict(color="white", width=1)))
     base = data.baseline or {}
     if base.get(x) is not None and base.get("metric") is not None:
-        fig.add_trace(go.Scatter(x=[base[x]], y=[base["metric"]], mode="markers", name="fp32 teacher",
-                                 marker=dict(symbol="star", size=15, color=COLORS["baseline"]),
-                                 hovertemplate=f"<b>fp32 teacher</b><br>{data.metric_name} %{{y:.4f}}<br>"
-                                               f"{x} %{{x:.4f}}<extra></extra>"))
-    fig.update_layout(title=f"{data.metric_name} vs {x.replace('_', ' ')}", **LAYOUT,
-                      xaxis_title=AXIS[x].format(profile=data.profile), yaxis_title=data.metric_name)
+        fig.add_trace(
+            go.Scatter(
+                x=[base[x]],
+                y=[base["metric"]],
+                mode="markers",
+                name="fp32 teacher",
+                marker=dict(symbol="star", size=15, color=COLORS["baseline"]),
+                hovertemplate=f"<b>fp32 teacher</b><br>{data.metric_name} %{{y:.4f}}<br>{x} %{{x:.4f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"{data.metric_name} vs {x.replace('_', ' ')}",
+        **LAYOUT,
+        xaxis_title=AXIS[x].format(profile=data.profile),
+        yaxis_title=data.metric_name,
+    )
     return fig
 
 
 def pareto_3d(data: StudyData) -> go.Figure:
     """All three objectives at once: front members solid, dominated faded, infeasible marked."""
     fig = go.Figure()
-    for status, name, marker in ((DOMINATED, "dominated", dict(size=4, opacity=0.35)),
-                                 (INFEASIBLE, "infeasible", dict(size=5, symbol="x")),
-                                 (FRONT, "Pareto front (feasible)", dict(size=6))):
+    for status, name, marker in (
+        (DOMINATED, "dominated", dict(size=4, opacity=0.35)),
+        (INFEASIBLE, "infeasible", dict(size=5, symbol="x")),
+        (FRONT, "Pareto front (feasible)", dict(size=6)),
+    ):
         ts = [t for t in data.with_status(status) if t.measured]
         if ts:
-            fig.add_trace(go.Scatter3d(
-                x=[t.latency_ms for t in ts], y=[t.size_kb for t in ts], z=[t.metric for t in ts], mode="markers",
-                name=name, customdata=_custom(data, ts), hovertemplate=_HOVER,
-                marker=dict(color=COLORS[status], **marker)))
-    fig.update_layout(title="metric, latency and size together", **{**LAYOUT, "margin": dict(l=0, r=0, t=50, b=0)},
-                      scene=dict(xaxis_title=f"latency ms ({data.profile})", yaxis_title="size KB",
-                                 zaxis_title=data.metric_name), height=560)
+            fig.add_trace(
+                go.Scatter3d(
+                    x=[t.latency_ms for t in ts],
+                    y=[t.size_kb for t in ts],
+                    z=[t.metric for t in ts],
+                    mode="markers",
+                    name=name,
+                    customdata=_custom(data, ts),
+                    hovertemplate=_HOVER,
+                    marker=dict(color=COLORS[status], **marker),
+                )
+            )
+    fig.update_layout(
+        title="metric, latency and size together",
+        **{**LAYOUT, "margin": dict(l=0, r=0, t=50, b=0)},
+        scene=dict(xaxis_title=f"latency ms ({data.profile})", yaxis_title="size KB", zaxis_title=data.metric_name),
+        height=560,
+    )
     return fig
 
 
 def layer_heatmap(m: LayerMap, *, colorscale: str, zmin: float, zmax: float, colorbar: str, text: str) -> go.Figure:
     """One row per front member, one column per layer; hovering gives the cell's label."""
-    fig = go.Figure(go.Heatmap(
-        z=[list(r) for r in m.values], x=list(m.layers), y=[f"trial {n}" for n in m.trials],
-        text=[list(r) for r in m.labels], hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
-        texttemplate=text, colorscale=colorscale, zmin=zmin, zmax=zmax, xgap=2, ygap=2,
-        colorbar=dict(title=colorbar)))
-    fig.update_layout(title=m.title, **LAYOUT, height=140 + 32 * max(1, len(m.trials)),
-                      yaxis=dict(autorange="reversed", type="category"), xaxis=dict(type="category", tickangle=-30))
+    fig = go.Figure(
+        go.Heatmap(
+            z=[list(r) for r in m.values],
+            x=list(m.layers),
+            y=[f"trial {n}" for n in m.trials],
+            text=[list(r) for r in m.labels],
+            hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
+            texttemplate=text,
+            colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
+            xgap=2,
+            ygap=2,
+            colorbar=dict(title=colorbar),
+        )
+    )
+    fig.update_layout(
+        title=m.title,
+        **LAYOUT,
+        height=140 + 32 * max(1, len(m.trials)),
+        yaxis=dict(autorange="reversed", type="category"),
+        xaxis=dict(type="category", tickangle=-30),
+    )
     return fig
 
 
@@ -115,16 +181,29 @@ def pruning_figure(m: LayerMap) -> go.Figure:
 def importance_figure(imp: Importance) -> go.Figure:
     """Grouped bars: each parameter's share of each objective's variance (fANOVA)."""
     fig = go.Figure()
-    params = sorted({p for v in imp.values.values() for p in v},
-                    key=lambda p: -max(v.get(p, 0.0) for v in imp.values.values()))
+    params = sorted(
+        {p for v in imp.values.values() for p in v}, key=lambda p: -max(v.get(p, 0.0) for v in imp.values.values())
+    )
     for name in imp.objectives:
         vals = imp.values.get(name, {})
-        fig.add_trace(go.Bar(y=params, x=[vals.get(p, 0.0) for p in params], name=name, orientation="h",
-                             hovertemplate="%{y}: %{x:.2f} of " + name + "<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                y=params,
+                x=[vals.get(p, 0.0) for p in params],
+                name=name,
+                orientation="h",
+                hovertemplate="%{y}: %{x:.2f} of " + name + "<extra></extra>",
+            )
+        )
     layout = {**LAYOUT, "legend": dict(orientation="h", y=1.0, yanchor="bottom", x=0.5)}
-    fig.update_layout(title="hyperparameter importance (fANOVA, per objective)", barmode="group", **layout,
-                      height=180 + 22 * len(params) * max(1, len(imp.objectives)),
-                      yaxis=dict(autorange="reversed"), xaxis_title="importance (sums to 1 per objective)")
+    fig.update_layout(
+        title="hyperparameter importance (fANOVA, per objective)",
+        barmode="group",
+        **layout,
+        height=180 + 22 * len(params) * max(1, len(imp.objectives)),
+        yaxis=dict(autorange="reversed"),
+        xaxis_title="importance (sums to 1 per objective)",
+    )
     return fig
 
 
@@ -136,25 +215,58 @@ def history_figure(data: StudyData, h: History) -> go.Figure:
         idx = [i for i, s in enumerate(h.status) if s == status and h.metric[i] is not None]
         if idx:
             ts = [by_number[h.trials[i]] for i in idx]
-            fig.add_trace(go.Scatter(x=[h.trials[i] for i in idx], y=[h.metric[i] for i in idx], mode="markers",
-                                     name=status, customdata=_custom(data, ts), hovertemplate=_HOVER,
-                                     marker=dict(color=COLORS[status], size=8,
-                                                 opacity=0.4 if status == DOMINATED else 1.0)))
-    fig.add_trace(go.Scatter(x=list(h.trials), y=list(h.best_metric), mode="lines", name="best feasible so far",
-                             line=dict(shape="hv", color="#2a9d55")))
+            fig.add_trace(
+                go.Scatter(
+                    x=[h.trials[i] for i in idx],
+                    y=[h.metric[i] for i in idx],
+                    mode="markers",
+                    name=status,
+                    customdata=_custom(data, ts),
+                    hovertemplate=_HOVER,
+                    marker=dict(color=COLORS[status], size=8, opacity=0.4 if status == DOMINATED else 1.0),
+                )
+            )
+    fig.add_trace(
+        go.Scatter(
+            x=list(h.trials),
+            y=list(h.best_metric),
+            mode="lines",
+            name="best feasible so far",
+            line=dict(shape="hv", color="#2a9d55"),
+        )
+    )
     fig.update_layout(title="optimization history", **LAYOUT, xaxis_title="trial", yaxis_title=data.metric_name)
     return fig
 
 
 def hypervolume_figure(h: History) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=list(h.trials), y=list(h.hypervolume), mode="lines+markers", name="hypervolume",
-                               line=dict(shape="hv", color="#7b3fb8")))
-    fig.update_layout(title="hypervolume of the feasible front over time", **LAYOUT, xaxis_title="trial",
-                      yaxis_title="hypervolume (normalized objectives)", showlegend=False)
+    fig = go.Figure(
+        go.Scatter(
+            x=list(h.trials),
+            y=list(h.hypervolume),
+            mode="lines+markers",
+            name="hypervolume",
+            line=dict(shape="hv", color="#7b3fb8"),
+        )
+    )
+    fig.update_layout(
+        title="hypervolume of the feasible front over time",
+        **LAYOUT,
+        xaxis_title="trial",
+        yaxis_title="hypervolume (normalized objectives)",
+        showlegend=False,
+    )
     return fig
 
 
 __all__ = [
-    "bits_figure", "front_line", "history_figure", "hypervolume_figure", "importance_figure", "layer_heatmap",
-    "pareto_3d", "pareto_figure", "pruning_figure",
+    "bits_figure",
+    "front_line",
+    "history_figure",
+    "hypervolume_figure",
+    "importance_figure",
+    "layer_heatmap",
+    "pareto_3d",
+    "pareto_figure",
+    "pruning_figure",
 ]

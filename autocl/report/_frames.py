@@ -16,8 +16,14 @@ FRONT_COLUMNS = ROW_KEYS
 
 def _frame(data: StudyData, rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(columns))
-    df.attrs.update(study=data.study_name, profile=data.profile, metric_name=data.metric_name,
-                    higher_is_better=data.higher_is_better, baseline=data.baseline, layers=list(data.layers))
+    df.attrs.update(
+        study=data.study_name,
+        profile=data.profile,
+        metric_name=data.metric_name,
+        higher_is_better=data.higher_is_better,
+        baseline=data.baseline,
+        layers=list(data.layers),
+    )
     return df
 
 
@@ -37,8 +43,10 @@ def front_frame(data: StudyData) -> pd.DataFrame:
 def trials_frame(data: StudyData) -> pd.DataFrame:
     """Every trial with its status on ``data.profile`` (front, dominated, infeasible, unmeasured,
     failed, pending) and the reason for anything not on the front."""
-    rows = [{**t.to_row(), "status": t.status, "reason": t.reason, "constraints": dict(t.constraints) or None}
-            for t in data.trials]
+    rows = [
+        {**t.to_row(), "status": t.status, "reason": t.reason, "constraints": dict(t.constraints) or None}
+        for t in data.trials
+    ]
     return _frame(data, rows, ("trial", "status", "reason", *FRONT_COLUMNS[1:], "constraints"))
 
 

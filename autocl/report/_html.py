@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-
 from pathlib import Path
 
 import optuna
@@ -67,9 +66,15 @@ def _cls(name: str) -> str:
     return f' class="{name}"' if name else ""
 
 
-def _table(headers: list[str], rows: list[list[str]], left: set[int] = frozenset(), wrap: set[int] = frozenset(),
-           table_id: str = "") -> str:
+def _table(
+    headers: list[str],
+    rows: list[list[str]],
+    left: set[int] = frozenset(),
+    wrap: set[int] = frozenset(),
+    table_id: str = "",
+) -> str:
     """An HTML table; cells are already escaped HTML. Columns in ``left``/``wrap`` align left."""
+
     def kind(i: int) -> str:
         return "wrap" if i in wrap else "l" if i in left else ""
 
@@ -83,32 +88,83 @@ def _front_table(report: ReportData) -> str:
     data = report.data
     rows_data = front_frame(data).to_dict("records")
     remeasured = any(r["speedup_remeasured"] is not None for r in rows_data)
-    headers = ["trial", "prune", "MACs kept", "T", "alpha", "bits per layer", data.metric_name, "Δ vs fp32 (+ better)",
-               "latency ms", "± IQR", "p90 ms", "speed-up (search)",
-               *(["speed-up (re-measured)"] if remeasured else []),
-               "size KB", "peak MB", "notes", "artifact sha256"]
+    headers = [
+        "trial",
+        "prune",
+        "MACs kept",
+        "T",
+        "alpha",
+        "bits per layer",
+        data.metric_name,
+        "Δ vs fp32 (+ better)",
+        "latency ms",
+        "± IQR",
+        "p90 ms",
+        "speed-up (search)",
+        *(["speed-up (re-measured)"] if remeasured else []),
+        "size KB",
+        "peak MB",
+        "notes",
+        "artifact sha256",
+    ]
     rows = []
     base = data.baseline or {}
     if base:
-        rows.append(["fp32", "0.00", "100%", "-", "-", "teacher, unpruned", _f(base.get("metric"), ".4f"), "",
-                     _f(base.get("latency_ms"), ".4f"), _f(base.get("latency_iqr_ms"), ".4f"), "", "1.00x",
-                     *(["1.00x"] if remeasured else []), _f(base.get("size_kb"), ".1f"), "", "", ""])
+        rows.append(
+            [
+                "fp32",
+                "0.00",
+                "100%",
+                "-",
+                "-",
+                "teacher, unpruned",
+                _f(base.get("metric"), ".4f"),
+                "",
+                _f(base.get("latency_ms"), ".4f"),
+                _f(base.get("latency_iqr_ms"), ".4f"),
+                "",
+                "1.00x",
+                *(["1.00x"] if remeasured else []),
+                _f(base.get("size_kb"), ".1f"),
+                "",
+                "",
+                "",
+            ]
+        )
     for r in rows_data:
         distilled = bool(r["distilled"])
-        rows.append([str(r["trial"]), _f(r["prune_ratio"], ".2f"),
-                     "" if r["kept_macs"] is None else f"{100 * r['kept_macs']:.0f}%",
-                     _f(r["temperature"], "g") if distilled else "-",
-                     _f(r["alpha"], "g") if distilled else "-", f"<code>{_e(r['bits'])}</code>",
-                     _f(r["metric"], ".4f"), _f(r["metric_change"], "+.4f"),
-                     _f(r["latency_ms"], ".4f"), _f(r["latency_iqr_ms"], ".4f"), _f(r["latency_p90_ms"], ".4f"),
-                     _x(r["speedup_search"]), *([_x(r["speedup_remeasured"])] if remeasured else []),
-                     _f(r["size_kb"], ".1f"), _f(r["peak_memory_mb"], ".1f"), _e(r["notes"]),
-                     f"<code>{_e(str(r['artifact_sha256'])[:12])}</code>"])
-    note = ("<p class='meta'>Δ vs fp32 is the metric change against the fp32 teacher, positive = better. Speed-up "
-            "(search): the teacher's median latency over the member's, both measured in alternation inside the "
-            "trial; 'not faster than fp32' is decided on that pair."
-            + (" Speed-up (re-measured): the same ratio from re-measuring the front (autocl remeasure)." if remeasured
-               else "") + "</p>")
+        rows.append(
+            [
+                str(r["trial"]),
+                _f(r["prune_ratio"], ".2f"),
+                "" if r["kept_macs"] is None else f"{100 * r['kept_macs']:.0f}%",
+                _f(r["temperature"], "g") if distilled else "-",
+                _f(r["alpha"], "g") if distilled else "-",
+                f"<code>{_e(r['bits'])}</code>",
+                _f(r["metric"], ".4f"),
+                _f(r["metric_change"], "+.4f"),
+                _f(r["latency_ms"], ".4f"),
+                _f(r["latency_iqr_ms"], ".4f"),
+                _f(r["latency_p90_ms"], ".4f"),
+                _x(r["speedup_search"]),
+                *([_x(r["speedup_remeasured"])] if remeasured else []),
+                _f(r["size_kb"], ".1f"),
+                _f(r["peak_memory_mb"], ".1f"),
+                _e(r["notes"]),
+                f"<code>{_e(str(r['artifact_sha256'])[:12])}</code>",
+            ]
+        )
+    note = (
+        "<p class='meta'>Δ vs fp32 is the metric change against the fp32 teacher, positive = better. Speed-up "
+        "(search): the teacher's median latency over the member's, both measured in alternation inside the "
+        "trial; 'not faster than fp32' is decided on that pair."
+        + (
+            " Speed-up (re-measured): the same ratio from re-measuring the front (autocl remeasure)."
+            if remeasured
+            else ""
+        )
+        + "</p>"
+    )
     return _table(headers, rows, left={5, 14 + remeasured}, table_id="front-table") + note
 
 
@@ -121,23 +177,47 @@ def _apart_table(report: ReportData) -> str:
     apart = data.with_status(INFEASIBLE, FAILED, UNMEASURED, PENDING)
     if not apart:
         return "<p>None: every trial completed, met its budgets and was measured on this profile.</p>"
-    rows = [[str(t.number), _e(t.status), _e(t.reason), _f(t.metric, ".4f"), _f(t.latency_ms, ".4f"),
-             _f(t.size_kb, ".1f"), f"<code>{_e(t.bits)}</code>" if t.bits else ""] for t in apart]
-    return _table(["trial", "status", "why", data.metric_name, "latency ms", "size KB", "bits"], rows,
-                  left={1, 6}, wrap={2}, table_id="apart-table")
+    rows = [
+        [
+            str(t.number),
+            _e(t.status),
+            _e(t.reason),
+            _f(t.metric, ".4f"),
+            _f(t.latency_ms, ".4f"),
+            _f(t.size_kb, ".1f"),
+            f"<code>{_e(t.bits)}</code>" if t.bits else "",
+        ]
+        for t in apart
+    ]
+    return _table(
+        ["trial", "status", "why", data.metric_name, "latency ms", "size KB", "bits"],
+        rows,
+        left={1, 6},
+        wrap={2},
+        table_id="apart-table",
+    )
 
 
 def _explanations(report: ReportData) -> str:
     parts = []
     for ex in report.explanations:
         items = "".join(f"<li><b>{_e(n.layer)}</b>: {_e(n.text)}</li>" for n in ex.notes)
-        body = f"<ul class='layers'>{items}</ul>" if items else "<p>every layer at the lowest precision allowed, " \
-                                                                   "pruned as configured</p>"
+        body = (
+            f"<ul class='layers'>{items}</ul>"
+            if items
+            else "<p>every layer at the lowest precision allowed, pruned as configured</p>"
+        )
         parts.append(f"<h3 id='explain-{ex.trial}'>{_e(ex.summary)}</h3>{body}")
-    note = "" if report.data.sensitivity else \
-        "<p class='note'>Sensitivity not measured: this study has no per-layer sensitivity table.</p>"
-    shares = "" if report.shares and not report.shares_note else \
-        f"<p class='note'>Latency share per layer: {_e(report.shares_note)}.</p>"
+    note = (
+        ""
+        if report.data.sensitivity
+        else "<p class='note'>Sensitivity not measured: this study has no per-layer sensitivity table.</p>"
+    )
+    shares = (
+        ""
+        if report.shares and not report.shares_note
+        else f"<p class='note'>Latency share per layer: {_e(report.shares_note)}.</p>"
+    )
     return note + _narrowed_note(report.data.narrowed) + shares + "".join(parts)
 
 
@@ -146,29 +226,40 @@ def _narrowed_note(narrowed: dict | None) -> str:
     if not narrowed:
         return ""
     lost = [*narrowed.get("removed", []), *(f"{p} as a fallback" for p in narrowed.get("fallback_removed", []))]
-    return (f"<p class='note' id='narrowed'>Precisions not searched: {_e(', '.join(lost))}, removed by profile "
-            f"{_e(narrowed.get('profile', '?'))} ({_e(narrowed.get('reason', ''))}).</p>")
+    return (
+        f"<p class='note' id='narrowed'>Precisions not searched: {_e(', '.join(lost))}, removed by profile "
+        f"{_e(narrowed.get('profile', '?'))} ({_e(narrowed.get('reason', ''))}).</p>"
+    )
 
 
 def _figure(fig_id: str, figures: dict) -> str:
     if fig_id not in figures:
         return ""
     spec = _script_json(figures[fig_id].to_json())
-    return (f'<div id="fig-{fig_id}" class="figure"></div>'
-            f'<script type="application/json" class="autocl-figure" data-target="fig-{fig_id}">{spec}</script>')
+    return (
+        f'<div id="fig-{fig_id}" class="figure"></div>'
+        f'<script type="application/json" class="autocl-figure" data-target="fig-{fig_id}">{spec}</script>'
+    )
 
 
 def _payload(report: ReportData) -> str:
     data = report.data
     payload = {
-        "study": data.study_name, "profile": data.profile, "profiles": list(data.profiles),
-        "metric_name": data.metric_name, "higher_is_better": data.higher_is_better, "layers": list(data.layers),
-        "baseline": data.baseline, "front": front_frame(data).to_dict("records"),
+        "study": data.study_name,
+        "profile": data.profile,
+        "profiles": list(data.profiles),
+        "metric_name": data.metric_name,
+        "higher_is_better": data.higher_is_better,
+        "layers": list(data.layers),
+        "baseline": data.baseline,
+        "front": front_frame(data).to_dict("records"),
         "trials": [{"trial": t.number, "status": t.status, "reason": t.reason} for t in data.trials],
         "bits": {"trials": list(report.bits.trials), "values": [list(v) for v in report.bits.values]},
         "pruning": {"trials": list(report.pruning.trials), "values": [list(v) for v in report.pruning.values]},
-        "importance": report.importance.values, "hypervolume": list(report.history.hypervolume),
-        "generated_at": report.generated_at, "versions": report.versions,
+        "importance": report.importance.values,
+        "hypervolume": list(report.history.hypervolume),
+        "generated_at": report.generated_at,
+        "versions": report.versions,
     }
     return _script_json(json.dumps(payload, default=str))
 
@@ -180,15 +271,29 @@ def render_html(report: ReportData, figures: dict) -> str:
     data = report.data
     counts = {s: len(data.with_status(s)) for s in (FRONT, DOMINATED, INFEASIBLE, FAILED, UNMEASURED, PENDING)}
     base = data.baseline or {}
-    base_line = (f"fp32 teacher: {data.metric_name} {_f(base.get('metric'), '.4f')}, latency "
-                 f"{_f(base.get('latency_ms'), '.4f')} ms, size {_f(base.get('size_kb'), '.1f')} KB") if base else \
-        "no fp32 baseline stored"
-    dashboard = (f"<p class='meta'>Browse the raw study with <code>optuna-dashboard {_e(report.storage)}</code> "
-                 "(same storage; objectives are named metric, latency_ms, size_kb).</p>") if report.storage else ""
+    base_line = (
+        (
+            f"fp32 teacher: {data.metric_name} {_f(base.get('metric'), '.4f')}, latency "
+            f"{_f(base.get('latency_ms'), '.4f')} ms, size {_f(base.get('size_kb'), '.1f')} KB"
+        )
+        if base
+        else "no fp32 baseline stored"
+    )
+    dashboard = (
+        (
+            f"<p class='meta'>Browse the raw study with <code>optuna-dashboard {_e(report.storage)}</code> "
+            "(same storage; objectives are named metric, latency_ms, size_kb).</p>"
+        )
+        if report.storage
+        else ""
+    )
     pruning = _figure("pruning", figures) or f"<p class='note'>{_e(report.pruning.note)}</p>"
-    prune_note = f"<p class='note'>{_e(report.pruning.note)}</p>" if "pruning" in figures and report.pruning.note else ""
-    importance = _figure("importance", figures) or \
-        f"<p class='note'>Importance not computed: {_e(report.importance.note)}.</p>"
+    prune_note = (
+        f"<p class='note'>{_e(report.pruning.note)}</p>" if "pruning" in figures and report.pruning.note else ""
+    )
+    importance = (
+        _figure("importance", figures) or f"<p class='note'>Importance not computed: {_e(report.importance.note)}.</p>"
+    )
     wl = data.workload.get("name", "")
     direction = "higher" if data.higher_is_better else "lower"
     others = f" (of {', '.join(data.profiles)})" if len(data.profiles) > 1 else ""
@@ -201,7 +306,7 @@ def render_html(report: ReportData, figures: dict) -> str:
 <h1>autocl report: study <code>{_e(data.study_name)}</code></h1>
 <p class="meta">workload <b>{_e(wl)}</b> ({_e(data.metric_name)}, {direction} is better) · profile
 <b>{_e(data.profile)}</b>{_e(others)} · {_e(base_line)} · generated {_e(report.generated_at)} by autocl
-{_e(report.versions.get('autocl', ''))}</p>
+{_e(report.versions.get("autocl", ""))}</p>
 <p class="counts">{count_line}</p>
 {dashboard}
 <p class="meta">The front is the feasible Pareto front on this profile: completed trials that met every budget,
@@ -231,8 +336,10 @@ def report_figures(report: ReportData) -> dict:
     """Figure id -> plotly Figure, in page order; a figure without data is left out."""
     from autocl.report import _figures as F
 
-    figs = {"pareto-latency": F.pareto_figure(report.data, "latency_ms"),
-            "pareto-size": F.pareto_figure(report.data, "size_kb")}
+    figs = {
+        "pareto-latency": F.pareto_figure(report.data, "latency_ms"),
+        "pareto-size": F.pareto_figure(report.data, "size_kb"),
+    }
     if report.n_objectives >= 3:
         figs["pareto-3d"] = F.pareto_3d(report.data)
     figs["bits"] = F.bits_figure(report.bits)

@@ -45,7 +45,7 @@ def precision_of(code: str) -> tuple[str, int | None]:
 def layer_precisions(data: StudyData, t: TrialInfo) -> dict[str, str]:
     """Precision name per layer: from ``bits``, else from the stored QuantConfig."""
     if t.bits and len(t.bits) == len(data.layers):
-        return {layer: precision_of(c)[0] for layer, c in zip(data.layers, t.bits)}
+        return {layer: precision_of(c)[0] for layer, c in zip(data.layers, t.bits, strict=False)}
     quant = t.config.get("quant") or {}
     per_layer, default = quant.get("layers") or {}, quant.get("default", "fp32")
     return {layer: per_layer.get(layer, default) for layer in data.layers}
@@ -103,10 +103,18 @@ def pruning_map(data: StudyData, cache_root: Path | None, trials: list[TrialInfo
         labels.append(tuple(lab))
     note = ""
     if missing:
-        note = (f"per-layer pruning of trial(s) {', '.join(map(str, missing))} is not available: their student "
-                "graphs are not in the artifact cache (report on the machine that ran the search, or set AUTOCL_HOME)")
-    return LayerMap("output channels removed per layer", data.layers, tuple(t.number for t in trials),
-                    tuple(values), tuple(labels), note)
+        note = (
+            f"per-layer pruning of trial(s) {', '.join(map(str, missing))} is not available: their student "
+            "graphs are not in the artifact cache (report on the machine that ran the search, or set AUTOCL_HOME)"
+        )
+    return LayerMap(
+        "output channels removed per layer",
+        data.layers,
+        tuple(t.number for t in trials),
+        tuple(values),
+        tuple(labels),
+        note,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,8 +159,9 @@ def _share_text(shares: dict[str, float] | None, layer: str) -> tuple[str, float
     return (f"{share:.0%} of latency", share) if share is not None else ("latency share not measured", None)
 
 
-def explain_layers(data: StudyData, pruning: LayerMap | None = None,
-                   shares: dict[int, dict[str, float]] | None = None) -> list[Explanation]:
+def explain_layers(
+    data: StudyData, pruning: LayerMap | None = None, shares: dict[int, dict[str, float]] | None = None
+) -> list[Explanation]:
     """For each front member: the layers kept above the lowest precision the space allowed, and the
     layers pruned less than the member's nominal ratio, each with its sensitivity (the study's
     ``sensitivity`` table) and its share of latency (``shares[trial][layer]``) where measured."""
@@ -166,19 +175,33 @@ def explain_layers(data: StudyData, pruning: LayerMap | None = None,
             if lower:
                 sens, drop = _sensitivity_text(data, layer, lower)
                 share, frac = _share_text(member_shares, layer)
-                notes.append(LayerNote(layer, "precision", f"kept at {precisions[layer]} ({'/'.join(lower)} was "
-                                       f"allowed): {sens}; {share}", drop, frac))
+                notes.append(
+                    LayerNote(
+                        layer,
+                        "precision",
+                        f"kept at {precisions[layer]} ({'/'.join(lower)} was allowed): {sens}; {share}",
+                        drop,
+                        frac,
+                    )
+                )
         ratio = t.prune_ratio or 0.0
         if pruning is not None and t.number in pruning.trials and ratio > 0:
             for layer in data.layers:
                 removed = pruning.value(t.number, layer)
                 if removed is not None and removed < ratio - 0.02:
                     share, frac = _share_text(member_shares, layer)
-                    notes.append(LayerNote(layer, "pruning", f"pruned less: {removed:.0%} of its output channels "
-                                           f"removed against the nominal {ratio:.0%}; {share}", None, frac))
+                    notes.append(
+                        LayerNote(
+                            layer,
+                            "pruning",
+                            f"pruned less: {removed:.0%} of its output channels "
+                            f"removed against the nominal {ratio:.0%}; {share}",
+                            None,
+                            frac,
+                        )
+                    )
         low = [layer for layer in data.layers if (BIT_WIDTHS.get(precisions[layer]) or 32) < 32]
-        summary = (f"trial {t.number}: {len(low)} of {len(data.layers)} layers below fp32, "
-                   f"{ratio:.0%} nominal pruning")
+        summary = f"trial {t.number}: {len(low)} of {len(data.layers)} layers below fp32, {ratio:.0%} nominal pruning"
         if pruning is not None and t.number in pruning.trials:
             row = [v for v in pruning.values[pruning.trials.index(t.number)] if v is not None]
             if not row:
@@ -188,6 +211,15 @@ def explain_layers(data: StudyData, pruning: LayerMap | None = None,
 
 
 __all__ = [
-    "BIT_WIDTHS", "PRECISION_CODES", "Explanation", "LayerMap", "LayerNote", "bits_map", "cached_artifact",
-    "explain_layers", "layer_precisions", "precision_of", "pruning_map",
+    "BIT_WIDTHS",
+    "PRECISION_CODES",
+    "Explanation",
+    "LayerMap",
+    "LayerNote",
+    "bits_map",
+    "cached_artifact",
+    "explain_layers",
+    "layer_precisions",
+    "precision_of",
+    "pruning_map",
 ]

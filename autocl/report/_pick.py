@@ -24,8 +24,17 @@ from dataclasses import dataclass
 from autocl.errors import ConfigError, StudyError
 from autocl.report._trials import StudyData, TrialInfo, dominates, require_front
 
-FIELDS = ("metric", "metric_drop", "metric_change", "latency_ms", "latency_p90_ms", "size_kb", "speedup_search",
-          "speedup_remeasured", "speedup")
+FIELDS = (
+    "metric",
+    "metric_drop",
+    "metric_change",
+    "latency_ms",
+    "latency_p90_ms",
+    "size_kb",
+    "speedup_search",
+    "speedup_remeasured",
+    "speedup",
+)
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 _COND = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")
 
@@ -75,9 +84,12 @@ def parse_conditions(spec: str) -> list[Condition]:
     for part in spec.split(","):
         m = _COND.match(part)
         if not m:
-            raise ConfigError(f"cannot read {part.strip()!r} in {spec!r}: write FIELD<=NUMBER (or >=, <, >), joined "
-                              f"by commas, e.g. 'metric_drop<=0.01,latency_ms<=5'; or 'fastest-within:0.01', or "
-                              "'knee'", field="--pick")
+            raise ConfigError(
+                f"cannot read {part.strip()!r} in {spec!r}: write FIELD<=NUMBER (or >=, <, >), joined "
+                f"by commas, e.g. 'metric_drop<=0.01,latency_ms<=5'; or 'fastest-within:0.01', or "
+                "'knee'",
+                field="--pick",
+            )
         field, op, num, pct = m.groups()
         if field not in FIELDS:
             raise ConfigError(f"unknown field {field!r} in {spec!r}; use one of {', '.join(FIELDS)}", field="--pick")
@@ -92,8 +104,9 @@ def _rank(data: StudyData, t: TrialInfo) -> tuple:
 
 
 def _fmt(data: StudyData, t: TrialInfo, fields: list[str]) -> str:
-    vals = ", ".join(f"{f} {value_of(data, t, f):.4g}" if value_of(data, t, f) is not None else f"{f} -"
-                     for f in fields)
+    vals = ", ".join(
+        f"{f} {value_of(data, t, f):.4g}" if value_of(data, t, f) is not None else f"{f} -" for f in fields
+    )
     return f"trial {t.number} ({vals})"
 
 
@@ -110,11 +123,14 @@ def _no_match(data: StudyData, spec: str, conds: list[Condition], front: list[Tr
     for f in fields:
         vals = [v for v in (value_of(data, t, f) for t in front) if v is not None]
         spread[f] = max(max(vals) - min(vals), 1e-12) if vals else 1.0
-    closest = sorted(front, key=lambda t: (sum(c.excess(value_of(data, t, c.field)) / spread[c.field] for c in conds),
-                                           t.number))[:3]
-    return StudyError(f"no member of the front of study {data.study_name!r} on profile {data.profile!r} satisfies "
-                      f"{spec!r}: {'; '.join(failing)}. Closest: {'; '.join(_fmt(data, t, fields) for t in closest)}. "
-                      "Relax the condition, or export one of those with --trial N")
+    closest = sorted(
+        front, key=lambda t: (sum(c.excess(value_of(data, t, c.field)) / spread[c.field] for c in conds), t.number)
+    )[:3]
+    return StudyError(
+        f"no member of the front of study {data.study_name!r} on profile {data.profile!r} satisfies "
+        f"{spec!r}: {'; '.join(failing)}. Closest: {'; '.join(_fmt(data, t, fields) for t in closest)}. "
+        "Relax the condition, or export one of those with --trial N"
+    )
 
 
 def knee(data: StudyData, front: list[TrialInfo]) -> tuple[TrialInfo, str]:
@@ -134,8 +150,10 @@ def knee(data: StudyData, front: list[TrialInfo]) -> tuple[TrialInfo, str]:
         return fast + good
 
     best = max(curve, key=lambda t: (round(goodness(t), 12), -sign * t.metric, -t.number))
-    return best, (f"the knee of the {len(curve)}-member metric-vs-latency curve: normalized speed plus normalized "
-                  f"{data.metric_name} is {goodness(best):.3f} there (1.0 on the line joining the extremes)")
+    return best, (
+        f"the knee of the {len(curve)}-member metric-vs-latency curve: normalized speed plus normalized "
+        f"{data.metric_name} is {goodness(best):.3f} there (1.0 on the line joining the extremes)"
+    )
 
 
 def pick(data: StudyData, spec: str) -> Pick:
@@ -152,8 +170,10 @@ def pick(data: StudyData, spec: str) -> Pick:
     else:
         conds = parse_conditions(spec)
     if any(c.field in ("metric_drop", "metric_change") for c in conds) and not data.baseline:
-        raise StudyError(f"study {data.study_name!r} has no fp32 baseline stored, so metric_drop and metric_change "
-                         "are unknown; pick on metric, latency_ms, size_kb or speedup_search instead")
+        raise StudyError(
+            f"study {data.study_name!r} has no fp32 baseline stored, so metric_drop and metric_change "
+            "are unknown; pick on metric, latency_ms, size_kb or speedup_search instead"
+        )
     ok = [t for t in front if all(c.holds(value_of(data, t, c.field)) for c in conds)]
     if not ok:
         raise _no_match(data, spec, conds, front)

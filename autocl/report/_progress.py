@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from autocl.report._trials import FRONT, DOMINATED, StudyData
+from autocl.report._trials import DOMINATED, FRONT, StudyData
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,13 @@ def history(data: StudyData) -> History:
         best_metric.append(current)
         hv.append(volume)
     return History(
-        trials=tuple(t.number for t in ordered), status=tuple(t.status for t in ordered),
-        metric=tuple(t.metric for t in ordered), latency_ms=tuple(t.latency_ms for t in ordered),
-        size_kb=tuple(t.size_kb for t in ordered), best_metric=tuple(best_metric), hypervolume=tuple(hv),
+        trials=tuple(t.number for t in ordered),
+        status=tuple(t.status for t in ordered),
+        metric=tuple(t.metric for t in ordered),
+        latency_ms=tuple(t.latency_ms for t in ordered),
+        size_kb=tuple(t.size_kb for t in ordered),
+        best_metric=tuple(best_metric),
+        hypervolume=tuple(hv),
         reference_point=tuple(float(x) for x in ref) if ref is not None else (),
     )
 
@@ -95,8 +99,11 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
     measured = {t.number: t for t in data.trials if t.measured and t.size_kb is not None}
     frozen = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number in measured]
     if len(frozen) < MIN_TRIALS_FOR_IMPORTANCE:
-        return Importance(objectives, note=f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials measured "
-                                           f"on {data.profile!r} (has {len(frozen)})")
+        return Importance(
+            objectives,
+            note=f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials measured "
+            f"on {data.profile!r} (has {len(frozen)})",
+        )
     varied = sorted({p for t in frozen for p in t.params if len({repr(u.params.get(p)) for u in frozen}) > 1})
     common = [p for p in varied if all(p in t.params for t in frozen)]
     if not common:
@@ -106,16 +113,21 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
     copy = optuna.create_study(directions=["minimize"] * 3)
     for t in frozen:
         info = measured[t.number]
-        copy.add_trial(optuna.trial.create_trial(
-            params={p: t.params[p] for p in common}, distributions={p: t.distributions[p] for p in common},
-            values=[info.metric, info.latency_ms, info.size_kb]))
+        copy.add_trial(
+            optuna.trial.create_trial(
+                params={p: t.params[p] for p in common},
+                distributions={p: t.distributions[p] for p in common},
+                values=[info.metric, info.latency_ms, info.size_kb],
+            )
+        )
     values: dict[str, dict[str, float]] = {}
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, name in enumerate(objectives):
-            imp = optuna.importance.get_param_importances(copy, evaluator=evaluator, params=common,
-                                                          target=lambda tr, i=i: tr.values[i])
+            imp = optuna.importance.get_param_importances(
+                copy, evaluator=evaluator, params=common, target=lambda tr, i=i: tr.values[i]
+            )
             values[name] = {p: float(v) for p, v in imp.items()}
     return Importance(objectives, values)
 

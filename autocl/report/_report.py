@@ -40,13 +40,23 @@ def _versions() -> dict:
     import onnxruntime
     import plotly
 
-    return {"autocl": autocl.__version__, "optuna": optuna.__version__, "onnxruntime": onnxruntime.__version__,
-            "plotly": plotly.__version__}
+    return {
+        "autocl": autocl.__version__,
+        "optuna": optuna.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "plotly": plotly.__version__,
+    }
 
 
-def build_report(study: optuna.Study, profile: str | None = None, *, storage: str = "",
-                 cache_root: Path | None = None, shares: dict[int, dict[str, float]] | None = None,
-                 shares_note: str = "") -> ReportData:
+def build_report(
+    study: optuna.Study,
+    profile: str | None = None,
+    *,
+    storage: str = "",
+    cache_root: Path | None = None,
+    shares: dict[int, dict[str, float]] | None = None,
+    shares_note: str = "",
+) -> ReportData:
     """Gather the report of ``study`` on ``profile``. Raises StudyError when there is no feasible
     front (an empty, failed-only or infeasible-only study), saying why.
 
@@ -64,10 +74,18 @@ def build_report(study: optuna.Study, profile: str | None = None, *, storage: st
     if shares is None:
         shares, note = {}, "not measured (run 'autocl report --layer-latency' to time each front member's layers)"
     return ReportData(
-        data=data, n_objectives=len(study.directions), bits=bits_map(data), pruning=pruning,
-        explanations=explain_layers(data, pruning, shares), importance=param_importances(study, data),
-        history=history(data), storage=storage, shares=shares, shares_note=note,
-        generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), versions=_versions(),
+        data=data,
+        n_objectives=len(study.directions),
+        bits=bits_map(data),
+        pruning=pruning,
+        explanations=explain_layers(data, pruning, shares),
+        importance=param_importances(study, data),
+        history=history(data),
+        storage=storage,
+        shares=shares,
+        shares_note=note,
+        generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        versions=_versions(),
     )
 
 

@@ -26,7 +26,16 @@ from optuna.trial import TrialState
 from autocl.errors import StudyError
 from autocl.evaluate import metric_drop
 from autocl.study._record import (
-    DOMINATED, FAILED, FRONT, INFEASIBLE, PENDING, STATUSES, UNMEASURED, TrialRecord, dominates, read_trials,
+    DOMINATED,
+    FAILED,
+    FRONT,
+    INFEASIBLE,
+    PENDING,
+    STATUSES,
+    UNMEASURED,
+    TrialRecord,
+    dominates,
+    read_trials,
 )
 
 TrialInfo = TrialRecord
@@ -66,8 +75,10 @@ class StudyData:
         for t in self.trials:
             if t.number == number:
                 return t
-        raise StudyError(f"study {self.study_name!r} has no trial {number} (trials: 0-{len(self.trials) - 1}); "
-                         "'autocl front' lists the front's trial numbers")
+        raise StudyError(
+            f"study {self.study_name!r} has no trial {number} (trials: 0-{len(self.trials) - 1}); "
+            "'autocl front' lists the front's trial numbers"
+        )
 
     def metric_drop(self, t: TrialInfo) -> float | None:
         """How much worse than the fp32 teacher ``t``'s metric is (positive = worse)."""
@@ -90,8 +101,15 @@ def _profile_dicts(study: optuna.Study) -> list[dict]:
     out: list[dict] = []
     for key in ("profile", "profiles"):
         stored = study.user_attrs.get(key)
-        items = stored.values() if isinstance(stored, dict) and "name" not in stored else \
-            [stored] if isinstance(stored, dict) else stored if isinstance(stored, list) else []
+        items = (
+            stored.values()
+            if isinstance(stored, dict) and "name" not in stored
+            else [stored]
+            if isinstance(stored, dict)
+            else stored
+            if isinstance(stored, list)
+            else []
+        )
         out += [p for p in items if isinstance(p, dict) and p.get("name")]
     return out
 
@@ -134,8 +152,10 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
     profiles = measured_profiles(study)
     profile = profile or primary_profile(study) or (profiles[0] if profiles else "")
     if profiles and profile not in profiles:
-        raise StudyError(f"study {study.study_name!r} has no measurement on profile {profile!r}; "
-                         f"its trials were measured on: {', '.join(profiles)} (pass one of them as --profile)")
+        raise StudyError(
+            f"study {study.study_name!r} has no measurement on profile {profile!r}; "
+            f"its trials were measured on: {', '.join(profiles)} (pass one of them as --profile)"
+        )
     wl = study.user_attrs.get("workload") or {}
     names = tuple(study.user_attrs.get("constraint_names") or ())
     baseline = _baseline_on(study, profile)
@@ -144,16 +164,24 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
     for t in study.get_trials(deepcopy=False):
         for name, dist in t.distributions.items():
             if name.startswith("bits.") and hasattr(dist, "choices"):
-                layer = name[len("bits."):]
+                layer = name[len("bits.") :]
                 choices[layer] = tuple(dict.fromkeys(choices.get(layer, ()) + tuple(map(str, dist.choices))))
     profile_settings = max((p for p in _profile_dicts(study) if p["name"] == profile), key=len, default=None)
     return StudyData(
-        study_name=study.study_name, profile=profile, profiles=tuple(profiles),
-        metric_name=wl.get("metric", "metric"), higher_is_better=bool(wl.get("higher_is_better", True)),
-        layers=tuple(wl.get("layers") or ()), baseline=baseline, trials=tuple(trials),
-        layer_choices=choices, sensitivity=study.user_attrs.get("sensitivity"),
-        narrowed=study.user_attrs.get("narrowed"), workload=dict(wl),
-        fingerprint=dict(study.user_attrs.get("fingerprint") or {}), profile_settings=profile_settings,
+        study_name=study.study_name,
+        profile=profile,
+        profiles=tuple(profiles),
+        metric_name=wl.get("metric", "metric"),
+        higher_is_better=bool(wl.get("higher_is_better", True)),
+        layers=tuple(wl.get("layers") or ()),
+        baseline=baseline,
+        trials=tuple(trials),
+        layer_choices=choices,
+        sensitivity=study.user_attrs.get("sensitivity"),
+        narrowed=study.user_attrs.get("narrowed"),
+        workload=dict(wl),
+        fingerprint=dict(study.user_attrs.get("fingerprint") or {}),
+        profile_settings=profile_settings,
         constraint_names=names,
     )
 
@@ -165,8 +193,9 @@ def require_front(data: StudyData) -> list[TrialInfo]:
         return front
     n = len(data.trials)
     if n == 0:
-        raise StudyError(f"study {data.study_name!r} has no trials yet; run 'autocl search --study "
-                         f"{data.study_name}' first")
+        raise StudyError(
+            f"study {data.study_name!r} has no trials yet; run 'autocl search --study {data.study_name}' first"
+        )
     failed = data.with_status(FAILED)
     parts = [f"{len(failed)} failed"] if failed else []
     for status in (INFEASIBLE, UNMEASURED, PENDING):
@@ -178,12 +207,26 @@ def require_front(data: StudyData) -> list[TrialInfo]:
     elif data.with_status(INFEASIBLE):
         t = data.with_status(INFEASIBLE)[0]
         example = f"; trial {t.number}: {t.reason}"
-    raise StudyError(f"study {data.study_name!r} has no feasible completed trial on profile {data.profile!r}, so no "
-                     f"Pareto front ({n} trial(s): {', '.join(parts)}){example}. Fix the cause and run "
-                     "'autocl search' again (finished trials are kept)")
+    raise StudyError(
+        f"study {data.study_name!r} has no feasible completed trial on profile {data.profile!r}, so no "
+        f"Pareto front ({n} trial(s): {', '.join(parts)}){example}. Fix the cause and run "
+        "'autocl search' again (finished trials are kept)"
+    )
 
 
 __all__ = [
-    "DOMINATED", "FAILED", "FRONT", "INFEASIBLE", "PENDING", "STATUSES", "UNMEASURED", "StudyData", "TrialInfo",
-    "dominates", "measured_profiles", "primary_profile", "require_front", "study_data",
+    "DOMINATED",
+    "FAILED",
+    "FRONT",
+    "INFEASIBLE",
+    "PENDING",
+    "STATUSES",
+    "UNMEASURED",
+    "StudyData",
+    "TrialInfo",
+    "dominates",
+    "measured_profiles",
+    "primary_profile",
+    "require_front",
+    "study_data",
 ]

@@ -26,8 +26,11 @@ def resolve_token(token: str | None) -> tuple[str, str]:
     else:
         return secrets.token_urlsafe(24), "generated"
     if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"the token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} (or leave it out "
-                          "and one is generated)", field=source)
+        raise ConfigError(
+            f"the token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} (or leave it out "
+            "and one is generated)",
+            field=source,
+        )
     return token, source
 
 
@@ -41,10 +44,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, token: str | None = None, *
     token, source = resolve_token(token)
     shown = token if source == "generated" else f"<the token from {source}>"
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    print(f"autocl serve: {base}/ (studies in {home_dir().resolve()}, {max_running} worker(s) at a time)\n"
-          f"  page:    {base}/?token={shown}\n"
-          f"  API:     Authorization: Bearer {shown}   (OpenAPI document: {base}/openapi.json)\n"
-          f"  health:  {base}/health", flush=True)
+    print(
+        f"autocl serve: {base}/ (studies in {home_dir().resolve()}, {max_running} worker(s) at a time)\n"
+        f"  page:    {base}/?token={shown}\n"
+        f"  API:     Authorization: Bearer {shown}   (OpenAPI document: {base}/openapi.json)\n"
+        f"  health:  {base}/health",
+        flush=True,
+    )
     uvicorn.run(create_app(token, max_running=max_running), host=host, port=port, log_level="warning")
     print("autocl serve: stopped; running jobs were interrupted and can be resumed", file=sys.stderr)
 

@@ -27,8 +27,16 @@ import autocl
 from autocl.errors import AutoclError
 from autocl.service import _studies
 from autocl.service._inputs import (
-    MAX_YAML_CHARS, STUDY_NAME, InputError, check_study_name, check_workload, resolve_profile, resolve_space,
-    shipped_profiles, shipped_spaces, workload_names,
+    MAX_YAML_CHARS,
+    STUDY_NAME,
+    InputError,
+    check_study_name,
+    check_workload,
+    resolve_profile,
+    resolve_space,
+    shipped_profiles,
+    shipped_spaces,
+    workload_names,
 )
 from autocl.service._jobs import JOB_ID, Job, JobService, jobs_dir
 from autocl.service._worker import STATUS_FILE
@@ -45,14 +53,21 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workload: str = Field(max_length=100, description="a built-in or entry-point workload name (GET /api/options)")
-    study: str = Field(max_length=200, json_schema_extra={"pattern": STUDY_NAME},
-                       description="letters, digits, '-', '_', '.', no leading dot; an existing study is resumed")
+    study: str = Field(
+        max_length=200,
+        json_schema_extra={"pattern": STUDY_NAME},
+        description="letters, digits, '-', '_', '.', no leading dot; an existing study is resumed",
+    )
     space: Optional[str] = Field(None, max_length=100, description="shipped search space name [default: default]")
-    space_yaml: Optional[str] = Field(None, json_schema_extra={"maxLength": MAX_YAML_CHARS},
-                                      description="a search space as YAML, instead of space")
+    space_yaml: Optional[str] = Field(
+        None, json_schema_extra={"maxLength": MAX_YAML_CHARS}, description="a search space as YAML, instead of space"
+    )
     profile: Optional[str] = Field(None, max_length=100, description="shipped profile name [default: cpu-local]")
-    profile_yaml: Optional[str] = Field(None, json_schema_extra={"maxLength": MAX_YAML_CHARS},
-                                        description="a local hardware profile as YAML, instead of profile")
+    profile_yaml: Optional[str] = Field(
+        None,
+        json_schema_extra={"maxLength": MAX_YAML_CHARS},
+        description="a local hardware profile as YAML, instead of profile",
+    )
     trials: Optional[int] = Field(None, ge=1, le=100_000, description="trials to run")
     time_budget_s: Optional[float] = Field(None, gt=0, le=7 * 86400, description="seconds the search may run")
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -76,8 +91,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (4
 def _with_names(schema: dict) -> dict:
     """The OpenAPI document with the names a job may use as enums (they are known at start)."""
     props = schema.get("components", {}).get("schemas", {}).get("JobRequest", {}).get("properties", {})
-    for field, names in (("workload", workload_names()), ("space", list(shipped_spaces())),
-                         ("profile", list(shipped_profiles()))):
+    for field, names in (
+        ("workload", workload_names()),
+        ("space", list(shipped_spaces())),
+        ("profile", list(shipped_profiles())),
+    ):
         prop = props.get(field, {})
         for branch in prop.get("anyOf", [prop]):
             if branch.get("type") == "string":
@@ -115,7 +133,7 @@ def _cookie(headers: dict[bytes, bytes]) -> str:
     jar = SimpleCookie()
     try:
         jar.load(headers.get(b"cookie", b"").decode("latin-1"))
-    except Exception:  # noqa: BLE001 - a malformed cookie header is just no token
+    except Exception:
         return ""
     return jar[COOKIE].value if COOKIE in jar else ""
 
@@ -136,8 +154,12 @@ class Guard:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         login = scope["path"] == "/" and self._ok((query.get("token") or [""])[0])
         if scope["path"] != "/health" and not (login or self._ok(_bearer(headers)) or self._ok(_cookie(headers))):
-            return await _reply(send, 401, "a valid token is required: send 'Authorization: Bearer <token>' (the "
-                                           "token autocl serve printed, or --token / AUTOCL_TOKEN)")
+            return await _reply(
+                send,
+                401,
+                "a valid token is required: send 'Authorization: Bearer <token>' (the "
+                "token autocl serve printed, or --token / AUTOCL_TOKEN)",
+            )
         length = headers.get(b"content-length", b"0")
         if not length.isdigit():
             return await _reply(send, 400, "malformed Content-Length header")
@@ -166,8 +188,13 @@ class Guard:
 
 async def _reply(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -191,10 +218,17 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
 
     # the bearer and cookie schemes only document the token in the OpenAPI; Guard enforces it
     documented = [Depends(HTTPBearer(auto_error=False)), Depends(APIKeyCookie(name=COOKIE, auto_error=False))]
-    app = FastAPI(title="autocl", version=autocl.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None, responses=ERRORS,
-                  description="Launch, watch, compare and download compression searches. Every route but "
-                              "/health needs the token.")
+    app = FastAPI(
+        title="autocl",
+        version=autocl.__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        responses=ERRORS,
+        description="Launch, watch, compare and download compression searches. Every route but "
+        "/health needs the token.",
+    )
     app.state.jobs = jobs
 
     @app.exception_handler(InputError)
@@ -242,8 +276,11 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
     def plotly_js() -> Response:
         import plotly.offline
 
-        return Response(plotly.offline.get_plotlyjs(), media_type="application/javascript",
-                        headers={"Cache-Control": "private, max-age=86400"})
+        return Response(
+            plotly.offline.get_plotlyjs(),
+            media_type="application/javascript",
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
 
     @app.get("/api/options", tags=["jobs"], dependencies=documented)
     def options() -> dict:
@@ -257,8 +294,15 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
         space = resolve_space(req.space, req.space_yaml)
         profile = resolve_profile(req.profile, req.profile_yaml)
         trials = req.trials if req.trials or req.time_budget_s else 12
-        job = jobs.create(study=req.study, workload=req.workload, space=space, profile=profile, trials=trials,
-                          time_budget_s=req.time_budget_s, seed=req.seed)
+        job = jobs.create(
+            study=req.study,
+            workload=req.workload,
+            space=space,
+            profile=profile,
+            trials=trials,
+            time_budget_s=req.time_budget_s,
+            seed=req.seed,
+        )
         return _job_view(job)
 
     @app.get("/api/jobs", tags=["jobs"], dependencies=documented)
@@ -310,21 +354,33 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
         """The report's Pareto figures as plotly JSON."""
         return _studies.figures(study, profile)
 
-    @app.get("/api/studies/{study}/bundle", tags=["studies"], response_class=FileResponse,
-             responses={200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"}}, dependencies=documented)
-    def get_bundle(study: str = study, trial: Optional[int] = Query(None, ge=0, le=10**9),
-                   pick: Optional[str] = Query(None, max_length=200, description="e.g. knee, fastest-within:0.01"),
-                   profile: Optional[str] = profile) -> FileResponse:
+    @app.get(
+        "/api/studies/{study}/bundle",
+        tags=["studies"],
+        response_class=FileResponse,
+        responses={200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"}},
+        dependencies=documented,
+    )
+    def get_bundle(
+        study: str = study,
+        trial: Optional[int] = Query(None, ge=0, le=10**9),
+        pick: Optional[str] = Query(None, max_length=200, description="e.g. knee, fastest-within:0.01"),
+        profile: Optional[str] = profile,
+    ) -> FileResponse:
         """Export one trial (or the front member ``pick`` chooses) as ``autocl export`` does, verified,
         and download the bundle as a zip."""
         _studies.open_study(study)  # 404 first for a study that does not exist
         if trial is None and not pick:
             raise InputError(422, "give trial (a front member's number) or pick (e.g. knee)")
         archive, filename = _studies.export_zip(study, trial, pick, profile)
-        return FileResponse(archive, media_type="application/zip", filename=filename,
-                            background=BackgroundTask(_studies.discard, archive))
+        return FileResponse(
+            archive,
+            media_type="application/zip",
+            filename=filename,
+            background=BackgroundTask(_studies.discard, archive),
+        )
 
     return Guard(app, token)  # type: ignore[return-value]
 
 
-__all__ = ["Guard", "JobRequest", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "Guard", "JobRequest", "create_app"]

@@ -54,8 +54,11 @@ def workload_names() -> list[str]:
 def check_workload(name: str) -> str:
     known = workload_names()
     if name not in known:
-        raise InputError(422, f"unknown workload {name[:120]!r}: the service runs registered workloads only "
-                              f"({', '.join(known)}); register yours under the entry-point group 'autocl.workloads'")
+        raise InputError(
+            422,
+            f"unknown workload {name[:120]!r}: the service runs registered workloads only "
+            f"({', '.join(known)}); register yours under the entry-point group 'autocl.workloads'",
+        )
     return name
 
 
@@ -77,8 +80,11 @@ def shipped_profiles() -> dict[str, Path]:
 
 def _pick_shipped(kind: str, name: str, shipped: dict[str, Path]) -> Path:
     if name not in shipped:
-        raise InputError(422, f"unknown {kind} {name[:120]!r}: use one of {', '.join(shipped) or 'none'} "
-                              f"(names, not paths), or send the YAML inline in {kind}_yaml")
+        raise InputError(
+            422,
+            f"unknown {kind} {name[:120]!r}: use one of {', '.join(shipped) or 'none'} "
+            f"(names, not paths), or send the YAML inline in {kind}_yaml",
+        )
     return shipped[name]
 
 
@@ -90,8 +96,7 @@ def safe_yaml(text: str, what: str) -> object:
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise InputError(422, f"{what}: YAML anchors and aliases are not accepted inline; write the "
-                                      "values out")
+                raise InputError(422, f"{what}: YAML anchors and aliases are not accepted inline; write the values out")
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -105,7 +110,7 @@ class ResolvedFile:
 
     text: str
     source: str  # the shipped name, or "inline"
-    name: str    # the space's or profile's own ``name``
+    name: str  # the space's or profile's own ``name``
 
 
 def _validated(text: str, what: str, loader) -> object:
@@ -152,6 +157,16 @@ def resolve_profile(name: str | None, inline: str | None) -> ResolvedFile:
 
 
 __all__ = [
-    "InputError", "MAX_YAML_CHARS", "ResolvedFile", "STUDY_NAME", "check_study_name", "check_workload",
-    "resolve_profile", "resolve_space", "safe_yaml", "shipped_profiles", "shipped_spaces", "workload_names",
+    "MAX_YAML_CHARS",
+    "STUDY_NAME",
+    "InputError",
+    "ResolvedFile",
+    "check_study_name",
+    "check_workload",
+    "resolve_profile",
+    "resolve_space",
+    "safe_yaml",
+    "shipped_profiles",
+    "shipped_spaces",
+    "workload_names",
 ]

@@ -36,7 +36,7 @@ from autocl.service._worker import EXIT_FILE, RUN_FILE, STATUS_FILE, STOPPED, no
 ACTIVE = ("queued", "running")
 RESUMABLE = ("stopped", "interrupted", "failed")
 JOB_ID = r"^[0-9a-f]{12}$"
-STOP_GRACE_S = (20.0, 40.0)   # after SIGINT: SIGTERM, then SIGKILL
+STOP_GRACE_S = (20.0, 40.0)  # after SIGINT: SIGTERM, then SIGKILL
 
 
 @dataclass
@@ -44,9 +44,9 @@ class Job:
     id: str
     study: str
     workload: str
-    space: str            # shipped name or "inline"
+    space: str  # shipped name or "inline"
     space_name: str
-    profile: str          # shipped name or "inline"
+    profile: str  # shipped name or "inline"
     profile_name: str
     trials: int | None
     time_budget_s: float | None
@@ -63,7 +63,7 @@ class Job:
     stop_requested: bool = False
 
     @staticmethod
-    def load(path: Path) -> "Job":
+    def load(path: Path) -> Job:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
 
@@ -137,7 +137,7 @@ class JobService:
         while not self._stop.wait(self.tick_s):
             try:
                 self.tick()
-            except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one bad record
+            except Exception as exc:
                 print(f"autocl serve: job supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def tick(self) -> None:
@@ -169,14 +169,28 @@ class JobService:
             job.state, job.reason, job.finished_at = "done", "its trial or time budget is used up", now()
             self._save(job)
             return
-        write_json(d / RUN_FILE, {"study": job.study, "workload": job.workload, "storage": _studies.study_url(job.study),
-                                  "n_trials": n_trials, "timeout_s": timeout, "seed": job.seed + job.runs})
+        write_json(
+            d / RUN_FILE,
+            {
+                "study": job.study,
+                "workload": job.workload,
+                "storage": _studies.study_url(job.study),
+                "n_trials": n_trials,
+                "timeout_s": timeout,
+                "seed": job.seed + job.runs,
+            },
+        )
         for name in (EXIT_FILE, STATUS_FILE):
             (d / name).unlink(missing_ok=True)
         with open(d / "log.txt", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "autocl.service._worker", str(d.resolve())],
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "autocl.service._worker", str(d.resolve())],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self.procs[job.id] = proc
         job.state, job.reason, job.pid, job.stop_requested = "running", "", proc.pid, False
         job.started_at, job.finished_at, job.runs = now(), None, job.runs + 1
@@ -202,12 +216,16 @@ class JobService:
             job.reason = "the server shut down while this job ran; finished trials are saved: resume it to continue"
         elif outcome is None and returncode is None:
             job.state = "interrupted"
-            job.reason = ("the server stopped while this job ran and its worker is gone; finished trials are saved: "
-                          "resume it to continue")
+            job.reason = (
+                "the server stopped while this job ran and its worker is gone; finished trials are saved: "
+                "resume it to continue"
+            )
         elif outcome is None:
             job.state = "failed"
-            job.reason = (f"the worker ended with status {returncode} before writing its outcome; see "
-                          f"{self._dir(job.id) / 'log.txt'}")
+            job.reason = (
+                f"the worker ended with status {returncode} before writing its outcome; see "
+                f"{self._dir(job.id) / 'log.txt'}"
+            )
         else:
             job.state = {0: "done", STOPPED: "interrupted"}.get(code, "failed")
         self._save(job)
@@ -226,16 +244,37 @@ class JobService:
             self._signal(job, signal.SIGTERM)
 
     # --- requests ------------------------------------------------------------------------------
-    def create(self, *, study: str, workload: str, space: ResolvedFile, profile: ResolvedFile, trials: int | None,
-               time_budget_s: float | None, seed: int) -> Job:
+    def create(
+        self,
+        *,
+        study: str,
+        workload: str,
+        space: ResolvedFile,
+        profile: ResolvedFile,
+        trials: int | None,
+        time_budget_s: float | None,
+        seed: int,
+    ) -> Job:
         with self.lock:
             busy = [j.id for j in self.jobs.values() if j.study == study and j.state in ACTIVE]
             if busy:
-                raise InputError(409, f"study {study!r} already has an active job ({busy[0]}); stop it or wait, or "
-                                      "choose another study name")
-            job = Job(id=uuid.uuid4().hex[:12], study=study, workload=workload, space=space.source,
-                      space_name=space.name, profile=profile.source, profile_name=profile.name, trials=trials,
-                      time_budget_s=time_budget_s, seed=seed)
+                raise InputError(
+                    409,
+                    f"study {study!r} already has an active job ({busy[0]}); stop it or wait, or "
+                    "choose another study name",
+                )
+            job = Job(
+                id=uuid.uuid4().hex[:12],
+                study=study,
+                workload=workload,
+                space=space.source,
+                space_name=space.name,
+                profile=profile.source,
+                profile_name=profile.name,
+                trials=trials,
+                time_budget_s=time_budget_s,
+                seed=seed,
+            )
             d = self._dir(job.id)
             d.mkdir(parents=True)
             (d / "space.yaml").write_text(space.text, encoding="utf-8")
@@ -273,8 +312,9 @@ class JobService:
             job = self.get(job_id)
             job = self.jobs[job_id]
             if job.state not in RESUMABLE:
-                raise InputError(409, f"job {job_id} is {job.state}; only a stopped, interrupted or failed job can be "
-                                      "resumed")
+                raise InputError(
+                    409, f"job {job_id} is {job.state}; only a stopped, interrupted or failed job can be resumed"
+                )
             busy = [j.id for j in self.jobs.values() if j.study == job.study and j.state in ACTIVE]
             if busy:
                 raise InputError(409, f"study {job.study!r} already has an active job ({busy[0]})")
@@ -309,4 +349,4 @@ class JobService:
                 self._finish(job, proc.returncode, shutting_down=True)
 
 
-__all__ = ["ACTIVE", "JOB_ID", "Job", "JobService", "RESUMABLE", "jobs_dir"]
+__all__ = ["ACTIVE", "JOB_ID", "RESUMABLE", "Job", "JobService", "jobs_dir"]

@@ -128,10 +128,16 @@ def progress(name: str, since: int = 0) -> Progress:
     higher = bool((study.user_attrs.get("workload") or {}).get("higher_is_better", True))
     metrics = [r.metric for r in rows]
     state = optuna.trial.TrialState
-    return Progress(complete=counts[state.COMPLETE], polished=polished, failed=counts[state.FAIL] - interrupted, interrupted=interrupted,
-                    running=counts[state.RUNNING], front_size=len(rows),
-                    best_metric=(max(metrics) if higher else min(metrics)) if metrics else None,
-                    fastest_latency_ms=min((r.latency_ms for r in rows), default=None))
+    return Progress(
+        complete=counts[state.COMPLETE],
+        polished=polished,
+        failed=counts[state.FAIL] - interrupted,
+        interrupted=interrupted,
+        running=counts[state.RUNNING],
+        front_size=len(rows),
+        best_metric=(max(metrics) if higher else min(metrics)) if metrics else None,
+        fastest_latency_ms=min((r.latency_ms for r in rows), default=None),
+    )
 
 
 def trial_count(name: str) -> int:
@@ -154,11 +160,17 @@ def summary(name: str) -> dict:
     fp = study.user_attrs.get("fingerprint") or {}
     from autocl.study import stored_profiles
 
-    return {"name": name, "workload": wl.get("name") or fp.get("workload"), "metric_name": wl.get("metric"),
-            "higher_is_better": wl.get("higher_is_better"), "primary_profile": _primary(study),
-            "profiles": stored_profiles(study_url(name), name),
-            "baseline": {k: v for k, v in (study.user_attrs.get("baseline") or {}).items() if k != "path"} or None,
-            "trials": len(study.get_trials(deepcopy=False)), "progress": progress(name).to_dict()}
+    return {
+        "name": name,
+        "workload": wl.get("name") or fp.get("workload"),
+        "metric_name": wl.get("metric"),
+        "higher_is_better": wl.get("higher_is_better"),
+        "primary_profile": _primary(study),
+        "profiles": stored_profiles(study_url(name), name),
+        "baseline": {k: v for k, v in (study.user_attrs.get("baseline") or {}).items() if k != "path"} or None,
+        "trials": len(study.get_trials(deepcopy=False)),
+        "progress": progress(name).to_dict(),
+    }
 
 
 def list_studies() -> list[dict]:
@@ -203,10 +215,17 @@ def figures(name: str, profile: str | None) -> dict:
     from autocl.report import pareto_3d, pareto_figure
 
     data = _data(name, profile)
-    figs = {"pareto-latency": pareto_figure(data, "latency_ms"), "pareto-size": pareto_figure(data, "size_kb"),
-            "pareto-3d": pareto_3d(data)}
-    return {"study": name, "profile": data.profile, "profiles": list(data.profiles),
-            "figures": {k: json.loads(f.to_json()) for k, f in figs.items()}}
+    figs = {
+        "pareto-latency": pareto_figure(data, "latency_ms"),
+        "pareto-size": pareto_figure(data, "size_kb"),
+        "pareto-3d": pareto_3d(data),
+    }
+    return {
+        "study": name,
+        "profile": data.profile,
+        "profiles": list(data.profiles),
+        "figures": {k: json.loads(f.to_json()) for k, f in figs.items()},
+    }
 
 
 def export_zip(name: str, trial: int | None, pick: str | None, profile: str | None) -> tuple[Path, str]:
@@ -218,8 +237,11 @@ def export_zip(name: str, trial: int | None, pick: str | None, profile: str | No
     study = open_study(name)
     recorded = (study.user_attrs.get("workload") or {}).get("name")
     if recorded not in workload_names():
-        raise InputError(422, f"study {name!r} was made with workload {recorded!r}, which is not registered; "
-                              "export it with 'autocl export' where that workload is importable")
+        raise InputError(
+            422,
+            f"study {name!r} was made with workload {recorded!r}, which is not registered; "
+            "export it with 'autocl export' where that workload is importable",
+        )
     work = home_dir() / "service" / "exports" / uuid.uuid4().hex
     out = work / "bundle"
     try:
@@ -245,5 +267,17 @@ def discard(archive: Path) -> None:
     shutil.rmtree(archive.parent, ignore_errors=True)
 
 
-__all__ = ["Progress", "discard", "export_zip", "figures", "front", "list_studies", "open_study", "progress",
-           "study_url", "summary", "trial_count", "trials"]
+__all__ = [
+    "Progress",
+    "discard",
+    "export_zip",
+    "figures",
+    "front",
+    "list_studies",
+    "open_study",
+    "progress",
+    "study_url",
+    "summary",
+    "trial_count",
+    "trials",
+]

@@ -72,11 +72,19 @@ def _search(job_dir: Path, run: dict, reporter: _StatusReporter) -> str:
     profile = load_profile(job_dir / "profile.yaml")
     workload = load_workload(run["workload"])
     with sigterm_as_interrupt():
-        result = run_search(workload, space, [profile], study_name=run["study"], storage=run["storage"],
-                            n_trials=run["n_trials"], timeout=run.get("timeout_s"), seed=run.get("seed", 0),
-                            reporter=reporter, workload_spec=run["workload"])
-    return (f"{len(result.new_trials)} new trial(s) in this run: {reporter.done} complete, "
-            f"{reporter.failed} failed")
+        result = run_search(
+            workload,
+            space,
+            [profile],
+            study_name=run["study"],
+            storage=run["storage"],
+            n_trials=run["n_trials"],
+            timeout=run.get("timeout_s"),
+            seed=run.get("seed", 0),
+            reporter=reporter,
+            workload_spec=run["workload"],
+        )
+    return f"{len(result.new_trials)} new trial(s) in this run: {reporter.done} complete, {reporter.failed} failed"
 
 
 def main(job_dir: Path) -> int:
@@ -90,7 +98,7 @@ def main(job_dir: Path) -> int:
         code, reason = 0, _search(job_dir, run, reporter)
     except KeyboardInterrupt:  # SIGINT (stop, shutdown) or SIGTERM (autocl.study.Interrupted)
         code, reason = STOPPED, f"stopped: {reporter.done} trial(s) complete in this run are saved"
-    except Exception as exc:  # noqa: BLE001 - the outcome must reach exit.json whatever it is
+    except Exception as exc:
         from autocl.errors import AutoclError
 
         if isinstance(exc, AutoclError):
@@ -99,8 +107,10 @@ def main(job_dir: Path) -> int:
             traceback.print_exc()
             code, reason = 1, f"{type(exc).__name__}: {exc}"
     print(f"{now()} exit {code}: {reason}", flush=True)
-    write_json(job_dir / EXIT_FILE, {"code": code, "reason": reason, "finished_at": now(),
-                                     "done": reporter.done, "failed": reporter.failed})
+    write_json(
+        job_dir / EXIT_FILE,
+        {"code": code, "reason": reason, "finished_at": now(), "done": reporter.done, "failed": reporter.failed},
+    )
     return code
 
 

@@ -2,8 +2,25 @@
 
 from autocl.space._recipes import RECIPE_RATIOS, recipe_params
 from autocl.space._space import (
-    DistillSpace, FallbackSpace, PolishSpace, PruneSpace, QuantSpace, Range, SearchSpace, load_space,
+    DistillSpace,
+    FallbackSpace,
+    PolishSpace,
+    PruneSpace,
+    QuantSpace,
+    Range,
+    SearchSpace,
+    load_space,
 )
 
-__all__ = ["DistillSpace", "FallbackSpace", "PolishSpace", "PruneSpace", "QuantSpace", "RECIPE_RATIOS", "Range",
-           "SearchSpace", "load_space", "recipe_params"]
+__all__ = [
+    "RECIPE_RATIOS",
+    "DistillSpace",
+    "FallbackSpace",
+    "PolishSpace",
+    "PruneSpace",
+    "QuantSpace",
+    "Range",
+    "SearchSpace",
+    "load_space",
+    "recipe_params",
+]

@@ -38,9 +38,14 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
     the space samples them. The unpruned fp32 model is the baseline, not a recipe."""
     p, d, q = space.prune, space.distill, space.quant
     common: dict[str, Any] = {"prune.importance": p.importance[0]}
-    for name, knob, wanted in (("prune.unstructured", p.unstructured, 0.0), ("distill.temperature", d.temperature, RECIPE_TEMPERATURE),
-                               ("distill.alpha", d.alpha, RECIPE_ALPHA), ("distill.feature_weight", d.feature_weight, 0.0),
-                               ("prune.depth", p.depth, 0.0), ("prune.rank_ratio", p.rank_ratio, 1.0)):
+    for name, knob, wanted in (
+        ("prune.unstructured", p.unstructured, 0.0),
+        ("distill.temperature", d.temperature, RECIPE_TEMPERATURE),
+        ("distill.alpha", d.alpha, RECIPE_ALPHA),
+        ("distill.feature_weight", d.feature_weight, 0.0),
+        ("prune.depth", p.depth, 0.0),
+        ("prune.rank_ratio", p.rank_ratio, 1.0),
+    ):
         value = _snap(knob, wanted)
         if value is not None:
             common[name] = value

@@ -19,11 +19,25 @@ from typing import Literal, Union
 
 import optuna
 from pydantic import (
-    BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_serializer, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
 )
 
 from autocl.config import (
-    PRECISIONS, CalibrationMethod, ClusterConfig, CompressionConfig, DistillConfig, Precision, PruneConfig, QuantConfig,
+    PRECISIONS,
+    CalibrationMethod,
+    ClusterConfig,
+    CompressionConfig,
+    DistillConfig,
+    Precision,
+    PruneConfig,
+    QuantConfig,
     load_yaml_model,
 )
 from autocl.errors import ConfigError
@@ -52,7 +66,7 @@ class Range(_Strict):
     log: bool = False
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Range":
+    def _ordered(self) -> Range:
         if self.high < self.low:
             raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
         if self.step is not None and self.log:
@@ -65,8 +79,12 @@ class Range(_Strict):
 Knob = Union[float, list[float], Range]
 
 
-_RULES = (("ge", ">=", lambda v, b: v < b), ("gt", ">", lambda v, b: v <= b),
-          ("le", "<=", lambda v, b: v > b), ("lt", "<", lambda v, b: v >= b))
+_RULES = (
+    ("ge", ">=", lambda v, b: v < b),
+    ("gt", ">", lambda v, b: v <= b),
+    ("le", "<=", lambda v, b: v > b),
+    ("lt", "<", lambda v, b: v >= b),
+)
 
 
 def _bounds_check(config_cls: type[BaseModel], field: str):
@@ -75,8 +93,11 @@ def _bounds_check(config_cls: type[BaseModel], field: str):
     limits = config_cls.model_fields[field].metadata
 
     def check(value, info: ValidationInfo):
-        values = {"low": value.low, "high": value.high} if isinstance(value, Range) else (
-            {str(i): v for i, v in enumerate(value)} if isinstance(value, list) else {"": value})
+        values = (
+            {"low": value.low, "high": value.high}
+            if isinstance(value, Range)
+            else ({str(i): v for i, v in enumerate(value)} if isinstance(value, list) else {"": value})
+        )
         for where, v in values.items():
             if v is None:
                 continue
@@ -84,8 +105,9 @@ def _bounds_check(config_cls: type[BaseModel], field: str):
                 for attr, op, fails in _RULES:
                     bound = getattr(rule, attr, None)
                     if bound is not None and fails(v, bound):
-                        raise ValueError(f"{v}{f' ({where})' if where else ''} is out of range: "
-                                         f"{field} must be {op} {bound}")
+                        raise ValueError(
+                            f"{v}{f' ({where})' if where else ''} is out of range: {field} must be {op} {bound}"
+                        )
         return value
 
     return check
@@ -104,15 +126,22 @@ def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = Fals
 class PruneSpace(_Strict):
     ratio: Knob = Field(Range(low=0.0, high=0.8, step=0.1), description="channel / FFN-neuron pruning ratio")
     importance: list[Literal["l1", "l2", "taylor"]] = Field(["l2"], min_length=1)
-    scope: list[Literal["local", "global"]] = Field(["local"], min_length=1, description="ratio per layer or ranked globally")
+    scope: list[Literal["local", "global"]] = Field(
+        ["local"], min_length=1, description="ratio per layer or ranked globally"
+    )
     head_ratio: Knob | None = Field(None, description="attention heads removed (default: the ratio)")
     layer_ratios: dict[str, Knob] = Field(default_factory=dict, description="per-layer ratio overrides")
-    unstructured: Knob = Field(0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)")
+    unstructured: Knob = Field(
+        0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)"
+    )
     ignored_layers: list[str] = Field(default_factory=list, description="layers never pruned")
     round_to: int | None = Field(8, ge=1, description="channel counts kept multiples of this")
     depth: Knob = Field(0.0, description="transformer layers / residual blocks removed (fraction < 1, or count)")
-    depth_criterion: list[Literal["uniform", "importance"]] = Field(["uniform"], min_length=1, description=(
-        "which blocks go: evenly spaced ones kept, or the least important by measured loss"))
+    depth_criterion: list[Literal["uniform", "importance"]] = Field(
+        ["uniform"],
+        min_length=1,
+        description=("which blocks go: evenly spaced ones kept, or the least important by measured loss"),
+    )
     rank_ratio: Knob = Field(1.0, description="low-rank factorization of Linear/1x1-conv weights (1: off)")
     layer_rank_ratios: dict[str, Knob] = Field(default_factory=dict, description="per-layer rank ratio overrides")
 
@@ -154,9 +183,15 @@ class PolishSpace(_Strict):
     early_stop: bool = Field(True, description="keep the student that did best on held-out training rows")
     every: int = Field(8, ge=1, description="screened trials between two polishing rounds")
     members: int = Field(2, ge=0, le=100, description="members polished per round")
-    window: float = Field(0.05, ge=0.0, le=1.0, description=(
-        "only members whose screened metric drop (baseline minus metric, in the metric's units) is at most this "
-        "are polished"))
+    window: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "only members whose screened metric drop (baseline minus metric, in the metric's units) is at most this "
+            "are polished"
+        ),
+    )
     max_steps: int = Field(5000, ge=1, description="cap on the steps of one polishing run")
 
 
@@ -188,29 +223,51 @@ class FallbackSpace(_Strict):
     max_layers: int = Field(3, ge=0, le=1000, description="at most this many layers fall back")
 
 
-
 class QuantSpace(_Strict):
-    precisions: list[Precision] = Field(["fp32", "int8"], min_length=1, description=(
-        "choices of the model-wide precision (encoding fallbacks), or of every layer (encoding per_layer)"))
-    encoding: Literal["fallbacks", "per_layer"] = Field("fallbacks", description=(
-        "fallbacks: one precision for the model plus a few fallback layers; per_layer: an independent "
-        "choice per layer (2^layers combinations: kept for comparison)"))
+    precisions: list[Precision] = Field(
+        ["fp32", "int8"],
+        min_length=1,
+        description=(
+            "choices of the model-wide precision (encoding fallbacks), or of every layer (encoding per_layer)"
+        ),
+    )
+    encoding: Literal["fallbacks", "per_layer"] = Field(
+        "fallbacks",
+        description=(
+            "fallbacks: one precision for the model plus a few fallback layers; per_layer: an independent "
+            "choice per layer (2^layers combinations: kept for comparison)"
+        ),
+    )
     fallback: FallbackSpace = Field(default_factory=FallbackSpace)
     layers: Literal["all"] | list[str] | dict[str, list[Precision]] = Field(
-        "all", description="'all', a list of layers to search (others take the default), or layer -> choices")
+        "all", description="'all', a list of layers to search (others take the default), or layer -> choices"
+    )
     default: Precision = "fp32"
     calibration_samples: Knob = Field(128, description="training rows that calibrate static int8")
     calibration: list[CalibrationMethod] = Field(["minmax"], min_length=1, description="static int8 range estimator")
     int4_block_size: list[int] = Field([32], min_length=1, description="MatMulNBits block sizes to try")
-    fuse_first: list[bool] = Field([False], min_length=1, description=(
-        "apply onnxruntime's extended fusions before quantizing (false, true or both to search it)"))
-    sensitivity_max_drop: float = Field(0.05, ge=0.0, description=(
-        "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
-        "exceeds this is dropped from the layer's choices"))
+    fuse_first: list[bool] = Field(
+        [False],
+        min_length=1,
+        description=("apply onnxruntime's extended fusions before quantizing (false, true or both to search it)"),
+    )
+    sensitivity_max_drop: float = Field(
+        0.05,
+        ge=0.0,
+        description=(
+            "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
+            "exceeds this is dropped from the layer's choices"
+        ),
+    )
     sensitivity_samples: int = Field(256, ge=1, description="validation rows the pre-pass evaluates on")
-    qat: list[bool] = Field([False], min_length=1, description=(
-        "post-training (false) or quantization-aware training (true) of the static int8 layers; sampled only "
-        "for trials with static int8 layers"))
+    qat: list[bool] = Field(
+        [False],
+        min_length=1,
+        description=(
+            "post-training (false) or quantization-aware training (true) of the static int8 layers; sampled only "
+            "for trials with static int8 layers"
+        ),
+    )
 
     @model_serializer(mode="wrap")
     def _stable(self, handler):
@@ -218,8 +275,13 @@ class QuantSpace(_Strict):
 
 
 class ClusterSpace(_Strict):
-    clusters: list[int] = Field([0], min_length=1, description=(
-        "weight-sharing cluster counts per layer to try (0: off); for size-bound targets, latency does not change"))
+    clusters: list[int] = Field(
+        [0],
+        min_length=1,
+        description=(
+            "weight-sharing cluster counts per layer to try (0: off); for size-bound targets, latency does not change"
+        ),
+    )
 
     @field_validator("clusters")
     @classmethod
@@ -246,7 +308,7 @@ class SearchSpace(_Strict):
     def _stable(self, handler):
         return _without_defaults(self, handler(self), ("cluster",))
 
-    def with_ranking(self, ranking: dict[str, list[str]] | None) -> "SearchSpace":
+    def with_ranking(self, ranking: dict[str, list[str]] | None) -> SearchSpace:
         """A copy whose fallback layers are chosen by ``ranking``: precision -> layers, most
         sensitive to that precision first (the sensitivity pre-pass's order)."""
         out = self.model_copy()
@@ -276,8 +338,12 @@ class SearchSpace(_Strict):
             return {n: list(c) for n, c in self._choices.items() if n in layer_names}
         return self._declared_choices(layer_names)
 
-    def restrict(self, layer_names: list[str], refused: dict[str, dict[str, str]],
-                 hopeless: dict[str, dict[str, str]] | None = None) -> "SearchSpace":
+    def restrict(
+        self,
+        layer_names: list[str],
+        refused: dict[str, dict[str, str]],
+        hopeless: dict[str, dict[str, str]] | None = None,
+    ) -> SearchSpace:
         """A copy whose per-layer choices leave out what the target cannot run (``refused``: layer
         -> precision -> reason) and what a sensitivity pre-pass found hopeless. A refused precision
         the space names for one layer explicitly, or as the default of unsearched layers, is an
@@ -286,19 +352,30 @@ class SearchSpace(_Strict):
         explicit = isinstance(self.quant.layers, dict)
         for name in layer_names:
             if name not in declared and self.quant.default in refused.get(name, {}):
-                raise ConfigError(f"layer {name!r} cannot take the default precision {self.quant.default!r} on this "
-                                  f"target: {refused[name][self.quant.default]}", file=self.source, field="quant.default")
+                raise ConfigError(
+                    f"layer {name!r} cannot take the default precision {self.quant.default!r} on this "
+                    f"target: {refused[name][self.quant.default]}",
+                    file=self.source,
+                    field="quant.default",
+                )
         choices: dict[str, list[str]] = {}
         for name, options in declared.items():
             bad = refused.get(name, {})
             if explicit and any(p in bad for p in options):
                 p = next(p for p in options if p in bad)
-                raise ConfigError(f"layer {name!r} cannot be {p!r} on this target: {bad[p]}",
-                                  file=self.source, field=f"quant.layers.{name}")
+                raise ConfigError(
+                    f"layer {name!r} cannot be {p!r} on this target: {bad[p]}",
+                    file=self.source,
+                    field=f"quant.layers.{name}",
+                )
             kept = [p for p in options if p not in bad]
             if not kept:
-                raise ConfigError(f"no precision of {options} can run on layer {name!r} on this target: "
-                                  + "; ".join(f"{p}: {bad[p]}" for p in options), file=self.source, field="quant.precisions")
+                raise ConfigError(
+                    f"no precision of {options} can run on layer {name!r} on this target: "
+                    + "; ".join(f"{p}: {bad[p]}" for p in options),
+                    file=self.source,
+                    field="quant.precisions",
+                )
             drop = (hopeless or {}).get(name, {})
             kept = [p for p in kept if p not in drop or p == "fp32"] or ["fp32"]
             choices[name] = kept
@@ -316,7 +393,8 @@ class SearchSpace(_Strict):
             if name not in layer_names:
                 raise ConfigError(
                     f"unknown layer {name!r}; the model's quantizable layers are: {', '.join(layer_names)}",
-                    file=self.source, field=f"quant.layers.{name}",
+                    file=self.source,
+                    field=f"quant.layers.{name}",
                 )
         for name, choices in wanted.items():
             if not choices:
@@ -326,11 +404,17 @@ class SearchSpace(_Strict):
     def check_against(self, layer_names: list[str], module_names: set[str]) -> None:
         """Refuse layer names the model does not have, naming the field and how to list them."""
         self._declared_choices(layer_names)
-        for field, names in (("prune.ignored_layers", self.prune.ignored_layers), ("prune.layer_ratios", self.prune.layer_ratios)):
+        for field, names in (
+            ("prune.ignored_layers", self.prune.ignored_layers),
+            ("prune.layer_ratios", self.prune.layer_ratios),
+        ):
             for name in names:
                 if name not in module_names:
-                    raise ConfigError(f"unknown layer {name!r} (run 'autocl layers --workload NAME' to list them)",
-                                      file=self.source, field=field)
+                    raise ConfigError(
+                        f"unknown layer {name!r} (run 'autocl layers --workload NAME' to list them)",
+                        file=self.source,
+                        field=field,
+                    )
 
     def suggest(self, trial: optuna.Trial, layer_names: list[str]) -> CompressionConfig:
         """Sample one configuration. Parameter names: ``prune.ratio``, ``distill.temperature``,
@@ -340,12 +424,18 @@ class SearchSpace(_Strict):
         p = self.prune
         ratio = float(_suggest(trial, "prune.ratio", p.ratio))
         prune = PruneConfig(
-            ratio=round(ratio, 6), importance=trial.suggest_categorical("prune.importance", p.importance),
+            ratio=round(ratio, 6),
+            importance=trial.suggest_categorical("prune.importance", p.importance),
             scope=_pick(trial, "prune.scope", p.scope),
-            head_ratio=None if p.head_ratio is None else round(float(_suggest(trial, "prune.head_ratio", p.head_ratio)), 6),
-            layer_ratios={n: round(float(_suggest(trial, f"prune.ratio.{n}", k)), 6) for n, k in p.layer_ratios.items()},
+            head_ratio=None
+            if p.head_ratio is None
+            else round(float(_suggest(trial, "prune.head_ratio", p.head_ratio)), 6),
+            layer_ratios={
+                n: round(float(_suggest(trial, f"prune.ratio.{n}", k)), 6) for n, k in p.layer_ratios.items()
+            },
             unstructured=round(float(_suggest(trial, "prune.unstructured", p.unstructured)), 6),
-            ignored_layers=tuple(p.ignored_layers), round_to=p.round_to,
+            ignored_layers=tuple(p.ignored_layers),
+            round_to=p.round_to,
             **_structure_knobs(trial, p),
         )
         d = self.distill
@@ -354,19 +444,26 @@ class SearchSpace(_Strict):
             alpha=float(_suggest(trial, "distill.alpha", d.alpha)),
             steps=int(_suggest(trial, "distill.steps", d.steps, integer=True)),
             lr=float(_suggest(trial, "distill.lr", d.lr)),
-            batch_size=d.batch_size, schedule=_pick(trial, "distill.schedule", d.schedule),
-            warmup_steps=d.warmup_steps, feature_weight=float(_suggest(trial, "distill.feature_weight", d.feature_weight)),
+            batch_size=d.batch_size,
+            schedule=_pick(trial, "distill.schedule", d.schedule),
+            warmup_steps=d.warmup_steps,
+            feature_weight=float(_suggest(trial, "distill.feature_weight", d.feature_weight)),
         )
         layers = self._suggest_layers(trial, layer_names)
         q = self.quant
         chosen = set(layers.values()) | ({q.default} if len(layers) < len(layer_names) else set())
         return CompressionConfig(
-            prune=prune, distill=distill,
+            prune=prune,
+            distill=distill,
             quant=QuantConfig(
-                default=q.default, layers=layers,
-                calibration_samples=int(_suggest(trial, "quant.calibration_samples", q.calibration_samples, integer=True)),
+                default=q.default,
+                layers=layers,
+                calibration_samples=int(
+                    _suggest(trial, "quant.calibration_samples", q.calibration_samples, integer=True)
+                ),
                 calibration=_pick(trial, "quant.calibration", q.calibration) if "int8" in chosen else q.calibration[0],
-                int4_block_size=_pick(trial, "quant.int4_block_size", q.int4_block_size) if "int4" in chosen
+                int4_block_size=_pick(trial, "quant.int4_block_size", q.int4_block_size)
+                if "int4" in chosen
                 else q.int4_block_size[0],
                 fuse_first=_pick(trial, "quant.fuse_first", q.fuse_first) if chosen - {"fp32"} else False,
                 qat=_pick(trial, "quant.qat", q.qat) if "int8" in chosen else False,
@@ -374,15 +471,21 @@ class SearchSpace(_Strict):
             cluster=ClusterConfig(clusters=_pick(trial, "cluster.clusters", self.cluster.clusters)),
         )
 
-
     def polished(self, cfg: CompressionConfig, n_train: int) -> CompressionConfig:
         """``cfg`` with the long distillation of :class:`PolishSpace`: ``epochs`` passes over the
         ``n_train`` training rows (capped at ``max_steps``), linear warm-up then cosine decay, early
         stop on held-out rows. Temperature, alpha and feature weight stay the trial's own."""
         pol, d = self.distill.polish, cfg.distill
         steps = max(1, min(pol.max_steps, math.ceil(pol.epochs * n_train / d.batch_size)))
-        distill = d.model_copy(update={"steps": steps, "lr": pol.lr or d.lr, "schedule": "cosine",
-                                       "warmup_steps": int(pol.warmup * steps), "early_stop": pol.early_stop})
+        distill = d.model_copy(
+            update={
+                "steps": steps,
+                "lr": pol.lr or d.lr,
+                "schedule": "cosine",
+                "warmup_steps": int(pol.warmup * steps),
+                "early_stop": pol.early_stop,
+            }
+        )
         return cfg.model_copy(update={"distill": distill})
 
     def uniform_precisions(self, layer_names: list[str]) -> list[str]:
@@ -393,8 +496,10 @@ class SearchSpace(_Strict):
     def _suggest_layers(self, trial: optuna.Trial, layer_names: list[str]) -> dict[str, str]:
         choices = self.layer_choices(layer_names)
         if self.quant.encoding == "per_layer":
-            return {name: c[0] if len(c) == 1 else trial.suggest_categorical(f"bits.{name}", c)
-                    for name, c in choices.items()}
+            return {
+                name: c[0] if len(c) == 1 else trial.suggest_categorical(f"bits.{name}", c)
+                for name, c in choices.items()
+            }
         fb = self.quant.fallback
         model_wide = _pick(trial, "quant.precision", self.uniform_precisions(layer_names))
         layers = {name: _take(model_wide, c, fb.precisions) for name, c in choices.items()}
@@ -416,10 +521,13 @@ def _structure_knobs(trial: optuna.Trial, p: PruneSpace) -> dict:
     depth = round(float(_suggest(trial, "prune.depth", p.depth)), 6)
     return {
         "depth": depth,
-        "depth_criterion": _pick(trial, "prune.depth_criterion", p.depth_criterion) if depth > 0 else p.depth_criterion[0],
+        "depth_criterion": _pick(trial, "prune.depth_criterion", p.depth_criterion)
+        if depth > 0
+        else p.depth_criterion[0],
         "rank_ratio": round(float(_suggest(trial, "prune.rank_ratio", p.rank_ratio)), 6),
-        "layer_rank_ratios": {n: round(float(_suggest(trial, f"prune.rank_ratio.{n}", k)), 6)
-                              for n, k in p.layer_rank_ratios.items()},
+        "layer_rank_ratios": {
+            n: round(float(_suggest(trial, f"prune.rank_ratio.{n}", k)), 6) for n, k in p.layer_rank_ratios.items()
+        },
     }
 
 

@@ -18,8 +18,8 @@ import datetime as dt
 import hashlib
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import optuna
 from sqlalchemy import create_engine, text
@@ -37,8 +37,9 @@ def claim(url: str, study: optuna.Study, job: str) -> bool:
     key = f"{study._study_id}:{job}"
     try:
         with Session(engine_for(url)) as session, session.begin():
-            session.add(Claim(study_name=study.study_name, job=key, worker=f"{socket.gethostname()}:{os.getpid()}",
-                              at=now))
+            session.add(
+                Claim(study_name=study.study_name, job=key, worker=f"{socket.gethostname()}:{os.getpid()}", at=now)
+            )
     except IntegrityError:
         return False
     return True

@@ -10,7 +10,8 @@ refused with the fields that changed. Study names are checked here too: they bec
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import autocl
 from autocl.errors import StudyError
@@ -35,8 +36,10 @@ def check_study_name(name: str) -> str:
     """A study name is a file name under ``AUTOCL_HOME``: letters, digits, '-', '_' and '.', no
     leading dot, so it can never point outside it."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > 200:
-        raise StudyError(f"study name {name!r} is not allowed: use letters, digits, '-', '_' and '.', "
-                         "not starting with '.' (it names the study's database file), e.g. --study my-study.1")
+        raise StudyError(
+            f"study name {name!r} is not allowed: use letters, digits, '-', '_' and '.', "
+            "not starting with '.' (it names the study's database file), e.g. --study my-study.1"
+        )
     return name
 
 
@@ -45,14 +48,26 @@ def profile_content(p: HardwareProfile) -> dict[str, Any]:
     return {k: data.get(k) for k in PROFILE_FIELDS}
 
 
-def study_fingerprint(workload_name: str, workload_key: str | None, space: SearchSpace,
-                      profiles: Sequence[HardwareProfile], *, teacher: dict | None = None) -> dict[str, Any]:
+def study_fingerprint(
+    workload_name: str,
+    workload_key: str | None,
+    space: SearchSpace,
+    profiles: Sequence[HardwareProfile],
+    *,
+    teacher: dict | None = None,
+) -> dict[str, Any]:
     """The fingerprint a study is created with and resumed under. ``workload_key`` is None before
     the workload is loaded (then it is not compared). ``teacher`` (path and sha256 of the cached
     teacher file) is not compared: the study keeps a copy of that file (see ``_teacher``)."""
-    fp = {"workload": workload_name, "workload_key": workload_key, "space": space.fingerprint,
-          "space_content": space.model_dump(mode="json"), "profile": [p.name for p in profiles],
-          "profile_content": {p.name: profile_content(p) for p in profiles}, "autocl": autocl.__version__}
+    fp = {
+        "workload": workload_name,
+        "workload_key": workload_key,
+        "space": space.fingerprint,
+        "space_content": space.model_dump(mode="json"),
+        "profile": [p.name for p in profiles],
+        "profile_content": {p.name: profile_content(p) for p in profiles},
+        "autocl": autocl.__version__,
+    }
     if teacher:
         fp["teacher"] = teacher
     return fp
@@ -84,7 +99,9 @@ def fingerprint_changes(stored: dict, new: dict) -> list[str]:
     if stored.get("workload") != new.get("workload"):
         changes.append(f"workload {stored.get('workload')!r} -> {new.get('workload')!r}")
     elif stored.get("workload_key") and new.get("workload_key") and stored["workload_key"] != new["workload_key"]:
-        changes.append(f"the teacher's weights or data (workload key {stored['workload_key']} -> {new['workload_key']})")
+        changes.append(
+            f"the teacher's weights or data (workload key {stored['workload_key']} -> {new['workload_key']})"
+        )
     old_names = stored.get("profile")
     old_names = [old_names] if isinstance(old_names, str) else old_names
     if old_names != new.get("profile"):
@@ -94,7 +111,7 @@ def fingerprint_changes(stored: dict, new: dict) -> list[str]:
         if name in old_profiles and name in new_profiles:
             for field, words in PROFILE_FIELDS.items():
                 for key, change in _diff(old_profiles[name].get(field), new_profiles[name].get(field), field):
-                    label = words if key == field else f"{words} {key[len(field) + 1:]}"
+                    label = words if key == field else f"{words} {key[len(field) + 1 :]}"
                     changes.append(f"profile {name!r} {label} {change}")
     if stored.get("space") and stored.get("space") != new.get("space"):
         if stored.get("space_content") and new.get("space_content"):
@@ -114,4 +131,5 @@ def check_fingerprint(name: str, url: str, stored: dict | None, new: dict) -> No
         raise StudyError(
             f"study {name!r} in {url} was made with other settings; changed: {'; '.join(changes)}. Resume it with "
             "its own settings, start a new study with another --study name, or pass --fork NEW_NAME to start a new "
-            "study seeded with this one's configurations that are still valid")
+            "study seeded with this one's configurations that are still valid"
+        )

@@ -73,13 +73,27 @@ def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: floa
     memory = m.get("memory") or {}
     again = m.get("remeasure") or {}
     return FrontRow(
-        trial=trial, prune_ratio=cfg["prune"]["ratio"], bits=bits, temperature=cfg["distill"]["temperature"],
-        alpha=cfg["distill"]["alpha"], metric=metric, latency_ms=m["median_ms"], latency_iqr_ms=m["iqr_ms"],
-        latency_p90_ms=m["p90_ms"], size_kb=size_kb, artifact_sha256=sha, speedup=m.get("speedup"),
-        not_faster=m.get("not_faster"), peak_memory_mb=memory.get("peak_mb"),
-        remeasured_ms=again.get("median_ms"), latency_changed=again.get("changed"),
-        kept_macs=m.get("kept_macs"), kept_params=m.get("kept_params"), polish_of=m.get("polish_of"),
-        distilled=m.get("distilled"), qat=bool(cfg.get("quant", {}).get("qat")),
+        trial=trial,
+        prune_ratio=cfg["prune"]["ratio"],
+        bits=bits,
+        temperature=cfg["distill"]["temperature"],
+        alpha=cfg["distill"]["alpha"],
+        metric=metric,
+        latency_ms=m["median_ms"],
+        latency_iqr_ms=m["iqr_ms"],
+        latency_p90_ms=m["p90_ms"],
+        size_kb=size_kb,
+        artifact_sha256=sha,
+        speedup=m.get("speedup"),
+        not_faster=m.get("not_faster"),
+        peak_memory_mb=memory.get("peak_mb"),
+        remeasured_ms=again.get("median_ms"),
+        latency_changed=again.get("changed"),
+        kept_macs=m.get("kept_macs"),
+        kept_params=m.get("kept_params"),
+        polish_of=m.get("polish_of"),
+        distilled=m.get("distilled"),
+        qat=bool(cfg.get("quant", {}).get("qat")),
         clusters=int(cfg.get("cluster", {}).get("clusters", 0)),
     )
 
@@ -87,8 +101,15 @@ def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: floa
 def row_from_trial(trial: optuna.trial.FrozenTrial, profile: str) -> FrontRow:
     """A front row of ``trial`` with its latency on ``profile`` (``user_attrs['measurements'][profile]``)."""
     a = trial.user_attrs
-    return _row(trial.number, a["config"], a.get("bits", ""), trial.values[0], _measurement(trial, profile),
-                a["size_bytes"] / 1024, a["artifact_sha256"])
+    return _row(
+        trial.number,
+        a["config"],
+        a.get("bits", ""),
+        trial.values[0],
+        _measurement(trial, profile),
+        a["size_bytes"] / 1024,
+        a["artifact_sha256"],
+    )
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -122,19 +143,34 @@ def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -
     last write is never an older front."""
     with Session(engine_for(url)) as session, session.begin():
         hold(session, f"autocl-front:{study.study_name}:{profile}")
-        session.execute(delete(ParetoEntry).where(ParetoEntry.study_name == study.study_name,
-                                                  ParetoEntry.profile == profile))
+        session.execute(
+            delete(ParetoEntry).where(ParetoEntry.study_name == study.study_name, ParetoEntry.profile == profile)
+        )
         trials = compute_front(study, profile)
         rows = [row_from_trial(t, profile) for t in trials]
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        for t, r in zip(trials, rows):
-            session.add(ParetoEntry(
-                study_name=study.study_name, profile=profile, trial_number=r.trial, metric_name=metric_name,
-                metric=r.metric, latency_ms=r.latency_ms, latency_iqr_ms=r.latency_iqr_ms,
-                latency_p90_ms=r.latency_p90_ms, size_kb=r.size_kb, prune_ratio=r.prune_ratio,
-                temperature=r.temperature, alpha=r.alpha, bits=r.bits, config=t.user_attrs["config"],
-                measurement=_measurement(t, profile), artifact_sha256=r.artifact_sha256, updated_at=now,
-            ))
+        for t, r in zip(trials, rows, strict=False):
+            session.add(
+                ParetoEntry(
+                    study_name=study.study_name,
+                    profile=profile,
+                    trial_number=r.trial,
+                    metric_name=metric_name,
+                    metric=r.metric,
+                    latency_ms=r.latency_ms,
+                    latency_iqr_ms=r.latency_iqr_ms,
+                    latency_p90_ms=r.latency_p90_ms,
+                    size_kb=r.size_kb,
+                    prune_ratio=r.prune_ratio,
+                    temperature=r.temperature,
+                    alpha=r.alpha,
+                    bits=r.bits,
+                    config=t.user_attrs["config"],
+                    measurement=_measurement(t, profile),
+                    artifact_sha256=r.artifact_sha256,
+                    updated_at=now,
+                )
+            )
     return rows
 
 
@@ -142,8 +178,9 @@ def annotate_front(url: str, study_name: str, profile: str, remeasured: dict[int
     """Store re-measurements (trial -> {median_ms, changed, ...}) with the front's rows of ``profile``."""
     with Session(engine_for(url)) as session, session.begin():
         hold(session, f"autocl-front:{study_name}:{profile}")
-        entries = session.scalars(select(ParetoEntry).where(ParetoEntry.study_name == study_name,
-                                                            ParetoEntry.profile == profile)).all()
+        entries = session.scalars(
+            select(ParetoEntry).where(ParetoEntry.study_name == study_name, ParetoEntry.profile == profile)
+        ).all()
         for e in entries:
             if e.trial_number in remeasured:
                 e.measurement = {**e.measurement, "remeasure": remeasured[e.trial_number]}
@@ -156,8 +193,10 @@ def read_front(url: str, study_name: str, profile: str | None = None) -> list[Fr
         query = query.where(ParetoEntry.profile == profile)
     with Session(engine_for(url)) as session:
         entries = session.scalars(query.order_by(ParetoEntry.latency_ms, ParetoEntry.trial_number)).all()
-        return [_row(e.trial_number, e.config, e.bits, e.metric, e.measurement, e.size_kb, e.artifact_sha256)
-                for e in entries]
+        return [
+            _row(e.trial_number, e.config, e.bits, e.metric, e.measurement, e.size_kb, e.artifact_sha256)
+            for e in entries
+        ]
 
 
 def stored_profiles(url: str, study_name: str) -> list[str]:

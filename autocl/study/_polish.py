@@ -18,8 +18,9 @@ from autocl.study._record import dominates
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
 
-def polish_candidates(study: optuna.Study, *, baseline: float, higher_is_better: bool, window: float,
-                      members: int) -> list[optuna.trial.FrozenTrial]:
+def polish_candidates(
+    study: optuna.Study, *, baseline: float, higher_is_better: bool, window: float, members: int
+) -> list[optuna.trial.FrozenTrial]:
     """Up to ``members`` screened, distilled, not yet polished trials: the non-dominated ones on
     (metric, latency) first, fastest first, then the next layer of the front, and so on. One trial
     per student in a round; the others of a polished student follow in later rounds at little cost,
@@ -28,11 +29,20 @@ def polish_candidates(study: optuna.Study, *, baseline: float, higher_is_better:
     by_number = {t.number: t for t in trials}
     twins = [t for t in trials if "polish_of" in t.user_attrs]
     taken = {t.user_attrs["polish_of"] for t in twins}
-    busy = {by_number[t.user_attrs["polish_of"]].user_attrs.get("student_key") for t in twins
-            if not t.state.is_finished() and t.user_attrs["polish_of"] in by_number}
-    pool = [t for t in trials if t.state == COMPLETE and t.user_attrs.get("distilled")
-            and "polish_of" not in t.user_attrs and t.number not in taken
-            and metric_drop(t.values[0], baseline, higher_is_better) <= window]
+    busy = {
+        by_number[t.user_attrs["polish_of"]].user_attrs.get("student_key")
+        for t in twins
+        if not t.state.is_finished() and t.user_attrs["polish_of"] in by_number
+    }
+    pool = [
+        t
+        for t in trials
+        if t.state == COMPLETE
+        and t.user_attrs.get("distilled")
+        and "polish_of" not in t.user_attrs
+        and t.number not in taken
+        and metric_drop(t.values[0], baseline, higher_is_better) <= window
+    ]
     sign = -1.0 if higher_is_better else 1.0
     points = {t.number: (sign * t.values[0], t.values[1]) for t in pool}
     chosen: list[optuna.trial.FrozenTrial] = []

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError
@@ -34,11 +35,18 @@ if TYPE_CHECKING:
     import optuna
 
 FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING = (
-    "front", "dominated", "infeasible", "unmeasured", "failed", "pending")
+    "front",
+    "dominated",
+    "infeasible",
+    "unmeasured",
+    "failed",
+    "pending",
+)
 STATUSES = (FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING)
 
 
 # ---- the one definition of each derived number ------------------------------------------------
+
 
 def metric_change(metric: float, baseline: float, higher_is_better: bool) -> float:
     """The metric against the fp32 teacher, positive = better (the negated metric drop)."""
@@ -91,7 +99,7 @@ def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = 
 
 def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     """``a`` is at least as good as ``b`` everywhere and better somewhere (all minimized)."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+    return all(x <= y for x, y in zip(a, b, strict=False)) and any(x < y for x, y in zip(a, b, strict=False))
 
 
 def pareto_members(points: Mapping[Hashable, tuple[float, ...]]) -> set:
@@ -101,22 +109,34 @@ def pareto_members(points: Mapping[Hashable, tuple[float, ...]]) -> set:
 
 # ---- the writer --------------------------------------------------------------------------------
 
-def write_config(trial: "optuna.Trial", config: Mapping, bits: str) -> None:
+
+def write_config(trial: optuna.Trial, config: Mapping, bits: str) -> None:
     """What a trial will build, stored before building it."""
     trial.set_user_attr("config", dict(config))
     trial.set_user_attr("distilled", is_distilled(config))
     trial.set_user_attr("bits", bits)
 
 
-def write_result(trial: "optuna.Trial", *, config: Mapping, artifact, results: Mapping, pruning: dict,
-                 constraints: list[float] | None, seconds: dict) -> None:
+def write_result(
+    trial: optuna.Trial,
+    *,
+    config: Mapping,
+    artifact,
+    results: Mapping,
+    pruning: dict,
+    constraints: list[float] | None,
+    seconds: dict,
+) -> None:
     """What a completed trial measured (``results``: profile -> ``TargetResult``). The keys are the
     ones autocl has always stored, so older studies read the same."""
     attrs = {
-        "student_key": artifact.student.key, "student_reused": artifact.student.reused,
-        "parameters": artifact.student.parameters, "artifact_sha256": artifact.sha256,
+        "student_key": artifact.student.key,
+        "student_reused": artifact.student.reused,
+        "parameters": artifact.student.parameters,
+        "artifact_sha256": artifact.sha256,
         # size: what ships, palettized and deflated (autocl.compress.size); the file's own bytes beside it
-        "size_bytes": artifact.compressed_size_bytes, "file_size_bytes": artifact.size_bytes,
+        "size_bytes": artifact.compressed_size_bytes,
+        "file_size_bytes": artifact.size_bytes,
         "int8_layers": list(artifact.int8_layers),
         "artifact_path": str(artifact.path),
         "measurements": {n: r.measurement.to_dict() for n, r in results.items()},
@@ -135,7 +155,7 @@ def write_result(trial: "optuna.Trial", *, config: Mapping, artifact, results: M
         trial.set_user_attr(key, value)
 
 
-def write_error(trial: "optuna.Trial", error: str, traceback: str | None = None) -> None:
+def write_error(trial: optuna.Trial, error: str, traceback: str | None = None) -> None:
     """A failed trial's one-line error, and the traceback of an internal error (not a user error)."""
     trial.set_user_attr("error", error)
     if traceback:
@@ -143,6 +163,7 @@ def write_error(trial: "optuna.Trial", error: str, traceback: str | None = None)
 
 
 # ---- the reader --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TrialRecord:
@@ -222,15 +243,31 @@ class TrialRecord:
         """The member as a flat dict: what ``autocl front --format json|csv``, ``StudyView.front()``,
         the report's data and the HTTP API give, key for key."""
         return {
-            "trial": self.number, "prune_ratio": self.prune_ratio, "kept_macs": self.kept_macs,
-            "kept_params": self.kept_params, "distilled": self.distilled, "compressed": self.compressed,
-            "temperature": self.temperature, "alpha": self.alpha, "bits": self.bits, "metric": self.metric,
-            "metric_change": self.metric_change, "metric_drop": self.metric_drop, "latency_ms": self.latency_ms,
-            "latency_iqr_ms": self.latency_iqr_ms, "latency_p90_ms": self.latency_p90_ms,
-            "speedup_search": self.speedup_search, "speedup_remeasured": self.speedup_remeasured,
-            "remeasured_ms": self.remeasured_ms, "latency_changed": self.latency_changed,
-            "not_faster": self.not_faster, "size_kb": self.size_kb, "peak_memory_mb": self.peak_memory_mb,
-            "polish_of": self.polish_of, "recipe": self.recipe, "notes": "; ".join(self.notes),
+            "trial": self.number,
+            "prune_ratio": self.prune_ratio,
+            "kept_macs": self.kept_macs,
+            "kept_params": self.kept_params,
+            "distilled": self.distilled,
+            "compressed": self.compressed,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "bits": self.bits,
+            "metric": self.metric,
+            "metric_change": self.metric_change,
+            "metric_drop": self.metric_drop,
+            "latency_ms": self.latency_ms,
+            "latency_iqr_ms": self.latency_iqr_ms,
+            "latency_p90_ms": self.latency_p90_ms,
+            "speedup_search": self.speedup_search,
+            "speedup_remeasured": self.speedup_remeasured,
+            "remeasured_ms": self.remeasured_ms,
+            "latency_changed": self.latency_changed,
+            "not_faster": self.not_faster,
+            "size_kb": self.size_kb,
+            "peak_memory_mb": self.peak_memory_mb,
+            "polish_of": self.polish_of,
+            "recipe": self.recipe,
+            "notes": "; ".join(self.notes),
             "artifact_sha256": self.artifact_sha256,
         }
 
@@ -250,14 +287,23 @@ def _constraint_reason(values: dict[str, float], names: tuple[str, ...]) -> str:
     for key, v in values.items():
         if v > 0:
             # Optuna names list-style constraints "0", "1", ...; the study may name them
-            name = names[int(key)] if key.isdigit() and int(key) < len(names) else (
-                f"constraint {key}" if key.isdigit() else key)
+            name = (
+                names[int(key)]
+                if key.isdigit() and int(key) < len(names)
+                else (f"constraint {key}" if key.isdigit() else key)
+            )
             parts.append(f"{name} exceeded by {v:.4g}")
     return "budget not met: " + "; ".join(parts) + " (constraint values > 0 are violations)"
 
 
-def _status(t: "optuna.trial.FrozenTrial", m: dict | None, metric: float | None, constraints: dict,
-            profile: str, names: tuple[str, ...]) -> tuple[str, str]:
+def _status(
+    t: optuna.trial.FrozenTrial,
+    m: dict | None,
+    metric: float | None,
+    constraints: dict,
+    profile: str,
+    names: tuple[str, ...],
+) -> tuple[str, str]:
     from optuna.trial import TrialState
 
     a = t.user_attrs
@@ -271,15 +317,26 @@ def _status(t: "optuna.trial.FrozenTrial", m: dict | None, metric: float | None,
             return FAILED, "completed without a finite metric"
         return FRONT, ""  # provisional: dominance is decided over all trials (read_trials)
     if t.state == TrialState.FAIL:
-        return FAILED, a.get("error") or (f"trial {t.number} failed without a recorded error (a worker killed "
-                                          "mid-trial and failed by the heartbeat check, or an interrupted run)")
-    return PENDING, {TrialState.RUNNING: "still running", TrialState.WAITING: "queued",
-                     TrialState.PRUNED: "pruned by Optuna"}.get(t.state, t.state.name.lower())
+        return FAILED, a.get("error") or (
+            f"trial {t.number} failed without a recorded error (a worker killed "
+            "mid-trial and failed by the heartbeat check, or an interrupted run)"
+        )
+    return PENDING, {
+        TrialState.RUNNING: "still running",
+        TrialState.WAITING: "queued",
+        TrialState.PRUNED: "pruned by Optuna",
+    }.get(t.state, t.state.name.lower())
 
 
-def read_trial(t: "optuna.trial.FrozenTrial", profile: str, *, baseline_metric: float | None = None,
-               higher_is_better: bool = True, constraint_names: tuple[str, ...] = (),
-               remeasured: Mapping | None = None) -> TrialRecord:
+def read_trial(
+    t: optuna.trial.FrozenTrial,
+    profile: str,
+    *,
+    baseline_metric: float | None = None,
+    higher_is_better: bool = True,
+    constraint_names: tuple[str, ...] = (),
+    remeasured: Mapping | None = None,
+) -> TrialRecord:
     """``t`` on ``profile`` (status provisional: dominance needs every trial, see :func:`read_trials`).
     ``remeasured``: the profile's re-measurement of members, trial number (str) -> comparison."""
     a = t.user_attrs
@@ -288,12 +345,15 @@ def read_trial(t: "optuna.trial.FrozenTrial", profile: str, *, baseline_metric: 
     m = (a.get("measurements") or {}).get(profile)
     constraints = {str(k): float(v) for k, v in t.constraints.items()}
     metric = _num(t.values[0]) if t.values else None
-    size = a["size_bytes"] / 1024 if "size_bytes" in a else (_num(t.values[2]) if t.values and len(t.values) > 2 else None)
+    size = (
+        a["size_bytes"] / 1024 if "size_bytes" in a else (_num(t.values[2]) if t.values and len(t.values) > 2 else None)
+    )
     status, reason = _status(t, m, metric, constraints, profile, constraint_names)
     base_m = (a.get("baseline_measurements") or {}).get(profile)
     stored = (a.get("speedup") or {}).get(profile) if isinstance(a.get("speedup"), dict) else None
-    search = _num(stored) if stored is not None else (speedup(base_m["median_ms"], m["median_ms"])
-                                                      if m and base_m else None)
+    search = (
+        _num(stored) if stored is not None else (speedup(base_m["median_ms"], m["median_ms"]) if m and base_m else None)
+    )
     nf = a.get("not_faster")
     flag = nf.get(profile) if isinstance(nf, dict) else None
     compressed = a.get("compressed")
@@ -304,24 +364,48 @@ def read_trial(t: "optuna.trial.FrozenTrial", profile: str, *, baseline_metric: 
     again = (remeasured or {}).get(str(t.number)) or {}
     mem = a.get("memory")
     pruning = a.get("pruning") or {}
-    drop = metric_drop(metric, baseline_metric, higher_is_better) \
-        if metric is not None and baseline_metric is not None else None
+    drop = (
+        metric_drop(metric, baseline_metric, higher_is_better)
+        if metric is not None and baseline_metric is not None
+        else None
+    )
     return TrialRecord(
-        number=t.number, status=status, reason=reason, metric=metric,
-        latency_ms=_num(m["median_ms"]) if m else None, latency_iqr_ms=_num(m.get("iqr_ms")) if m else None,
-        latency_p90_ms=_num(m.get("p90_ms")) if m else None, size_kb=size,
-        prune_ratio=_num(prune.get("ratio")), temperature=_num(distill.get("temperature")),
-        alpha=_num(distill.get("alpha")), bits=a.get("bits", ""), config=cfg, params=dict(t.params),
-        constraints=constraints, not_faster=flag if compressed else None,
-        memory=mem.get(profile) if isinstance(mem, dict) else None, artifact_sha256=a.get("artifact_sha256", ""),
-        student_key=a.get("student_key", ""), measurement=m, completed_at=t.datetime_complete,
-        state=t.state.name.lower(), metric_change=None if drop is None else 0.0 - drop + 0.0, metric_drop=drop,
-        speedup_search=search, speedup_remeasured=_num(again.get("speedup")),
-        remeasured_ms=_num(again.get("median_ms")), latency_changed=again.get("changed"),
+        number=t.number,
+        status=status,
+        reason=reason,
+        metric=metric,
+        latency_ms=_num(m["median_ms"]) if m else None,
+        latency_iqr_ms=_num(m.get("iqr_ms")) if m else None,
+        latency_p90_ms=_num(m.get("p90_ms")) if m else None,
+        size_kb=size,
+        prune_ratio=_num(prune.get("ratio")),
+        temperature=_num(distill.get("temperature")),
+        alpha=_num(distill.get("alpha")),
+        bits=a.get("bits", ""),
+        config=cfg,
+        params=dict(t.params),
+        constraints=constraints,
+        not_faster=flag if compressed else None,
+        memory=mem.get(profile) if isinstance(mem, dict) else None,
+        artifact_sha256=a.get("artifact_sha256", ""),
+        student_key=a.get("student_key", ""),
+        measurement=m,
+        completed_at=t.datetime_complete,
+        state=t.state.name.lower(),
+        metric_change=None if drop is None else 0.0 - drop + 0.0,
+        metric_drop=drop,
+        speedup_search=search,
+        speedup_remeasured=_num(again.get("speedup")),
+        remeasured_ms=_num(again.get("median_ms")),
+        latency_changed=again.get("changed"),
         distilled=bool(a["distilled"]) if "distilled" in a else (is_distilled(cfg) if cfg else False),
-        compressed=bool(compressed) if cfg else False, polish_of=a.get("polish_of"), recipe=bool(a.get("recipe")),
-        kept_params=_num(pruning.get("kept_params")), kept_macs=_num(pruning.get("kept_macs")),
-        error=a.get("error"), traceback=a.get("traceback"),
+        compressed=bool(compressed) if cfg else False,
+        polish_of=a.get("polish_of"),
+        recipe=bool(a.get("recipe")),
+        kept_params=_num(pruning.get("kept_params")),
+        kept_macs=_num(pruning.get("kept_macs")),
+        error=a.get("error"),
+        traceback=a.get("traceback"),
     )
 
 
@@ -335,31 +419,63 @@ def classify(records: list[TrialRecord], higher_is_better: bool) -> list[TrialRe
         if r.status == FRONT and r.number not in members:
             better = [n for n, v in cands.items() if dominates(v, cands[r.number])]
             best = min(better, key=lambda n: (cands[n][1], n))
-            r = replace(r, status=DOMINATED, reason=f"dominated by trial {best}: at least as good on metric, latency "
-                                                    "and size, and better on one")
+            r = replace(
+                r,
+                status=DOMINATED,
+                reason=f"dominated by trial {best}: at least as good on metric, latency and size, and better on one",
+            )
         out.append(r)
     return out
 
 
-def remeasured_members(study: "optuna.Study", profile: str) -> dict:
+def remeasured_members(study: optuna.Study, profile: str) -> dict:
     """The stored re-measurement of ``profile``'s front: trial number (str) -> comparison."""
     stored = (study.user_attrs.get("remeasured") or {}).get(profile) or {}
     return dict(stored.get("members") or {})
 
 
-def read_trials(study: "optuna.Study", profile: str, *, baseline_metric: float | None = None) -> list[TrialRecord]:
+def read_trials(study: optuna.Study, profile: str, *, baseline_metric: float | None = None) -> list[TrialRecord]:
     """Every trial of ``study`` on ``profile``, classified (see ``STATUSES``)."""
     wl = study.user_attrs.get("workload") or {}
     higher = bool(wl.get("higher_is_better", True))
     names = tuple(study.user_attrs.get("constraint_names") or ())
     again = remeasured_members(study, profile)
-    records = [read_trial(t, profile, baseline_metric=baseline_metric, higher_is_better=higher,
-                          constraint_names=names, remeasured=again) for t in study.get_trials(deepcopy=False)]
+    records = [
+        read_trial(
+            t,
+            profile,
+            baseline_metric=baseline_metric,
+            higher_is_better=higher,
+            constraint_names=names,
+            remeasured=again,
+        )
+        for t in study.get_trials(deepcopy=False)
+    ]
     return classify(records, higher)
 
 
 __all__ = [
-    "DOMINATED", "FAILED", "FRONT", "INFEASIBLE", "PENDING", "ROW_KEYS", "STATUSES", "UNMEASURED", "TrialRecord",
-    "classify", "dominates", "is_compressed", "is_distilled", "metric_change", "not_faster", "pareto_members",
-    "read_trial", "read_trials", "remeasured_members", "speedup", "write_config", "write_error", "write_result",
+    "DOMINATED",
+    "FAILED",
+    "FRONT",
+    "INFEASIBLE",
+    "PENDING",
+    "ROW_KEYS",
+    "STATUSES",
+    "UNMEASURED",
+    "TrialRecord",
+    "classify",
+    "dominates",
+    "is_compressed",
+    "is_distilled",
+    "metric_change",
+    "not_faster",
+    "pareto_members",
+    "read_trial",
+    "read_trials",
+    "remeasured_members",
+    "speedup",
+    "write_config",
+    "write_error",
+    "write_result",
 ]

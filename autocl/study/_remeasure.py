@@ -34,8 +34,12 @@ def compare(old: dict, new: Measurement, noise_floor: float) -> dict:
     overlap = new.ci95_ms[0] <= old_ci[1] and old_ci[0] <= new.ci95_ms[1]
     same = comparable(old.get("device"), new.device)
     return {
-        "median_ms": new.median_ms, "ci95_ms": [round(c, 5) for c in new.ci95_ms], "n": new.n,
-        "stored_median_ms": old["median_ms"], "rel_change": round(rel, 4), "comparable": same,
+        "median_ms": new.median_ms,
+        "ci95_ms": [round(c, 5) for c in new.ci95_ms],
+        "n": new.n,
+        "stored_median_ms": old["median_ms"],
+        "rel_change": round(rel, 4),
+        "comparable": same,
         "changed": (abs(rel) > noise_floor and not overlap) if same else None,
         "device_key": new.device.get("key"),
     }
@@ -50,8 +54,14 @@ def _artifact(trial: optuna.trial.FrozenTrial, compressor: Compressor) -> tuple[
     return art.path, art.sha256 != trial.user_attrs["artifact_sha256"]
 
 
-def remeasure_front(study: optuna.Study, storage: str, workload: Workload, profiles: list[HardwareProfile], *,
-                    compressor: Compressor | None = None) -> dict[str, dict[int, dict]]:
+def remeasure_front(
+    study: optuna.Study,
+    storage: str,
+    workload: Workload,
+    profiles: list[HardwareProfile],
+    *,
+    compressor: Compressor | None = None,
+) -> dict[str, dict[int, dict]]:
     """Re-measure every profile's front; returns profile -> trial -> comparison (see ``compare``)."""
     compressor = compressor or Compressor(workload, cache_dir())
     baseline = compressor.baseline()
@@ -63,9 +73,12 @@ def remeasure_front(study: optuna.Study, storage: str, workload: Workload, profi
         arts = [_artifact(t, compressor) for t in trials]
         *again, base = measure_many([a for a, _ in arts] + [baseline], p, workload.sample_feed(p.batch_size))
         result = {}
-        for t, (_, rebuilt), m in zip(trials, arts, again):
-            result[t.number] = {**compare(t.user_attrs["measurements"][p.name], m, p.measurement.noise_floor),
-                                "speedup": round(base.median_ms / m.median_ms, 4), "rebuilt_differs": rebuilt}
+        for t, (_, rebuilt), m in zip(trials, arts, again, strict=False):
+            result[t.number] = {
+                **compare(t.user_attrs["measurements"][p.name], m, p.measurement.noise_floor),
+                "speedup": round(base.median_ms / m.median_ms, 4),
+                "rebuilt_differs": rebuilt,
+            }
         annotate_front(storage, study.study_name, p.name, result)
         out[p.name] = result
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

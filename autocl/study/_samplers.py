@@ -7,7 +7,8 @@ profile's budgets are ranked as infeasible. ``benchmarks/compare_samplers.py`` c
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import optuna
 
@@ -18,8 +19,9 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 Constraints = Optional[Callable[[optuna.trial.FrozenTrial], list]]
 
 
-def make_sampler(name: str, seed: int, n_trials: int, constraints_func: Constraints = None, *,
-                 startup_extra: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, n_trials: int, constraints_func: Constraints = None, *, startup_extra: int = 0
+) -> optuna.samplers.BaseSampler:
     """A seeded sampler. ``n_trials`` sizes the random start-up of TPE and GP and NSGA-II's
     population: a short run still leaves the model-based phase some trials. ``startup_extra``
     enqueued trials (the recipes, a warm start) come on top of the random start-up."""
@@ -28,11 +30,13 @@ def make_sampler(name: str, seed: int, n_trials: int, constraints_func: Constrai
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup,
-                                              constraints_func=constraints_func)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, n_startup_trials=startup, constraints_func=constraints_func
+            )
         if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, n_trials // 2)),
-                                                 constraints_func=constraints_func)
+            return optuna.samplers.NSGAIISampler(
+                seed=seed, population_size=max(4, min(20, n_trials // 2)), constraints_func=constraints_func
+            )
         if name == "gp":
             try:
                 import torch  # noqa: F401  (GPSampler needs torch and scipy; both are autocl dependencies)

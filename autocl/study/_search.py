@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import optuna
 
@@ -37,7 +38,13 @@ from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
 from autocl.study._study import open_study
 from autocl.study._targets import (
-    as_profiles, constraint_names, constraint_values, measure_baselines, measure_targets, narrowing, record_narrowing,
+    as_profiles,
+    constraint_names,
+    constraint_values,
+    measure_baselines,
+    measure_targets,
+    narrowing,
+    record_narrowing,
 )
 from autocl.study._teacher import teacher_record
 from autocl.study._trial_run import TrialRun, quiet_optuna_failures
@@ -70,7 +77,7 @@ class SearchResult:
     new_trials: list[int] = field(default_factory=list)
     profiles: list[HardwareProfile] = field(default_factory=list)
     remeasured: dict = field(default_factory=dict)
-    limits: "SearchLimits | None" = None
+    limits: SearchLimits | None = None
     seconds: float = 0.0
 
 
@@ -82,8 +89,7 @@ def _eval_profile(profiles: list[HardwareProfile]) -> HardwareProfile:
     return HardwareProfile(name="cpu-eval")
 
 
-def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload,
-              profiles: list[HardwareProfile]) -> dict:
+def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload, profiles: list[HardwareProfile]) -> dict:
     """The unpruned fp32 teacher, evaluated once per study and measured once per profile: the
     reference point. ``baselines[profile]``; ``baseline`` is the primary's."""
     stored = dict(study.user_attrs.get("baselines", {}))
@@ -95,16 +101,28 @@ def _baseline(study: optuna.Study, compressor: Compressor, workload: Workload,
     if metric is None:
         metric = evaluate_artifact(path, workload, _eval_profile(profiles))
     for name, m in measure_baselines(path, missing, workload).items():
-        stored[name] = {"metric": metric, "latency_ms": m.median_ms, "latency_iqr_ms": m.iqr_ms,
-                        "size_kb": compressed_size(path) / 1024, "path": str(path), "measurement": m.to_dict()}
+        stored[name] = {
+            "metric": metric,
+            "latency_ms": m.median_ms,
+            "latency_iqr_ms": m.iqr_ms,
+            "size_kb": compressed_size(path) / 1024,
+            "path": str(path),
+            "measurement": m.to_dict(),
+        }
     base = {k: v for k, v in stored[profiles[0].name].items() if k != "measurement"}
     study.set_user_attr("baselines", stored)
     study.set_user_attr("baseline", base)
     return base
 
 
-def _objective(compressor: Compressor, space: SearchSpace, profiles: list[HardwareProfile], reporter: Reporter,
-               limits: "SearchLimits", baseline_metric: float):
+def _objective(
+    compressor: Compressor,
+    space: SearchSpace,
+    profiles: list[HardwareProfile],
+    reporter: Reporter,
+    limits: SearchLimits,
+    baseline_metric: float,
+):
     workload = compressor.workload
     primary, eval_profile = profiles[0], _eval_profile(profiles)
     n_train = n_samples(workload.train[0])
@@ -132,9 +150,12 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
             t1 = time.perf_counter()
             metric = evaluate_artifact(artifact.path, workload, eval_profile)
             if math.isnan(metric):
-                raise TrialError(f"the {workload.metric_name} is NaN on the validation split: the artifact gives "
-                                 "non-finite outputs (try fewer int8 layers or a lower distill.lr)",
-                                 trial=trial.number, stage="evaluating")
+                raise TrialError(
+                    f"the {workload.metric_name} is NaN on the validation split: the artifact gives "
+                    "non-finite outputs (try fewer int8 layers or a lower distill.lr)",
+                    trial=trial.number,
+                    stage="evaluating",
+                )
             on_stage("measuring")
             t2 = time.perf_counter()
             compressed = is_compressed(cfg.to_dict(), artifact.precisions)
@@ -145,11 +166,22 @@ def _objective(compressor: Compressor, space: SearchSpace, profiles: list[Hardwa
                 constraints = constraint_values(profiles, results, artifact.compressed_size_bytes)
                 if limits.max_drop is not None:
                     drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
-                    constraints.append(drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0))
-            write_result(trial, config=cfg.to_dict(), artifact=artifact, results=results,
-                         pruning=_pruning_record(cfg, artifact.student.achieved), constraints=constraints,
-                         seconds={"compress": round(t_compress, 3), "evaluate": round(t2 - t1, 3),
-                                  "measure": round(time.perf_counter() - t2, 3)})
+                    constraints.append(
+                        drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0)
+                    )
+            write_result(
+                trial,
+                config=cfg.to_dict(),
+                artifact=artifact,
+                results=results,
+                pruning=_pruning_record(cfg, artifact.student.achieved),
+                constraints=constraints,
+                seconds={
+                    "compress": round(t_compress, 3),
+                    "evaluate": round(t2 - t1, 3),
+                    "measure": round(time.perf_counter() - t2, 3),
+                },
+            )
             internal.succeeded()
             return metric, m.median_ms, artifact.compressed_size_bytes / 1024
         except AutoclError as exc:
@@ -184,9 +216,11 @@ class InternalErrors:
             self.last, self.trials = (stage, message), []
         self.trials.append(number)
         if len(self.trials) >= self.limit:
-            raise StudyError(f"search stopped: trials {', '.join(map(str, self.trials))} failed in a row with the same "
-                             f"internal error ({stage}): {message}. This is a bug, not a bad configuration; run with "
-                             "--verbose for the traceback (also stored as the trials' 'traceback')")
+            raise StudyError(
+                f"search stopped: trials {', '.join(map(str, self.trials))} failed in a row with the same "
+                f"internal error ({stage}): {message}. This is a bug, not a bad configuration; run with "
+                "--verbose for the traceback (also stored as the trials' 'traceback')"
+            )
 
 
 def _pruning_record(cfg: CompressionConfig, kept: dict | None) -> dict:
@@ -195,11 +229,18 @@ def _pruning_record(cfg: CompressionConfig, kept: dict | None) -> dict:
     kept = kept or {"params": 1.0, "macs": 1.0}
     requested = cfg.prune.is_structured
     applied = requested and kept.get("params", 1.0) < 0.9999
-    out = {"requested_ratio": cfg.prune.ratio, "requested_head_ratio": cfg.prune.head_ratio,
-           "kept_params": kept.get("params"), "kept_macs": kept.get("macs"), "applied": applied}
+    out = {
+        "requested_ratio": cfg.prune.ratio,
+        "requested_head_ratio": cfg.prune.head_ratio,
+        "kept_params": kept.get("params"),
+        "kept_macs": kept.get("macs"),
+        "applied": applied,
+    }
     if requested and not applied:
-        out["note"] = (f"prune ratio {cfg.prune.ratio:g} removed nothing: with round_to {cfg.prune.round_to} "
-                       "every layer kept all its channels")
+        out["note"] = (
+            f"prune ratio {cfg.prune.ratio:g} removed nothing: with round_to {cfg.prune.round_to} "
+            "every layer kept all its channels"
+        )
     return out
 
 
@@ -226,12 +267,27 @@ def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
     return trial.user_attrs["constraints"]
 
 
-def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile | Sequence[HardwareProfile], *,
-               study_name: str, storage: str, n_trials: int | None = 12, seed: int = 0,
-               reporter: Reporter | None = None, remeasure: bool = True, sensitivity: bool | None = None,
-               timeout: float | None = None, max_drop: float | None = None, polish: bool = True,
-               sampler: str = "tpe", seeds: Sequence[Seed] = (), recipes: bool = True,
-               sampler_seed: int | None = None, workload_spec: str | None = None) -> SearchResult:
+def run_search(
+    workload: Workload,
+    space: SearchSpace,
+    profile: HardwareProfile | Sequence[HardwareProfile],
+    *,
+    study_name: str,
+    storage: str,
+    n_trials: int | None = 12,
+    seed: int = 0,
+    reporter: Reporter | None = None,
+    remeasure: bool = True,
+    sensitivity: bool | None = None,
+    timeout: float | None = None,
+    max_drop: float | None = None,
+    polish: bool = True,
+    sampler: str = "tpe",
+    seeds: Sequence[Seed] = (),
+    recipes: bool = True,
+    sampler_seed: int | None = None,
+    workload_spec: str | None = None,
+) -> SearchResult:
     """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
     first (at least one must be given). ``profile`` is one profile or several (the first is the
     primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
@@ -260,15 +316,23 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     study = open_study(study_name, storage, fingerprint, higher_is_better=workload.higher_is_better)
     stored_drop = study.user_attrs.get("max_drop", "unset")
     if stored_drop != "unset" and stored_drop != max_drop and any(t.state.is_finished() for t in study.trials):
-        raise StudyError(f"study {study_name!r} was searched with --max-drop {stored_drop}, not {max_drop}: its trials' "
-                         "feasibility was decided with that bound; resume with the same --max-drop, or start a new study")
+        raise StudyError(
+            f"study {study_name!r} was searched with --max-drop {stored_drop}, not {max_drop}: its trials' "
+            "feasibility was decided with that bound; resume with the same --max-drop, or start a new study"
+        )
     study.set_user_attr("max_drop", max_drop)
     record_narrowing(study, narrowed, reporter)  # one line, and the study's "narrowed" attribute
     is_new = len(study.trials) == 0
     if is_new:
-        study.set_user_attr("workload", {"name": workload.name, "metric": workload.metric_name,
-                                         "higher_is_better": workload.higher_is_better,
-                                         "layers": workload.layer_names()})
+        study.set_user_attr(
+            "workload",
+            {
+                "name": workload.name,
+                "metric": workload.metric_name,
+                "higher_is_better": workload.higher_is_better,
+                "layers": workload.layer_names(),
+            },
+        )
         study.set_user_attr("space", space.model_dump(mode="json"))
         study.set_user_attr("profile", profiles[0].model_dump(mode="json"))
     if workload_spec and (study.user_attrs.get("workload") or {}).get("spec") != workload_spec:
@@ -280,18 +344,27 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
     # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
-    space = prepare_space(study, space, compressor, profiles[0], sensitivity=sensitivity,
-                          progress=lambda s: reporter.stage(-1, s))
+    space = prepare_space(
+        study, space, compressor, profiles[0], sensitivity=sensitivity, progress=lambda s: reporter.stage(-1, s)
+    )
     enqueue_seeds(study, seeds)  # a fork's or a warm start's configurations first, then the recipes
     # several workers may open a new study at once: one of them enqueues the recipes (_claims)
-    enqueued = (_enqueue_recipes(study, space, compressor.layers)
-                if is_new and recipes and claim(storage, study, "recipes") else 0)
+    enqueued = (
+        _enqueue_recipes(study, space, compressor.layers)
+        if is_new and recipes and claim(storage, study, "recipes")
+        else 0
+    )
     budget = n_trials if n_trials is not None else 10**9
     # a resumed study gets a fresh seed stream, so its random start-up trials are not repeats;
     # constraints_func is what stores system_attrs['constraints']; the recipes come before start-up
     sampler_seed = seed if sampler_seed is None else sampler_seed
-    study.sampler = make_sampler(sampler, sampler_seed + len(study.trials), min(budget, 1000),
-                                 _constraints if names else None, startup_extra=enqueued + len(seeds))
+    study.sampler = make_sampler(
+        sampler,
+        sampler_seed + len(study.trials),
+        min(budget, 1000),
+        _constraints if names else None,
+        startup_extra=enqueued + len(seeds),
+    )
     run = TrialRun()
 
     def write_fronts(st: optuna.Study) -> None:
@@ -324,8 +397,13 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         return finished[0] - ran
 
     def polish_round() -> int:
-        chosen = polish_candidates(study, baseline=baseline["metric"], higher_is_better=workload.higher_is_better,
-                                   window=pol.window, members=pol.members)
+        chosen = polish_candidates(
+            study,
+            baseline=baseline["metric"],
+            higher_is_better=workload.higher_is_better,
+            window=pol.window,
+            members=pol.members,
+        )
         if not chosen:
             return 0
         reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
@@ -349,6 +427,14 @@ def run_search(workload: Workload, space: SearchSpace, profile: HardwareProfile 
         reporter.stage(-1, "re-measuring the Pareto fronts")
         remeasured = remeasure_front(study, storage, workload, profiles, compressor=compressor)
     new = sorted(run.numbers)  # this process's trials, not another worker's
-    return SearchResult(study=study, storage=storage, profile=profiles[0], baseline=baseline, new_trials=new,
-                        profiles=profiles, remeasured=remeasured, limits=limits,
-                        seconds=round(time.monotonic() - started, 1))
+    return SearchResult(
+        study=study,
+        storage=storage,
+        profile=profiles[0],
+        baseline=baseline,
+        new_trials=new,
+        profiles=profiles,
+        remeasured=remeasured,
+        limits=limits,
+        seconds=round(time.monotonic() - started, 1),
+    )

@@ -11,9 +11,10 @@ mismatched resume is refused there too, before any teacher is trained.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -65,6 +66,7 @@ class _Probe:
         def ok(v):
             on_grid = step is None or math.isclose(round((v - low) / step) * step + low, v, abs_tol=1e-9)
             return isinstance(v, (int, float)) and low - 1e-12 <= v <= high + 1e-12 and on_grid
+
         return self._answer(name, ok, low)
 
     def suggest_int(self, name, low, high, *, step=1, log=False):
@@ -109,10 +111,15 @@ def fork_seeds(old: optuna.Study, space: SearchSpace) -> list[Seed]:
 def warm_start_seeds(other: optuna.Study, url: str, space: SearchSpace) -> list[Seed]:
     """The other study's front configurations (every profile's front) that ``space`` can produce."""
     layers = other.user_attrs.get("workload", {}).get("layers", [])
-    members = sorted({r.trial for p in stored_profiles(url, other.study_name) for r in read_front(url, other.study_name, p)})
+    members = sorted(
+        {r.trial for p in stored_profiles(url, other.study_name) for r in read_front(url, other.study_name, p)}
+    )
     trials = {t.number: t for t in other.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    return [Seed(dict(trials[n].params), {"study": other.study_name, "trial": n, "why": "warm start"})
-            for n in members if n in trials and trials[n].params and still_valid(trials[n].params, space, layers)]
+    return [
+        Seed(dict(trials[n].params), {"study": other.study_name, "trial": n, "why": "warm start"})
+        for n in members
+        if n in trials and trials[n].params and still_valid(trials[n].params, space, layers)
+    ]
 
 
 def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> int:
@@ -123,9 +130,17 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) - before
 
 
-def prepare_run(study_name: str, url: str, workload_name: str, space: SearchSpace,
-                profiles: Sequence[HardwareProfile], *, fork: str | None = None, warm_start: str | None = None,
-                storage_given: bool = True) -> RunPlan:
+def prepare_run(
+    study_name: str,
+    url: str,
+    workload_name: str,
+    space: SearchSpace,
+    profiles: Sequence[HardwareProfile],
+    *,
+    fork: str | None = None,
+    warm_start: str | None = None,
+    storage_given: bool = True,
+) -> RunPlan:
     """Everything decided before the workload is loaded: names are checked; resuming an existing
     study whose workload, space or profile contents changed is refused (or, with ``fork``, a new
     study is planned, seeded with the old one's still-valid configurations); the study's teacher copy
@@ -142,8 +157,10 @@ def prepare_run(study_name: str, url: str, workload_name: str, space: SearchSpac
             raise StudyError(f"--fork: there is no study {study_name!r} in {url} to fork; run without --fork")
         fork_url = url if storage_given else default_storage(fork)
         if _open(fork, fork_url) is not None:
-            raise StudyError(f"--fork: a study named {fork!r} already exists in {fork_url}; resume it with --study "
-                             f"{fork}, or fork under another name")
+            raise StudyError(
+                f"--fork: a study named {fork!r} already exists in {fork_url}; resume it with --study "
+                f"{fork}, or fork under another name"
+            )
         plan.study_name, plan.url = fork, fork_url
         if stored and stored.get("workload") == workload_name:
             plan.seeds = fork_seeds(old, space)
@@ -159,8 +176,10 @@ def prepare_run(study_name: str, url: str, workload_name: str, space: SearchSpac
             raise StudyError(f"--warm-start: no study named {warm_start!r} in {other_url}")
         other_fp = other.user_attrs.get("fingerprint") or {}
         if other_fp.get("workload") != workload_name:
-            raise StudyError(f"--warm-start: study {warm_start!r} is of workload {other_fp.get('workload')!r}, not "
-                             f"{workload_name!r}; its configurations name another model's layers")
+            raise StudyError(
+                f"--warm-start: study {warm_start!r} is of workload {other_fp.get('workload')!r}, not "
+                f"{workload_name!r}; its configurations name another model's layers"
+            )
         plan.seeds += warm_start_seeds(other, other_url, space)
     return plan
 

@@ -12,7 +12,7 @@ kept, they would fill the disk (one full model per layer and precision).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 
@@ -27,8 +27,9 @@ from autocl.space import SearchSpace
 Progress = Callable[[str], None]
 
 
-def sensitivity_table(compressor: Compressor, space: SearchSpace, profile: HardwareProfile,
-                      progress: Progress = lambda s: None) -> dict[str, dict[str, float]]:
+def sensitivity_table(
+    compressor: Compressor, space: SearchSpace, profile: HardwareProfile, progress: Progress = lambda s: None
+) -> dict[str, dict[str, float]]:
     """{layer: {precision: metric drop}} for the space's (already restricted) per-layer choices."""
     w, q = compressor.workload, space.quant
     limit = q.sensitivity_samples
@@ -41,8 +42,11 @@ def sensitivity_table(compressor: Compressor, space: SearchSpace, profile: Hardw
             if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 108 x ~90 MB)
                 art.path.unlink(missing_ok=True)
 
-    base_quant = QuantConfig(calibration_samples=int(_first(q.calibration_samples)), calibration=q.calibration[0],
-                             int4_block_size=q.int4_block_size[0])
+    base_quant = QuantConfig(
+        calibration_samples=int(_first(q.calibration_samples)),
+        calibration=q.calibration[0],
+        int4_block_size=q.int4_block_size[0],
+    )
     base = metric(base_quant)
     table: dict[str, dict[str, float]] = {}
     choices = space.layer_choices(compressor.layers)
@@ -96,14 +100,23 @@ def ranking(table: dict[str, dict[str, float]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in sorted({p for drops in table.values() for p in drops}):
         drops = {n: table[n][p] for n in layers if p in table[n]}
-        loud = sorted((n for n, d in drops.items() if not d <= NOTICEABLE_DROP),
-                      key=lambda n: -drops[n] if drops[n] == drops[n] else float("-inf"))
+        loud = sorted(
+            (n for n, d in drops.items() if not d <= NOTICEABLE_DROP),
+            key=lambda n: -drops[n] if drops[n] == drops[n] else float("-inf"),
+        )
         out[p] = loud + [n for n in edges if n in drops and n not in loud]
     return out
 
 
-def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compressor, profile: HardwareProfile, *,
-                  sensitivity: bool | None = None, progress: Progress = lambda s: None) -> SearchSpace:
+def prepare_space(
+    study: optuna.Study,
+    space: SearchSpace,
+    compressor: Compressor,
+    profile: HardwareProfile,
+    *,
+    sensitivity: bool | None = None,
+    progress: Progress = lambda s: None,
+) -> SearchSpace:
     """Bind the space to the model and the profile before any trial: refuse precisions the provider
     cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` (None:
     when :func:`is_cheap`, on a new study) run the pre-pass once per study (stored as
@@ -118,8 +131,10 @@ def prepare_space(study: optuna.Study, space: SearchSpace, compressor: Compresso
     stored = study.user_attrs.get("sensitivity")
     has_trials = any(t.state.is_finished() for t in study.trials)
     if sensitivity and stored is None and has_trials:
-        raise StudyError(f"study {study.study_name!r} was searched without the sensitivity pre-pass; resume it "
-                         "without --sensitivity, or start a new study to use it")
+        raise StudyError(
+            f"study {study.study_name!r} was searched without the sensitivity pre-pass; resume it "
+            "without --sensitivity, or start a new study to use it"
+        )
     if sensitivity is None:
         sensitivity = not has_trials and stored is None and is_cheap(compressor, bound)
     if stored is None and sensitivity:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -45,18 +45,24 @@ def make_storage(url: str) -> RDBStorage:
     staying RUNNING forever. ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``)."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         if not path.startswith("file:"):  # an SQLite URI (file:...?mode=ro) names no folder to make
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     with schema_lock(url), _experimental_ok():  # workers starting at once on a fresh database: one creates the tables
         try:
-            storage = RDBStorage(driver_url(url), engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                 grace_period=GRACE_SECONDS,
-                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+            storage = RDBStorage(
+                driver_url(url),
+                engine_kwargs=kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
         except Exception as exc:  # bad URL, unreachable server, missing driver
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StudyError(f"cannot open storage {url!r}: {detail}. Give an SQLAlchemy URL such as "
-                             "sqlite:///studies/demo.db or postgresql://user@host/db") from None
+            raise StudyError(
+                f"cannot open storage {url!r}: {detail}. Give an SQLAlchemy URL such as "
+                "sqlite:///studies/demo.db or postgresql://user@host/db"
+            ) from None
         engine_for(url)
     return storage
 
@@ -90,7 +96,7 @@ def sqlite_file(url: str) -> Path | None:
     """The file of an ``sqlite:///PATH`` URL (None for a server, an in-memory or a URI database)."""
     if not url.startswith("sqlite:///"):
         return None
-    path = url[len("sqlite:///"):]
+    path = url[len("sqlite:///") :]
     return None if not path or path.startswith("file:") or path == ":memory:" else Path(path)
 
 
@@ -127,6 +133,8 @@ def load_existing(name: str, url: str) -> optuna.Study:
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:
         known = ", ".join(names) if names else "none"
-        raise StudyError(f"no study named {name!r} in {url} (studies there: {known}); "
-                         "run 'autocl search --study NAME' first, or pass the right --storage")
+        raise StudyError(
+            f"no study named {name!r} in {url} (studies there: {known}); "
+            "run 'autocl search --study NAME' first, or pass the right --storage"
+        )
     return optuna.load_study(study_name=name, storage=storage)

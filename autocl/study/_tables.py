@@ -74,7 +74,7 @@ def driver_url(url: str) -> str:
     become ``postgresql+psycopg://`` (psycopg 3); any other URL is kept as given."""
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain):]
+            return "postgresql+psycopg://" + url[len(plain) :]
     return url
 
 

@@ -10,9 +10,10 @@ target runs, and what that removed is reported and stored with the study.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from autocl.errors import ConfigError
 from autocl.hardware import HardwareProfile, Measurement, measure_many
@@ -42,8 +43,9 @@ def as_profiles(profile: HardwareProfile | Sequence[HardwareProfile]) -> list[Ha
     names = [p.name for p in profiles]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"profile name(s) {', '.join(dupes)} given twice; every profile needs its own name",
-                          field="name")
+        raise ConfigError(
+            f"profile name(s) {', '.join(dupes)} given twice; every profile needs its own name", field="name"
+        )
     return profiles
 
 
@@ -52,9 +54,9 @@ class Narrowing:
     """Precisions a space asked for that no profile runs, so the search leaves them out: never
     silently (``line`` is printed, ``to_dict`` stored as the study's ``narrowed`` user attribute)."""
 
-    removed: tuple[str, ...]            # from the model-wide / per-layer precisions
-    fallback_removed: tuple[str, ...]   # from quant.fallback.precisions
-    profile: str                        # the profile(s) that leave them out, by name
+    removed: tuple[str, ...]  # from the model-wide / per-layer precisions
+    fallback_removed: tuple[str, ...]  # from quant.fallback.precisions
+    profile: str  # the profile(s) that leave them out, by name
     reason: str
 
     def line(self) -> str:
@@ -63,8 +65,12 @@ class Narrowing:
         return f"space narrowed for profile {self.profile}: removed {what}{fallback} ({self.reason})"
 
     def to_dict(self) -> dict:
-        return {"removed": list(self.removed), "fallback_removed": list(self.fallback_removed),
-                "profile": self.profile, "reason": self.reason}
+        return {
+            "removed": list(self.removed),
+            "fallback_removed": list(self.fallback_removed),
+            "profile": self.profile,
+            "reason": self.reason,
+        }
 
 
 def _reason(precisions: list[str], profiles: list[HardwareProfile]) -> str:
@@ -83,9 +89,12 @@ def narrowing(space: SearchSpace, profiles: list[HardwareProfile]) -> tuple[Sear
     q = space.quant
     precisions = [p for p in q.precisions if p in allowed]
     if not precisions:
-        raise ConfigError(f"none of the space's precisions {q.precisions} is run by the profiles "
-                          f"({', '.join(f'{p.name}: {p.precisions}' for p in profiles)})",
-                          file=space.source, field="quant.precisions")
+        raise ConfigError(
+            f"none of the space's precisions {q.precisions} is run by the profiles "
+            f"({', '.join(f'{p.name}: {p.precisions}' for p in profiles)})",
+            file=space.source,
+            field="quant.precisions",
+        )
     asked = list(q.precisions)
     layers = q.layers
     if isinstance(layers, dict):
@@ -93,18 +102,30 @@ def narrowing(space: SearchSpace, profiles: list[HardwareProfile]) -> tuple[Sear
         layers = {n: [c for c in choices if c in allowed] for n, choices in layers.items()}
         for n, choices in layers.items():
             if not choices:
-                raise ConfigError(f"no precision of layer {n!r} is run by the profiles "
-                                  f"({', '.join(f'{p.name}: {p.precisions}' for p in profiles)})",
-                                  file=space.source, field=f"quant.layers.{n}")
+                raise ConfigError(
+                    f"no precision of layer {n!r} is run by the profiles "
+                    f"({', '.join(f'{p.name}: {p.precisions}' for p in profiles)})",
+                    file=space.source,
+                    field=f"quant.layers.{n}",
+                )
     fallback = [p for p in q.fallback.precisions if p in allowed or p == "fp32"] or ["fp32"]
     removed = list(dict.fromkeys(p for p in asked if p not in allowed))
     fallback_removed = [p for p in q.fallback.precisions if p not in fallback]
     if not removed and not fallback_removed:
         return space, None
-    note = Narrowing(tuple(removed), tuple(fallback_removed), ", ".join(p.name for p in profiles),
-                     _reason(list(dict.fromkeys(removed + fallback_removed)), profiles))
-    quant = q.model_copy(update={"precisions": precisions, "layers": layers,
-                                 "fallback": q.fallback.model_copy(update={"precisions": fallback})})
+    note = Narrowing(
+        tuple(removed),
+        tuple(fallback_removed),
+        ", ".join(p.name for p in profiles),
+        _reason(list(dict.fromkeys(removed + fallback_removed)), profiles),
+    )
+    quant = q.model_copy(
+        update={
+            "precisions": precisions,
+            "layers": layers,
+            "fallback": q.fallback.model_copy(update={"precisions": fallback}),
+        }
+    )
     return space.model_copy(update={"quant": quant}), note
 
 
@@ -113,7 +134,7 @@ def narrow_space(space: SearchSpace, profiles: list[HardwareProfile]) -> SearchS
     return narrowing(space, profiles)[0]
 
 
-def record_narrowing(study: "optuna.Study", note: Narrowing | None, reporter=None) -> None:
+def record_narrowing(study: optuna.Study, note: Narrowing | None, reporter=None) -> None:
     """Store ``note`` as the study's ``narrowed`` user attribute (cleared when nothing was removed)
     and show its line: through ``reporter.note`` where the reporter has one, else as a stage."""
     if note is None:
@@ -129,30 +150,36 @@ def record_narrowing(study: "optuna.Study", note: Narrowing | None, reporter=Non
         reporter.stage(-1, note.line())
 
 
-def measure_targets(artifact: Path, baseline: Path, profiles: list[HardwareProfile], workload: Workload, *,
-                    compressed: bool) -> dict[str, TargetResult]:
+def measure_targets(
+    artifact: Path, baseline: Path, profiles: list[HardwareProfile], workload: Workload, *, compressed: bool
+) -> dict[str, TargetResult]:
     """Measure ``artifact`` and ``baseline`` in alternation on every profile (memory of the artifact
     only). ``not_faster`` (:func:`autocl.study._record.not_faster`, on a compressed artifact only):
     its median is not below the baseline's by more than the larger relative CI of the two."""
     out = {}
     for p in profiles:
-        cand, base = measure_many([artifact, baseline], p, workload.sample_feed(p.batch_size),
-                                  memory=[p.measurement.memory, False])
+        cand, base = measure_many(
+            [artifact, baseline], p, workload.sample_feed(p.batch_size), memory=[p.measurement.memory, False]
+        )
         slower = not_faster(cand.to_dict(), base.to_dict())
         out[p.name] = TargetResult(cand, base, speedup(base.median_ms, cand.median_ms), slower if compressed else None)
     return out
 
 
 def measure_baselines(baseline: Path, profiles: list[HardwareProfile], workload: Workload) -> dict[str, Measurement]:
-    return {p.name: measure_many([baseline], p, workload.sample_feed(p.batch_size), memory=p.measurement.memory)[0]
-            for p in profiles}
+    return {
+        p.name: measure_many([baseline], p, workload.sample_feed(p.batch_size), memory=p.measurement.memory)[0]
+        for p in profiles
+    }
 
 
 def constraint_names(profiles: list[HardwareProfile]) -> list[str]:
     return [f"{p.name}:{kind}" for p in profiles for kind, _ in p.budgets.items()]
 
 
-def constraint_values(profiles: list[HardwareProfile], results: dict[str, TargetResult], size_bytes: int) -> list[float]:
+def constraint_values(
+    profiles: list[HardwareProfile], results: dict[str, TargetResult], size_bytes: int
+) -> list[float]:
     """``value / budget - 1`` per budget, in ``constraint_names`` order: <= 0 meets the budget."""
     values = []
     for p in profiles:

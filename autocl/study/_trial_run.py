@@ -16,8 +16,8 @@ import os
 import signal
 import socket
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -71,8 +71,10 @@ def reap_dead_trials(study: optuna.Study) -> list[int]:
         worker = t.user_attrs.get("worker")
         if not isinstance(worker, dict) or worker.get("host") != host or _alive(worker):
             continue
-        reason = (f"trial {t.number}: its process (pid {worker.get('pid')} on {host}) died while the trial ran "
-                  "(killed?); failed and retried")
+        reason = (
+            f"trial {t.number}: its process (pid {worker.get('pid')} on {host}) died while the trial ran "
+            "(killed?); failed and retried"
+        )
         try:
             storage.set_trial_user_attr(t._trial_id, "error", reason)
             if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
@@ -171,6 +173,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Interrupted` ("SIGTERM") like Ctrl-C raises
     KeyboardInterrupt, so a stopped run fails its trial with the reason and ends cleanly. A no-op
     outside the main thread."""
+
     def on_term(signum, frame):
         _PENDING.append("SIGTERM")
         raise Interrupted("SIGTERM")

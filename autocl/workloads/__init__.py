@@ -8,8 +8,8 @@ workload registered by an installed package under the entry-point group ``autocl
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from autocl.errors import WorkloadError
 from autocl.workloads._base import Inputs, Workload, accuracy, input_tuple, n_samples, take, validate_workload
@@ -59,12 +59,23 @@ def load_workload(spec: str) -> Workload:
         raise WorkloadError(f"workload {spec!r}: its function raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(w, Workload):
         validate_workload(w, source=f"workload {spec!r}")
-        raise WorkloadError(f"workload {spec!r}: the function must return autocl.workloads.Workload, "
-                            f"got {type(w).__name__}")
+        raise WorkloadError(
+            f"workload {spec!r}: the function must return autocl.workloads.Workload, got {type(w).__name__}"
+        )
     return w
 
 
 __all__ = [
-    "BUILTIN", "DEFAULT_WORKLOAD", "ENTRY_POINT_GROUP", "Inputs", "Workload", "accuracy", "input_tuple", "load_workload", "n_samples", "registered_workloads",
-    "take", "validate_workload",
+    "BUILTIN",
+    "DEFAULT_WORKLOAD",
+    "ENTRY_POINT_GROUP",
+    "Inputs",
+    "Workload",
+    "accuracy",
+    "input_tuple",
+    "load_workload",
+    "n_samples",
+    "registered_workloads",
+    "take",
+    "validate_workload",
 ]

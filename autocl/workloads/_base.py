@@ -7,9 +7,10 @@ A workload is one object. Built-ins live beside this file; users bring theirs as
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -100,7 +101,7 @@ class Workload:
 
     def feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
         """The onnxruntime feed for a batch of inputs."""
-        return {name: np.ascontiguousarray(a) for name, a in zip(self.input_names, input_tuple(inputs))}
+        return {name: np.ascontiguousarray(a) for name, a in zip(self.input_names, input_tuple(inputs), strict=False)}
 
     def sample_feed(self, batch_size: int) -> dict[str, np.ndarray]:
         """A feed of ``batch_size`` real validation rows (repeated if the split is smaller): what
@@ -142,9 +143,7 @@ def validate_workload(w: object, *, source: str = "workload") -> None:
     for part in ("train", "validation"):
         value = getattr(w, part)
         if len(value) != 2 or n_samples(value[0]) != len(value[1]) or len(value[1]) == 0:
-            raise WorkloadError(
-                f"{source}: '{part}' must be a non-empty (inputs, targets) pair of equal length"
-            )
+            raise WorkloadError(f"{source}: '{part}' must be a non-empty (inputs, targets) pair of equal length")
     if not callable(getattr(w, "metric", None)):
         raise WorkloadError(f"{source}: 'metric' must be a function (outputs, targets) -> float")
     names = getattr(w, "input_names", ("input",))

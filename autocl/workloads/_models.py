@@ -30,8 +30,9 @@ class DigitResNet(nn.Module):
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128), in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()
+        )
         stages = []
         cin = channels[0]
         for i, c in enumerate(channels):

@@ -11,8 +11,17 @@ from torch import nn
 from autocl.runtime import set_torch_threads
 
 
-def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float = 2e-3,
-                     batch_size: int = 64, seed: int = 0, label: str = "training teacher") -> nn.Module:
+def train_classifier(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    lr: float = 2e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    label: str = "training teacher",
+) -> nn.Module:
     """Train ``model`` with Adam and a cosine schedule on (x, y); returns it in eval mode."""
     set_torch_threads()
     torch.manual_seed(seed)
@@ -27,7 +36,7 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: 
         for _ in range(epochs):
             order = torch.randperm(len(xt), generator=gen)
             for i in range(steps_per_epoch):
-                idx = order[i * batch_size:(i + 1) * batch_size]
+                idx = order[i * batch_size : (i + 1) * batch_size]
                 loss = F.cross_entropy(model(xt[idx]), yt[idx])
                 opt.zero_grad()
                 loss.backward()
