@@ -28,6 +28,7 @@ import platform
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import optuna
@@ -192,9 +193,9 @@ def verify(
             break
     assert m is not None
     return Verification(
-        study_metric=float(t.metric),
+        study_metric=t.objectives[0],
         metric=float(metric),
-        metric_tolerance=metric_tolerance,  # type: ignore[arg-type]
+        metric_tolerance=metric_tolerance,
         study_median_ms=median,
         study_q25_ms=q25,
         study_q75_ms=q75,
@@ -299,7 +300,7 @@ def export_trial(
     from autocl.compress import Compressor
 
     hw = profile if isinstance(profile, HardwareProfile) else None
-    data = study_data(study, hw.name if hw else profile)
+    data = study_data(study, hw.name if hw else cast("str | None", profile))
     t, chosen = choose_trial(data, trial, spec)
     out = _check_out_dir(Path(out_dir), overwrite)
     hw = resolve_profile(data, hw)

@@ -206,7 +206,7 @@ def _search(
     profiles = [load_profile(p) for p in (profile or ["hardware_profiles/cpu-local.yaml"])]
     url = storage or default_storage(study)
     described = ", ".join(
-        f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + p.remote.url}"
+        f"[bold]{p.name}[/] ({p.execution_provider if p.measure == 'local' else 'remote ' + (p.remote.url if p.remote else '?')}"
         f", {p.threads} thread(s), batch {p.batch_size})"
         for p in profiles
     )

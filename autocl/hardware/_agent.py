@@ -231,6 +231,8 @@ def serve(
     """Serve until interrupted, or until ``idle_exit_s`` seconds pass without a request."""
     server = AgentServer(host, port, token, max_upload_bytes=max_upload_bytes, scratch=scratch, quiet=quiet)
     bound_host, bound_port = server.server_address[:2]
+    if isinstance(bound_host, bytes):
+        bound_host = bound_host.decode()
     if not _is_loopback(host):
         announce(
             f"warning: listening on {host}, not loopback: anyone who can reach it and holds the token "

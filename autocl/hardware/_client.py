@@ -37,7 +37,7 @@ def agent_health(profile: HardwareProfile, *, timeout_s: float = 2.0) -> dict:
 
 
 def measure_remote(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     profile: HardwareProfile,
     feed: dict[str, np.ndarray],
     *,

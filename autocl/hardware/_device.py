@@ -51,7 +51,8 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> tuple[str, tuple[str, ...]]:
     """CPU model name and its relevant flags (Linux ``/proc/cpuinfo``; the platform elsewhere)."""
-    name, flags = None, set()
+    name: str | None = None
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

@@ -15,7 +15,7 @@ from autocl.hardware._profile import HardwareProfile
 
 
 def measure_many(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     profile: HardwareProfile,
     feed: dict[str, np.ndarray],
     *,

@@ -317,7 +317,7 @@ def memory_flags(memory: bool | Sequence[bool], n: int) -> list[bool]:
 
 
 def measure_local(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     profile: HardwareProfile,
     feed: dict[str, np.ndarray],
     *,

@@ -125,7 +125,7 @@ def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, n
         return {"artifact_mb": _mb(size / 1024), "error": "process memory is read from /proc (Linux only)"}
     with tempfile.TemporaryDirectory(prefix="autocl-mem-") as tmp:
         feed_path = Path(tmp) / "feed.npz"
-        np.savez(feed_path, **feed)
+        np.savez(feed_path, **feed)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         r = _SERVER.request(
             {
                 "model": str(path.resolve()),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,9 +40,9 @@ PROVIDER_GAPS: dict[tuple[str, str], str] = {
 """Why a provider's default leaves a precision out, for the line that reports a narrowed space."""
 
 
-def default_precisions(provider: str) -> list[str]:
+def default_precisions(provider: str) -> list[Precision]:
     """The precisions a profile for ``provider`` runs when its YAML lists none."""
-    return list(PROVIDER_PRECISIONS.get(provider, PRECISIONS))
+    return cast("list[Precision]", list(PROVIDER_PRECISIONS.get(provider, PRECISIONS)))
 
 
 class _Strict(BaseModel):

@@ -58,7 +58,7 @@ def front_line(data: StudyData, x: str) -> list[TrialInfo]:
     trade-off curve drawn through the front."""
     sign = -1.0 if data.higher_is_better else 1.0
     front = data.front
-    keyed = [(t, (sign * t.metric, getattr(t, x))) for t in front]
+    keyed = [(t, (sign * t.objectives[0], getattr(t, x))) for t in front]
     line = [t for t, k in keyed if not any(dominates(o, k) for _, o in keyed)]
     return sorted(line, key=lambda t: (getattr(t, x), t.number))
 

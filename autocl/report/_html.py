@@ -69,8 +69,8 @@ def _cls(name: str) -> str:
 def _table(
     headers: list[str],
     rows: list[list[str]],
-    left: set[int] = frozenset(),
-    wrap: set[int] = frozenset(),
+    left: frozenset[int] | set[int] = frozenset(),
+    wrap: frozenset[int] | set[int] = frozenset(),
     table_id: str = "",
 ) -> str:
     """An HTML table; cells are already escaped HTML. Columns in ``left``/``wrap`` align left."""

@@ -90,7 +90,8 @@ def pruning_map(data: StudyData, cache_root: Path | None, trials: list[TrialInfo
         kept = output_channels(path, data.layers) if teacher and path and path.is_file() else {}
         if not kept:
             missing.append(t.number)
-        row, lab = [], []
+        row: list[float | None] = []
+        lab: list[str] = []
         for layer in data.layers:
             if layer in kept and teacher.get(layer):
                 removed = 1 - kept[layer] / teacher[layer]

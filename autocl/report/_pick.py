@@ -100,7 +100,8 @@ def parse_conditions(spec: str) -> list[Condition]:
 def _rank(data: StudyData, t: TrialInfo) -> tuple:
     drop = data.metric_drop(t)
     sign = -1.0 if data.higher_is_better else 1.0
-    return (t.latency_ms, drop if drop is not None else sign * t.metric, t.size_kb, t.number)
+    metric, latency, size = t.objectives
+    return (latency, drop if drop is not None else sign * metric, size, t.number)
 
 
 def _fmt(data: StudyData, t: TrialInfo, fields: list[str]) -> str:
@@ -136,20 +137,21 @@ def _no_match(data: StudyData, spec: str, conds: list[Condition], front: list[Tr
 def knee(data: StudyData, front: list[TrialInfo]) -> tuple[TrialInfo, str]:
     """The bend of the metric-vs-latency curve (see the module docstring)."""
     sign = -1.0 if data.higher_is_better else 1.0
-    keyed = [(t, (sign * t.metric, t.latency_ms)) for t in front]
+    keyed = [(t, (sign * t.objectives[0], t.objectives[1])) for t in front]
     curve = [t for t, k in keyed if not any(dominates(o, k) for _, o in keyed)]
     if len(curve) == 1:
         return curve[0], "the only member on the metric-vs-latency curve"
-    lat = [t.latency_ms for t in curve]
-    met = [sign * t.metric for t in curve]  # lower is better
+    lat = [t.objectives[1] for t in curve]
+    met = [sign * t.objectives[0] for t in curve]  # lower is better
     l_lo, l_hi, m_lo, m_hi = min(lat), max(lat), min(met), max(met)
 
     def goodness(t: TrialInfo) -> float:
-        fast = (l_hi - t.latency_ms) / (l_hi - l_lo) if l_hi > l_lo else 1.0
-        good = (m_hi - sign * t.metric) / (m_hi - m_lo) if m_hi > m_lo else 1.0
+        metric, latency, _ = t.objectives
+        fast = (l_hi - latency) / (l_hi - l_lo) if l_hi > l_lo else 1.0
+        good = (m_hi - sign * metric) / (m_hi - m_lo) if m_hi > m_lo else 1.0
         return fast + good
 
-    best = max(curve, key=lambda t: (round(goodness(t), 12), -sign * t.metric, -t.number))
+    best = max(curve, key=lambda t: (round(goodness(t), 12), -sign * t.objectives[0], -t.number))
     return best, (
         f"the knee of the {len(curve)}-member metric-vs-latency curve: normalized speed plus normalized "
         f"{data.metric_name} is {goodness(best):.3f} there (1.0 on the line joining the extremes)"

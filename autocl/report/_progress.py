@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,11 @@ def _normalized_losses(data: StudyData, ts) -> np.ndarray:
     return np.array([[sign * t.metric, t.latency_ms / lat_scale, t.size_kb / size_scale] for t in ts], dtype=float)
 
 
+def _objective(i: int) -> Callable[[optuna.trial.FrozenTrial], float]:
+    """The ``i``-th objective of a trial, as a target of Optuna's importance evaluator."""
+    return lambda trial: trial.values[i]
+
+
 def history(data: StudyData) -> History:
     from optuna._hypervolume import compute_hypervolume  # exact WFG; Optuna's own hypervolume plots use it
 
@@ -55,13 +61,16 @@ def history(data: StudyData) -> History:
             losses = np.vstack([losses, [sign * base["metric"], 1.0, 1.0]])
         worst, best = losses.max(axis=0), losses.min(axis=0)
         ref = worst + np.maximum(0.1 * (worst - best), 1e-9)
-    best_metric, hv, points = [], [], []
+    best_metric: list[float | None] = []
+    hv: list[float] = []
+    points: list = []
     current: float | None = None
     volume = 0.0
     for t in ordered:
         if t.status in (FRONT, DOMINATED):
-            if current is None or (t.metric > current if data.higher_is_better else t.metric < current):
-                current = t.metric
+            metric = t.objectives[0]
+            if current is None or (metric > current if data.higher_is_better else metric < current):
+                current = metric
             points.append(_normalized_losses(data, [t])[0])
             volume = float(compute_hypervolume(np.array(points), ref))  # type: ignore[arg-type]
         best_metric.append(current)
@@ -117,7 +126,7 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
             optuna.trial.create_trial(
                 params={p: t.params[p] for p in common},
                 distributions={p: t.distributions[p] for p in common},
-                values=[info.metric, info.latency_ms, info.size_kb],
+                values=list(info.objectives),
             )
         )
     values: dict[str, dict[str, float]] = {}
@@ -126,7 +135,7 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
         warnings.simplefilter("ignore")
         for i, name in enumerate(objectives):
             imp = optuna.importance.get_param_importances(
-                copy, evaluator=evaluator, params=common, target=lambda tr, i=i: tr.values[i]
+                copy, evaluator=evaluator, params=common, target=_objective(i)
             )
             values[name] = {p: float(v) for p, v in imp.items()}
     return Importance(objectives, values)

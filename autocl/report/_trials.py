@@ -92,7 +92,8 @@ class StudyData:
 
     def losses(self, t: TrialInfo) -> tuple[float, float, float]:
         """Objectives as values to minimize: (−metric or metric, latency, size)."""
-        return (-t.metric if self.higher_is_better else t.metric, t.latency_ms, t.size_kb)  # type: ignore[operator]
+        metric, latency, size = t.objectives
+        return (-metric if self.higher_is_better else metric, latency, size)
 
 
 def _profile_dicts(study: optuna.Study) -> list[dict]:

@@ -11,6 +11,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -113,7 +114,7 @@ class ResolvedFile:
     name: str  # the space's or profile's own ``name``
 
 
-def _validated(text: str, what: str, loader) -> object:
+def _validated(text: str, what: str, loader) -> Any:
     """Validate ``text`` with ``loader(path)``, the very function that reads the files; the
     temporary file's path in an error is replaced by ``what``."""
     safe_yaml(text, what)

@@ -227,10 +227,12 @@ class JobService:
                 f"{self._dir(job.id) / 'log.txt'}"
             )
         else:
-            job.state = {0: "done", STOPPED: "interrupted"}.get(code, "failed")
+            job.state = {0: "done", STOPPED: "interrupted"}.get(code, "failed") if isinstance(code, int) else "failed"
         self._save(job)
 
     def _signal(self, job: Job, sig: int) -> None:
+        if job.pid is None:  # not running: nothing to signal
+            return
         try:
             os.killpg(job.pid, sig)  # the worker leads its own session
         except (ProcessLookupError, PermissionError, TypeError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +102,7 @@ def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=False)) and any(x < y for x, y in zip(a, b, strict=False))
 
 
-def pareto_members(points: Mapping[Hashable, tuple[float, ...]]) -> set:
+def pareto_members(points: Mapping[Any, tuple[float, ...]]) -> set:
     """The keys of ``points`` (objectives, all minimized) that no other point dominates."""
     return {k for k, v in points.items() if not any(dominates(w, v) for w in points.values())}
 
@@ -219,6 +219,13 @@ class TrialRecord:
     def peak_memory_mb(self) -> float | None:
         peak = (self.memory or {}).get("peak_mb")
         return float(peak) if isinstance(peak, (int, float)) else None
+
+    @property
+    def objectives(self) -> tuple[float, float, float]:
+        """(metric, latency ms, size KB) of a measured trial: front and dominated members have all three."""
+        if self.metric is None or self.latency_ms is None or self.size_kb is None:
+            raise ValueError(f"trial {self.number} has no measured objectives")
+        return self.metric, self.latency_ms, self.size_kb
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -412,7 +419,7 @@ def read_trial(
 def classify(records: list[TrialRecord], higher_is_better: bool) -> list[TrialRecord]:
     """Decide front vs dominated among the provisional ``front`` records (one dominance computation)."""
     sign = -1.0 if higher_is_better else 1.0
-    cands = {r.number: (sign * r.metric, r.latency_ms, r.size_kb) for r in records if r.status == FRONT}
+    cands = {r.number: (sign * r.objectives[0], *r.objectives[1:]) for r in records if r.status == FRONT}
     members = pareto_members(cands)
     out = []
     for r in records:

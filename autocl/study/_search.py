@@ -161,9 +161,11 @@ def _objective(
             compressed = is_compressed(cfg.to_dict(), artifact.precisions)
             results = measure_targets(artifact.path, compressor.baseline(), profiles, workload, compressed=compressed)
             m = results[primary.name].measurement
+            size = artifact.compressed_size_bytes
+            assert size is not None  # the pipeline always computes it
             constraints = None
             if any(p.budgets.items() for p in profiles) or limits.max_drop is not None:
-                constraints = constraint_values(profiles, results, artifact.compressed_size_bytes)
+                constraints = constraint_values(profiles, results, size)
                 if limits.max_drop is not None:
                     drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
                     constraints.append(
@@ -183,7 +185,7 @@ def _objective(
                 },
             )
             internal.succeeded()
-            return metric, m.median_ms, artifact.compressed_size_bytes / 1024
+            return metric, m.median_ms, size / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
             write_error(trial, str(error))
@@ -385,15 +387,21 @@ def run_search(
     # leave the last 15% of a time budget to the final polishing round
     screen_deadline = started + 0.85 * timeout if timeout is not None and polishing else deadline
 
-    def left(until: float | None) -> float | None:
-        return None if until is None else until - time.monotonic()
+    def left(until: float) -> float:
+        return until - time.monotonic()
 
     def run_trials(n: int, until: float | None) -> int:
         if n <= 0 or (until is not None and left(until) <= 0):
             return 0
         ran = finished[0]
         with quiet_optuna_failures():  # autocl prints its own line per failed trial
-            study.optimize(objective, n_trials=n, timeout=left(until), catch=(TrialError,), callbacks=[after_trial])
+            study.optimize(
+                objective,
+                n_trials=n,
+                timeout=None if until is None else left(until),
+                catch=(TrialError,),
+                callbacks=[after_trial],
+            )
         return finished[0] - ran
 
     def polish_round() -> int:

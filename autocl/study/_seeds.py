@@ -52,7 +52,9 @@ class _Probe:
     values and records those the space can no longer produce."""
 
     def __init__(self, params: dict[str, Any]) -> None:
-        self.params, self.asked, self.invalid = params, set(), []
+        self.params = params
+        self.asked: set[str] = set()
+        self.invalid: list[str] = []
 
     def _answer(self, name: str, ok, default):
         self.asked.add(name)

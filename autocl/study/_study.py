@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -76,7 +77,11 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
     fingerprint = dict(fingerprint)
     teacher = fingerprint.pop("teacher", None)
     storage = make_storage(url)
-    directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
+    directions: list[Literal["minimize", "maximize"]] = [
+        "maximize" if higher_is_better else "minimize",
+        "minimize",
+        "minimize",
+    ]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
     stored = study.user_attrs.get("fingerprint")
     if stored is None:

@@ -162,7 +162,9 @@ def measure_targets(
             [artifact, baseline], p, workload.sample_feed(p.batch_size), memory=[p.measurement.memory, False]
         )
         slower = not_faster(cand.to_dict(), base.to_dict())
-        out[p.name] = TargetResult(cand, base, speedup(base.median_ms, cand.median_ms), slower if compressed else None)
+        out[p.name] = TargetResult(
+            cand, base, speedup(base.median_ms, cand.median_ms) or math.nan, slower if compressed else None
+        )
     return out
 
 
