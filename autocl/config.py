@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -59,20 +60,22 @@ class PruneConfig(_Record):
     compresses smaller, it does not run faster, and it is reported that way.
     """
 
-    ratio: float = Field(0.0, ge=0.0, le=0.9, description="fraction of channels/neurons removed per layer")
+    ratio: float = Field(default=0.0, ge=0.0, le=0.9, description="fraction of channels/neurons removed per layer")
     importance: Literal["l1", "l2", "taylor"] = Field(
-        "l2",
+        default="l2",
         description=(
             "group importance: weight magnitude (l1, l2), or taylor (|weight x gradient| of the workload's loss)"
         ),
     )
-    scope: Literal["local", "global"] = Field("local", description="same ratio per layer, or ranked across layers")
+    scope: Literal["local", "global"] = Field(
+        default="local", description="same ratio per layer, or ranked across layers"
+    )
     layer_ratios: dict[str, float] = Field(default_factory=dict, description="per-layer ratio overrides")
-    head_ratio: float | None = Field(None, ge=0.0, le=0.9, description="fraction of attention heads removed")
-    unstructured: float = Field(0.0, ge=0.0, le=0.95, description="magnitude sparsity of the remaining weights")
-    ignored_layers: tuple[str, ...] = Field((), description="layers never pruned (e.g. the classifier)")
+    head_ratio: float | None = Field(default=None, ge=0.0, le=0.9, description="fraction of attention heads removed")
+    unstructured: float = Field(default=0.0, ge=0.0, le=0.95, description="magnitude sparsity of the remaining weights")
+    ignored_layers: tuple[str, ...] = Field(default=(), description="layers never pruned (e.g. the classifier)")
     round_to: int | None = Field(
-        8,
+        default=8,
         ge=1,
         le=256,
         description=(
@@ -81,7 +84,7 @@ class PruneConfig(_Record):
         ),
     )
     depth: float = Field(
-        0.0,
+        default=0.0,
         ge=0.0,
         le=1000.0,
         description=(
@@ -89,14 +92,14 @@ class PruneConfig(_Record):
         ),
     )
     depth_criterion: Literal["uniform", "importance"] = Field(
-        "uniform",
+        default="uniform",
         description=(
             "uniform: keep evenly spaced blocks (first and last kept); importance: greedily remove the block "
             "whose removal raises the workload's loss least"
         ),
     )
     rank_ratio: float = Field(
-        1.0,
+        default=1.0,
         gt=0.0,
         le=1.0,
         description=(
@@ -146,16 +149,20 @@ class DistillConfig(_Record):
     ``feature_weight`` adds intermediate-feature distillation on the workload's ``feature_layers``.
     """
 
-    temperature: float = Field(4.0, gt=0.0, le=50.0, description="softmax temperature T of the KD loss")
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1-alpha weighs the hard labels")
-    steps: int = Field(60, ge=0, le=100_000, description="optimizer steps of fine-tuning")
-    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW learning rate")
-    batch_size: int = Field(64, ge=1, le=65_536)
-    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="learning-rate decay")
-    warmup_steps: int = Field(0, ge=0, le=100_000, description="linear warm-up steps before the schedule")
-    feature_weight: float = Field(0.0, ge=0.0, le=100.0, description="weight of intermediate-feature distillation")
+    temperature: float = Field(default=4.0, gt=0.0, le=50.0, description="softmax temperature T of the KD loss")
+    alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="weight of the KD term; 1-alpha weighs the hard labels"
+    )
+    steps: int = Field(default=60, ge=0, le=100_000, description="optimizer steps of fine-tuning")
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0, description="AdamW learning rate")
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    schedule: Literal["cosine", "linear", "constant"] = Field(default="cosine", description="learning-rate decay")
+    warmup_steps: int = Field(default=0, ge=0, le=100_000, description="linear warm-up steps before the schedule")
+    feature_weight: float = Field(
+        default=0.0, ge=0.0, le=100.0, description="weight of intermediate-feature distillation"
+    )
     early_stop: bool = Field(
-        False, description=("hold out a tenth of the training rows and keep the student that did best on them")
+        default=False, description=("hold out a tenth of the training rows and keep the student that did best on them")
     )
 
 
@@ -164,21 +171,26 @@ class QuantConfig(_Record):
 
     default: Precision = "fp32"
     layers: dict[str, Precision] = Field(default_factory=dict)
-    calibration_samples: int = Field(128, ge=1, le=100_000, description="training rows that calibrate int8 activations")
-    calibration: CalibrationMethod = Field("minmax", description="activation range estimator of static int8")
-    int4_block_size: int = Field(32, ge=16, le=1024, description="weights per int4 scale (MatMulNBits block_size)")
+    calibration_samples: int = Field(
+        default=128, ge=1, le=100_000, description="training rows that calibrate int8 activations"
+    )
+    calibration: CalibrationMethod = Field(default="minmax", description="activation range estimator of static int8")
+    int4_block_size: int = Field(
+        default=32, ge=16, le=1024, description="weights per int4 scale (MatMulNBits block_size)"
+    )
     reduce_range: bool | None = Field(
-        None, description=("7-bit int8 weights; None: only on CPUs without int8 dot products (VNNI/AMX/dotprod)")
+        default=None,
+        description=("7-bit int8 weights; None: only on CPUs without int8 dot products (VNNI/AMX/dotprod)"),
     )
     fuse_first: bool = Field(
-        False,
+        default=False,
         description=(
             "apply onnxruntime's extended graph fusions (bias + GELU, scaled Q.K^T, ...) before quantizing, "
             "so the quantized graph keeps them: quantizing first splits the patterns they match"
         ),
     )
     qat: bool = Field(
-        False,
+        default=False,
         description=(
             "quantization-aware training: distill with the static int8 layers fake-quantized, export with the "
             "trained activation ranges (the student then depends on which layers are static int8)"
@@ -210,7 +222,7 @@ class ClusterConfig(_Record):
     shared values and fine-tuned with them held (``autocl.compress.cluster``). It shrinks the
     palettized size (``autocl.compress.size``), not the latency. 0 is off."""
 
-    clusters: int = Field(0, ge=0, le=65_536, description="distinct weight values per layer (0: no clustering)")
+    clusters: int = Field(default=0, ge=0, le=65_536, description="distinct weight values per layer (0: no clustering)")
 
     @field_validator("clusters")
     @classmethod
@@ -255,7 +267,7 @@ class CompressionConfig(_Record):
         for knob in _DEPTH_LOWRANK_KNOBS:  # at their defaults, keys stay those of students cached before them
             if prune[knob] == PruneConfig.model_fields[knob].get_default(call_default_factory=True):
                 del prune[knob]
-        record = {"w": workload_key, "p": prune, "d": self.distill.model_dump(mode="json")}
+        record: dict[str, Any] = {"w": workload_key, "p": prune, "d": self.distill.model_dump(mode="json")}
         if self.qat_key() is not None:
             record["q"] = self.qat_key()
         if self.cluster.clusters:
@@ -285,7 +297,7 @@ class CompressionConfig(_Record):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _describe(err: dict[str, Any]) -> tuple[str, str]:
+def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     field = ".".join(str(p) for p in err.get("loc", ())) or "<top level>"
     msg = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -106,7 +107,7 @@ def _uniform(candidates: list[int], drop: int) -> list[int]:
 
 def _without(model: nn.Module, stack: BlockStack, removed: set[int]) -> nn.Module:
     out = copy.deepcopy(model)
-    container = out.get_submodule(stack.name) if stack.name else out
+    container = cast("nn.Sequential | nn.ModuleList", out.get_submodule(stack.name) if stack.name else out)
     kept = [c for i, c in enumerate(container) if i not in removed]
     new = type(container)(*kept) if isinstance(container, nn.Sequential) else nn.ModuleList(kept)
     if stack.name:
@@ -206,6 +207,7 @@ def _by_importance(model, candidates, drop: int, loss_fn) -> list:
                 loss = float(loss_fn(trial.eval()))
             if best is None or loss < best[0]:
                 best = (loss, c)
+        assert best is not None  # drop <= len(candidates): a candidate is left each round
         chosen.append(best[1])
     return chosen
 
@@ -216,7 +218,7 @@ def feature_map(kept: dict[str, list[int]], teacher_layers: tuple[str, ...]) -> 
     the teacher's ``bert.encoder.layer.4``. Removed blocks (and modules inside them) are left out."""
     out: dict[str, str] = {}
     for name in teacher_layers:
-        student_name = name
+        student_name: str | None = name
         for stack, indices in kept.items():
             prefix = f"{stack}." if stack else ""
             if not name.startswith(prefix):

@@ -222,7 +222,11 @@ def distill(
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     use_features = teacher_features is not None and cfg.feature_weight > 0
-    pairs = feature_map if feature_map is not None else {n: n for n in (teacher_features.names if use_features else ())}
+    pairs = (
+        feature_map
+        if feature_map is not None
+        else {n: n for n in (teacher_features.names if use_features and teacher_features is not None else ())}
+    )
     taps = FeatureTaps(student, tuple(pairs)) if use_features else None
     student.train()
     rows = torch.arange(len(x[0]))
@@ -245,6 +249,7 @@ def distill(
             out = student(*batch)
             loss = _output_loss(out, soft_targets[idx], y[idx], cfg, loss_fn, output_kind)
             if use_features:
+                assert taps is not None and teacher_features is not None  # both set when use_features
                 tapped = {pairs[k]: v for k, v in taps.values.items()}
                 loss = loss + cfg.feature_weight * feature_loss(tapped, teacher_features(idx, batch))
             if not torch.isfinite(loss):

@@ -13,6 +13,7 @@ Conv) nodes under that name, so a per-layer precision chosen for the layer appli
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -54,9 +55,12 @@ class LowRankConv2d(nn.Module):
 
 def _count_lowrank(module: nn.Module, inputs, output) -> None:
     """torch-pruning's op counter for the factorized layers (so ``MACs kept`` counts them)."""
+    layer = cast("LowRankLinear | LowRankConv2d", module)
     positions = output.numel() // output.shape[-1 if isinstance(module, LowRankLinear) else 1]
-    bias = output.numel() if module.bias is not None else 0
-    module.__flops__ += int(positions * module.rank * (module.v.shape[1] + module.u.shape[0]) + bias)
+    bias = output.numel() if layer.bias is not None else 0
+    # __flops__ is torch-pruning's counter (an int it sets on the module): torch types Module attributes as
+    # tensors or modules only
+    module.__flops__ += int(positions * layer.rank * (layer.v.shape[1] + layer.u.shape[0]) + bias)  # type: ignore[operator,assignment]
 
 
 op_counter.MODULES_MAPPING[LowRankLinear] = _count_lowrank
@@ -76,7 +80,10 @@ def _factorizable(m: nn.Module) -> bool:
 
 
 def _dims(m: nn.Module) -> tuple[int, int]:
-    return (m.in_features, m.out_features) if isinstance(m, nn.Linear) else (m.in_channels, m.out_channels)
+    if isinstance(m, nn.Linear):
+        return m.in_features, m.out_features
+    conv = cast(nn.Conv2d, m)
+    return conv.in_channels, conv.out_channels
 
 
 def rank_of(ratio: float, n_in: int, n_out: int) -> int:
@@ -103,7 +110,7 @@ def lowrank_plan(model: nn.Module, cfg: PruneConfig, ignored: tuple[str, ...] = 
             continue
         n_in, n_out = _dims(m)
         r = rank_of(ratio, n_in, n_out)
-        entry = {"rank": r, "of": min(n_in, n_out), "factorized": r * (n_in + n_out) < n_in * n_out}
+        entry: dict[str, Any] = {"rank": r, "of": min(n_in, n_out), "factorized": r * (n_in + n_out) < n_in * n_out}
         if not entry["factorized"]:
             entry["reason"] = (
                 f"rank {r} of {n_in}x{n_out} costs {r * (n_in + n_out)} MACs per position, "
@@ -113,7 +120,7 @@ def lowrank_plan(model: nn.Module, cfg: PruneConfig, ignored: tuple[str, ...] = 
     return plan
 
 
-def factorize(layer: nn.Module, rank: int) -> nn.Module:
+def factorize(layer: nn.Linear | nn.Conv2d, rank: int) -> nn.Module:
     """The rank-``rank`` truncated SVD of ``layer`` (a Linear or 1x1 conv) as a two-product module."""
     w = layer.weight.detach().reshape(layer.weight.shape[0], -1).double()
     u, s, vh = torch.linalg.svd(w, full_matrices=False)

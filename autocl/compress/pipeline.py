@@ -191,7 +191,8 @@ class Compressor:
                 feature_map=features,
             )
         if fake_quantized:
-            student.qat_ranges = qat.unwrap(student)  # read by student(), stored beside the weights
+            # read by student(), stored beside the weights (torch types Module attributes as tensors or modules only)
+            student.qat_ranges = qat.unwrap(student)  # type: ignore[assignment]
         return student
 
     def _prune_depth(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.autograd.graph import Node
 
 from autocl.config import PruneConfig
 from autocl.errors import ConfigError
@@ -63,7 +65,7 @@ def residual_width_layers(model: nn.Module, attention: dict[str, nn.Module]) -> 
     input) and its embeddings: pruning them would narrow every layer at once, so they are kept."""
     if not attention:
         return []
-    width = next(iter(attention.values())).query.in_features
+    width = cast(nn.Linear, next(iter(attention.values())).query).in_features
     qkv = {id(getattr(a, k)) for a in attention.values() for k in ("query", "key", "value")}
     keep: list[nn.Module] = [m for m in model.modules() if isinstance(m, nn.Embedding)]
     keep += [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == width and id(m) not in qkv]
@@ -95,7 +97,7 @@ def output_layers(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.T
     finally:
         for h in hooks:
             h.remove()
-    roots = [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
+    roots: list[Node | None] = [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
     found: list[str] = []
     seen: set[int] = set()
     while roots:
@@ -198,8 +200,10 @@ def _structured(
     student.zero_grad(set_to_none=True)
     for a in attention.values():
         # keep the module's bookkeeping true to its smaller projections: HF reshapes by head size
-        a.num_attention_heads = a.query.out_features // a.attention_head_size
-        a.all_head_size = a.query.out_features
+        query = cast(nn.Linear, a.query)
+        # torch types Module.__setattr__ as taking tensors and modules only; HF keeps these ints there
+        a.num_attention_heads = query.out_features // cast(int, a.attention_head_size)  # type: ignore[assignment]
+        a.all_head_size = query.out_features  # type: ignore[assignment]
 
 
 class _AlignedPruner(tp.pruner.MetaPruner):

@@ -22,6 +22,8 @@ the observers did not see (glue ops between int8 layers) are calibrated as in PT
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,6 +62,9 @@ def activation_qparams(lo: float, hi: float) -> tuple[float, int]:
 class RangeObserver(nn.Module):
     """Tracks an activation's range and fake-quantizes it to uint8 with that range."""
 
+    lo: torch.Tensor
+    hi: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("lo", torch.tensor(float("inf")))
@@ -91,7 +96,7 @@ class FakeQuantLayer(nn.Module):
         self.output_has_bias = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layer = self.layer
+        layer = cast("nn.Linear | nn.Conv2d", self.layer)
         x = self.input_range(x)
         w = fake_quant_weight(layer.weight, self.qmin, self.qmax)
         if isinstance(layer, nn.Linear):

@@ -18,6 +18,7 @@ import functools
 import json
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnx
@@ -25,7 +26,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from autocl.compress.quantize import OP_PRECISIONS, WHY_NOT, quantize_model
-from autocl.config import QuantConfig
+from autocl.config import Precision, QuantConfig
 from autocl.errors import AutoclError
 
 _NODE = {"Conv": "/probe/Conv", "Gemm": "/probe/Gemm", "MatMul": "/probe/MatMul"}
@@ -70,7 +71,11 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
         onnx.save(model, str(src))
         try:
             quantize_model(
-                src, dst, QuantConfig(default=precision, calibration_samples=1), {"probe": [_NODE[op]]}, [feed]
+                src,
+                dst,
+                QuantConfig(default=cast("Precision", precision), calibration_samples=1),
+                {"probe": [_NODE[op]]},
+                [feed],
             )
         except AutoclError as exc:  # autocl's own refusal (check_precisions, the graph check): that is the reason
             return f"onnxruntime's quantizer cannot make {op} {precision}: {exc}"

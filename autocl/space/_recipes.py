@@ -70,7 +70,9 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
             if unpruned and precision == "fp32":
                 continue
             if q.encoding == "per_layer":
-                bits = {f"bits.{n}": precision for n, c in choices.items() if len(c) > 1 and precision in c}
+                bits: dict[str, Any] = {
+                    f"bits.{n}": precision for n, c in choices.items() if len(c) > 1 and precision in c
+                }
             else:
                 bits = {"quant.precision": precision, "quant.fallbacks": 0}
             params = {**common, **prune, **bits}

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal, Union, cast
 
 import optuna
 from pydantic import (
@@ -124,25 +125,27 @@ def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = Fals
 
 
 class PruneSpace(_Strict):
-    ratio: Knob = Field(Range(low=0.0, high=0.8, step=0.1), description="channel / FFN-neuron pruning ratio")
-    importance: list[Literal["l1", "l2", "taylor"]] = Field(["l2"], min_length=1)
+    ratio: Knob = Field(default=Range(low=0.0, high=0.8, step=0.1), description="channel / FFN-neuron pruning ratio")
+    importance: list[Literal["l1", "l2", "taylor"]] = Field(default=["l2"], min_length=1)
     scope: list[Literal["local", "global"]] = Field(
-        ["local"], min_length=1, description="ratio per layer or ranked globally"
+        default=["local"], min_length=1, description="ratio per layer or ranked globally"
     )
-    head_ratio: Knob | None = Field(None, description="attention heads removed (default: the ratio)")
+    head_ratio: Knob | None = Field(default=None, description="attention heads removed (default: the ratio)")
     layer_ratios: dict[str, Knob] = Field(default_factory=dict, description="per-layer ratio overrides")
     unstructured: Knob = Field(
-        0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)"
+        default=0.0, description="magnitude sparsity after distillation (smaller compressed, not faster)"
     )
     ignored_layers: list[str] = Field(default_factory=list, description="layers never pruned")
-    round_to: int | None = Field(8, ge=1, description="channel counts kept multiples of this")
-    depth: Knob = Field(0.0, description="transformer layers / residual blocks removed (fraction < 1, or count)")
+    round_to: int | None = Field(default=8, ge=1, description="channel counts kept multiples of this")
+    depth: Knob = Field(
+        default=0.0, description="transformer layers / residual blocks removed (fraction < 1, or count)"
+    )
     depth_criterion: list[Literal["uniform", "importance"]] = Field(
-        ["uniform"],
+        default=["uniform"],
         min_length=1,
         description=("which blocks go: evenly spaced ones kept, or the least important by measured loss"),
     )
-    rank_ratio: Knob = Field(1.0, description="low-rank factorization of Linear/1x1-conv weights (1: off)")
+    rank_ratio: Knob = Field(default=1.0, description="low-rank factorization of Linear/1x1-conv weights (1: off)")
     layer_rank_ratios: dict[str, Knob] = Field(default_factory=dict, description="per-layer rank ratio overrides")
 
     _ratio = field_validator("ratio", "head_ratio")(_bounds_check(PruneConfig, "ratio"))
@@ -177,14 +180,14 @@ class PolishSpace(_Strict):
     held-out tenth of the training rows) and re-measured as new trials marked ``polish_of``. The
     front therefore reports polished students; the screened values stay in their own trials."""
 
-    epochs: float = Field(4.0, ge=0.0, le=1000.0, description="passes over the training rows (0: no polishing)")
-    lr: float | None = Field(None, gt=0.0, le=1.0, description="learning rate [default: distill.lr]")
-    warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of the steps spent warming up")
-    early_stop: bool = Field(True, description="keep the student that did best on held-out training rows")
-    every: int = Field(8, ge=1, description="screened trials between two polishing rounds")
-    members: int = Field(2, ge=0, le=100, description="members polished per round")
+    epochs: float = Field(default=4.0, ge=0.0, le=1000.0, description="passes over the training rows (0: no polishing)")
+    lr: float | None = Field(default=None, gt=0.0, le=1.0, description="learning rate [default: distill.lr]")
+    warmup: float = Field(default=0.05, ge=0.0, lt=1.0, description="fraction of the steps spent warming up")
+    early_stop: bool = Field(default=True, description="keep the student that did best on held-out training rows")
+    every: int = Field(default=8, ge=1, description="screened trials between two polishing rounds")
+    members: int = Field(default=2, ge=0, le=100, description="members polished per round")
     window: float = Field(
-        0.05,
+        default=0.05,
         ge=0.0,
         le=1.0,
         description=(
@@ -192,7 +195,7 @@ class PolishSpace(_Strict):
             "are polished"
         ),
     )
-    max_steps: int = Field(5000, ge=1, description="cap on the steps of one polishing run")
+    max_steps: int = Field(default=5000, ge=1, description="cap on the steps of one polishing run")
 
 
 class DistillSpace(_Strict):
@@ -200,10 +203,10 @@ class DistillSpace(_Strict):
     alpha: Knob = Range(low=0.1, high=0.9, step=0.2)
     steps: Knob = 60
     lr: Knob = 1e-3
-    batch_size: int = Field(64, ge=1)
-    schedule: list[Literal["cosine", "linear", "constant"]] = Field(["cosine"], min_length=1)
-    warmup_steps: int = Field(0, ge=0)
-    feature_weight: Knob = Field(0.0, description="intermediate-feature distillation weight (0: off)")
+    batch_size: int = Field(default=64, ge=1)
+    schedule: list[Literal["cosine", "linear", "constant"]] = Field(default=["cosine"], min_length=1)
+    warmup_steps: int = Field(default=0, ge=0)
+    feature_weight: Knob = Field(default=0.0, description="intermediate-feature distillation weight (0: off)")
     polish: PolishSpace = Field(default_factory=PolishSpace)
 
     _temperature = field_validator("temperature")(_bounds_check(DistillConfig, "temperature"))
@@ -219,20 +222,20 @@ class FallbackSpace(_Strict):
     one of ``precisions``. A handful of knobs the sampler can learn, instead of one coin flip per
     layer, and no quantize/dequantize pair at every fp32/int8 boundary the coin flips create."""
 
-    precisions: list[Precision] = Field(["fp32"], min_length=1, description="what a fallback layer takes")
-    max_layers: int = Field(3, ge=0, le=1000, description="at most this many layers fall back")
+    precisions: list[Precision] = Field(default=["fp32"], min_length=1, description="what a fallback layer takes")
+    max_layers: int = Field(default=3, ge=0, le=1000, description="at most this many layers fall back")
 
 
 class QuantSpace(_Strict):
     precisions: list[Precision] = Field(
-        ["fp32", "int8"],
+        default=["fp32", "int8"],
         min_length=1,
         description=(
             "choices of the model-wide precision (encoding fallbacks), or of every layer (encoding per_layer)"
         ),
     )
     encoding: Literal["fallbacks", "per_layer"] = Field(
-        "fallbacks",
+        default="fallbacks",
         description=(
             "fallbacks: one precision for the model plus a few fallback layers; per_layer: an independent "
             "choice per layer (2^layers combinations: kept for comparison)"
@@ -240,28 +243,30 @@ class QuantSpace(_Strict):
     )
     fallback: FallbackSpace = Field(default_factory=FallbackSpace)
     layers: Literal["all"] | list[str] | dict[str, list[Precision]] = Field(
-        "all", description="'all', a list of layers to search (others take the default), or layer -> choices"
+        default="all", description="'all', a list of layers to search (others take the default), or layer -> choices"
     )
     default: Precision = "fp32"
-    calibration_samples: Knob = Field(128, description="training rows that calibrate static int8")
-    calibration: list[CalibrationMethod] = Field(["minmax"], min_length=1, description="static int8 range estimator")
-    int4_block_size: list[int] = Field([32], min_length=1, description="MatMulNBits block sizes to try")
+    calibration_samples: Knob = Field(default=128, description="training rows that calibrate static int8")
+    calibration: list[CalibrationMethod] = Field(
+        default=["minmax"], min_length=1, description="static int8 range estimator"
+    )
+    int4_block_size: list[int] = Field(default=[32], min_length=1, description="MatMulNBits block sizes to try")
     fuse_first: list[bool] = Field(
-        [False],
+        default=[False],
         min_length=1,
         description=("apply onnxruntime's extended fusions before quantizing (false, true or both to search it)"),
     )
     sensitivity_max_drop: float = Field(
-        0.05,
+        default=0.05,
         ge=0.0,
         description=(
             "with the sensitivity pre-pass: a precision whose metric drop, applied to that one layer alone, "
             "exceeds this is dropped from the layer's choices"
         ),
     )
-    sensitivity_samples: int = Field(256, ge=1, description="validation rows the pre-pass evaluates on")
+    sensitivity_samples: int = Field(default=256, ge=1, description="validation rows the pre-pass evaluates on")
     qat: list[bool] = Field(
-        [False],
+        default=[False],
         min_length=1,
         description=(
             "post-training (false) or quantization-aware training (true) of the static int8 layers; sampled only "
@@ -276,7 +281,7 @@ class QuantSpace(_Strict):
 
 class ClusterSpace(_Strict):
     clusters: list[int] = Field(
-        [0],
+        default=[0],
         min_length=1,
         description=(
             "weight-sharing cluster counts per layer to try (0: off); for size-bound targets, latency does not change"
@@ -300,7 +305,7 @@ class SearchSpace(_Strict):
     distill: DistillSpace = Field(default_factory=DistillSpace)
     quant: QuantSpace = Field(default_factory=QuantSpace)
     cluster: ClusterSpace = Field(default_factory=ClusterSpace)
-    source: str = Field("<space>", exclude=True)
+    source: str = Field(default="<space>", exclude=True)
     _choices: dict[str, list[str]] | None = PrivateAttr(None)
     _ranking: dict[str, list[str]] | None = PrivateAttr(None)
 
@@ -425,7 +430,9 @@ class SearchSpace(_Strict):
         ratio = float(_suggest(trial, "prune.ratio", p.ratio))
         prune = PruneConfig(
             ratio=round(ratio, 6),
-            importance=trial.suggest_categorical("prune.importance", p.importance),
+            importance=cast(
+                'Literal["l1", "l2", "taylor"]', trial.suggest_categorical("prune.importance", p.importance)
+            ),
             scope=_pick(trial, "prune.scope", p.scope),
             head_ratio=None
             if p.head_ratio is None
@@ -457,7 +464,7 @@ class SearchSpace(_Strict):
             distill=distill,
             quant=QuantConfig(
                 default=q.default,
-                layers=layers,
+                layers=cast("dict[str, Precision]", layers),
                 calibration_samples=int(
                     _suggest(trial, "quant.calibration_samples", q.calibration_samples, integer=True)
                 ),
@@ -531,7 +538,7 @@ def _structure_knobs(trial: optuna.Trial, p: PruneSpace) -> dict:
     }
 
 
-def _take(precision: str, choices: list[str], fallbacks: list[str]) -> str:
+def _take(precision: str, choices: list[str], fallbacks: Sequence[str]) -> str:
     """``precision`` where the layer can take it, else its first fallback it can take, else fp32."""
     if precision in choices:
         return precision

@@ -121,7 +121,7 @@ class Workload:
         return [name for name, m in self.model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
 
 
-_REQUIRED = {
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "model": nn.Module,
     "example_input": (torch.Tensor, tuple),
@@ -155,9 +155,9 @@ def validate_workload(w: object, *, source: str = "workload") -> None:
         for layer in getattr(w, part, ()):
             if layer not in known:
                 raise WorkloadError(f"{source}: {part[:-1].replace('_', ' ')} {layer!r} is not a module of the model")
-    kind = getattr(w, "output_kind", "logits")
-    if kind not in ("logits", "embedding"):
-        raise WorkloadError(f"{source}: 'output_kind' must be 'logits' or 'embedding', got {kind!r}")
+    output_kind = getattr(w, "output_kind", "logits")
+    if output_kind not in ("logits", "embedding"):
+        raise WorkloadError(f"{source}: 'output_kind' must be 'logits' or 'embedding', got {output_kind!r}")
     for part in ("quality", "distill_loss"):
         if getattr(w, part, None) is not None and not callable(getattr(w, part)):
             raise WorkloadError(f"{source}: '{part}' must be a function or None")

