@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench mutation clean peer-venv postgres-server chromium
+.PHONY: install demo test lint test-slow bench mutation clean peer-venv postgres-server chromium
 
 install: $(STAMP)
 
@@ -23,8 +23,14 @@ demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(VENV)/bin/autocl search --workload mnist --space search_spaces/default.yaml \
 		--profile hardware_profiles/cpu-local.yaml --study demo --trials 12 --max-drop 0.01
 
-test: $(STAMP) postgres-server chromium
+test: $(STAMP) postgres-server chromium lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
+
+# hygiene of the package: ruff's lint and format check, and mypy (settings in pyproject.toml)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check autocl
+	$(VENV)/bin/ruff format --check autocl
+	$(VENV)/bin/mypy autocl
 
 # PostgreSQL for tests/study/test_postgres.py (many workers on one study): Debian's package, installed
 # when initdb is neither on PATH nor in /usr/lib/postgresql/*/bin. It needs root and apt-get; without
