@@ -267,6 +267,14 @@ def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: floa
         return
     t = chosen.trial
     how = "" if max_drop is not None else " (no --max-drop given: 0.01 assumed)"
+    if t.not_faster:  # the one flag of the record, decided on the search's measurements
+        console.print(
+            f"[yellow]no member within a metric drop of {bound:g}{how} is measurably faster than the fp32 "
+            f"model[/] (the fastest, trial {t.number}, runs at {t.speedup_search or 0:.2f}x): keep the fp32 model, "
+            "or widen the bound (--max-drop), the budget (--trials/--timeout) or the space",
+            soft_wrap=True,
+        )
+        return
     storage = "" if url == default_storage(study_name) else f" --storage {url}"
     # the speed-up the front table shows beside it: measured in the search, in alternation with fp32
     console.print(

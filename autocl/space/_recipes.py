@@ -55,6 +55,14 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
         common["distill.schedule"] = d.schedule[0]
     if len(q.calibration) > 1:
         common["quant.calibration"] = q.calibration[0]
+    # by hand means post-training int8 on the graph as exported, with dense weights
+    for name, options, plain in (
+        ("quant.qat", q.qat, False),
+        ("quant.fuse_first", q.fuse_first, False),
+        ("cluster.clusters", space.cluster.clusters, 0),
+    ):
+        if len(options) > 1 and plain in options:
+            common[name] = plain
     choices = space.layer_choices(layer_names)
     recipes: list[dict[str, Any]] = []
     for ratio in RECIPE_RATIOS:
