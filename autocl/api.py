@@ -23,8 +23,16 @@ from autocl.study import existing_storage, load_existing
 
 
 class StudyView:
-    """Read-only view of one study; every method takes an optional ``profile`` (default: the
-    search's primary profile)."""
+    """Read-only view of one study.
+
+    Every method takes an optional ``profile`` (default: the search's primary profile). Everything is
+    read from the study's database; nothing here writes to the study. Obtain one with
+    :func:`load_study`.
+
+    Args:
+        study: The Optuna study to view.
+        storage: The URL of the study's database (recorded in reports and exported bundles).
+    """
 
     def __init__(self, study: optuna.Study, storage: str) -> None:
         self.study = study
@@ -32,40 +40,106 @@ class StudyView:
 
     @property
     def name(self) -> str:
+        """The study's name."""
         return self.study.study_name
 
     def data(self, profile: str | None = None) -> StudyData:
-        """Every trial classified (front, dominated, infeasible, unmeasured, failed, pending)."""
+        """Every trial classified (front, dominated, infeasible, unmeasured, failed, pending).
+
+        Args:
+            profile: The hardware profile to classify on (default: the search's primary profile).
+
+        Returns:
+            The study's trials and settings on ``profile``.
+
+        Raises:
+            StudyError: The study has no measurement on ``profile``.
+        """
         return study_data(self.study, profile)
 
     @property
     def profiles(self) -> tuple[str, ...]:
+        """The names of the profiles the study's trials were measured on."""
         return self.data().profiles
 
     @property
     def baseline(self) -> dict | None:
+        """The fp32 baseline stored by the search (the ``baseline`` user attribute), or None."""
         return self.study.user_attrs.get("baseline")
 
     def front(self, profile: str | None = None) -> pd.DataFrame:
-        """The feasible Pareto front on ``profile``, fastest first (empty if there is none yet);
-        columns as in ``autocl.report.front_frame``."""
+        """The feasible Pareto front on ``profile``, fastest first.
+
+        The frame is empty if there is no front yet; its columns are as in ``autocl.report.front_frame``.
+
+        Args:
+            profile: The hardware profile (default: the search's primary profile).
+
+        Returns:
+            One row per front member.
+
+        Raises:
+            StudyError: The study has no measurement on ``profile``.
+        """
         return front_frame(self.data(profile))
 
     def trials(self, profile: str | None = None) -> pd.DataFrame:
-        """Every trial with its status on ``profile`` and the reason for anything off the front."""
+        """Every trial with its status on ``profile`` and the reason for anything off the front.
+
+        Args:
+            profile: The hardware profile (default: the search's primary profile).
+
+        Returns:
+            One row per trial; columns as in ``autocl.report.trials_frame``.
+
+        Raises:
+            StudyError: The study has no measurement on ``profile``.
+        """
         return trials_frame(self.data(profile))
 
     def pick(self, spec: str, profile: str | None = None) -> Pick:
-        """A front member chosen by ``spec``: ``'metric_drop<=0.01,latency_ms<=5'``,
-        ``'fastest-within:0.01'`` or ``'knee'``."""
+        """A front member chosen by ``spec``.
+
+        See ``autocl.report.pick`` for the rules.
+
+        Args:
+            spec: ``'metric_drop<=0.01,latency_ms<=5'`` (conditions; the fastest member meeting them),
+                ``'fastest-within:0.01'`` (the fastest member within that metric drop) or ``'knee'``.
+            profile: The hardware profile (default: the search's primary profile).
+
+        Returns:
+            The chosen trial and why it was chosen.
+
+        Raises:
+            StudyError: The front is empty, no member satisfies the conditions, a condition needs the
+                fp32 baseline the study lacks, or the study has no measurement on ``profile``.
+            ConfigError: ``spec`` cannot be read.
+        """
         return pick(self.data(profile), spec)
 
     def report(
         self, path: str | Path, profile: str | None = None, *, measure_layers: bool = False, workload=None, **kwargs
     ) -> Path:
-        """Write the self-contained HTML report (see ``autocl.report.write_report``). With
-        ``measure_layers``, each front member's layers are timed first (needs ``workload``, see
-        ``autocl.layer_latency.measure_layer_shares``)."""
+        """Write the self-contained HTML report (see ``autocl.report.write_report``).
+
+        With ``measure_layers``, each front member's layers are timed first (needs ``workload``, see
+        ``autocl.layer_latency.measure_layer_shares``).
+
+        Args:
+            path: The HTML file to write (its parent directories are created).
+            profile: The hardware profile (default: the search's primary profile).
+            measure_layers: Time each front member's layers first, for the report's per-layer shares.
+            workload: The study's workload; required with ``measure_layers``.
+            **kwargs: Passed to ``autocl.report.build_report`` (e.g. ``cache_root``, the artifact cache,
+                also used to find the artifacts to time).
+
+        Returns:
+            The path written.
+
+        Raises:
+            StudyError: ``measure_layers`` without ``workload``, the study has no measurement on
+                ``profile``, or it has no feasible front to report.
+        """
         if measure_layers:
             from autocl.layer_latency import measure_layer_shares
 
@@ -77,7 +151,30 @@ class StudyView:
         return write_report(self.study, path, profile, storage=self.storage, **kwargs)
 
     def export(self, out_dir: str | Path, *, trial: int | None = None, pick: str | None = None, profile=None, **kwargs):
-        """Export and verify one trial (see ``autocl.export.export_trial``)."""
+        """Export and verify one trial (see ``autocl.export.export_trial``).
+
+        Give exactly one of ``trial`` and ``pick``.
+
+        Args:
+            out_dir: The bundle directory to write.
+            trial: The number of the trial to export.
+            pick: A spec choosing a front member, as in :meth:`pick`.
+            profile: The profile's name or a ``HardwareProfile`` (default: the search's primary profile).
+            **kwargs: Passed to ``autocl.export.export_trial`` (``workload``, ``latency_tolerance``,
+                ``metric_tolerance``, ``overwrite``, ``accept_rebuilt``, ``on_stage``).
+
+        Returns:
+            The ``ExportResult``: the bundle's directory, the trial, the profile, the pick and the
+            verification.
+
+        Raises:
+            ConfigError: Not exactly one of ``trial`` and ``pick``, or ``out_dir`` cannot be used.
+            StudyError: See :meth:`pick`.
+            TrialError: The trial is not a feasible measured one, its artifact was rebuilt differently
+                (without ``accept_rebuilt``), or it fails verification.
+            WorkloadError: The study's workload cannot be loaded, or its key changed since the search.
+            ProfileError: The study does not store the profile's settings and none was given.
+        """
         from autocl.export import export_trial
 
         return export_trial(
@@ -89,8 +186,20 @@ class StudyView:
 
 
 def load_study(name: str, storage: str | None = None) -> StudyView:
-    """Open an existing study (``storage`` default: ``sqlite:///<AUTOCL_HOME>/<name>.db``); a
-    missing database or study is a StudyError listing what exists."""
+    """Open an existing study.
+
+    Nothing is created: a missing database or study is a StudyError listing what exists.
+
+    Args:
+        name: The study's name.
+        storage: The database URL (default: ``sqlite:///<AUTOCL_HOME>/<name>.db``).
+
+    Returns:
+        A read-only :class:`StudyView` of the study.
+
+    Raises:
+        StudyError: The name is not allowed, or there is no such database or study.
+    """
     url = existing_storage(name, storage)
     return StudyView(load_existing(name, url), url)
 
