@@ -21,7 +21,12 @@ from autocl.workloads import Workload, load_workload
 @dataclass(frozen=True)
 class AppliedModel:
     """A configuration applied to a workload's teacher: the rebuilt PyTorch model, and when asked
-    its quantized ONNX model and that model's metric."""
+    its quantized ONNX model and that model's metric.
+
+    ``parameters`` is the model's parameter count, ``weights`` the state dict loaded into it and
+    ``layer_shapes`` the weight shape of each of the workload's layers the model still has.
+    ``onnx_path`` and ``metric`` are set only when :func:`apply_config` was given ``out_dir``.
+    """
 
     model: object
     config: CompressionConfig
@@ -82,7 +87,25 @@ def apply_config(
     loaded with ``weights_only=True``, or, when there are none, from pruning and distilling again
     (the student cache is used when it has them). With ``out_dir``, the model is exported and
     quantized as the configuration says into ``out_dir/model.onnx`` and its metric computed with
-    onnxruntime."""
+    onnxruntime.
+
+    Args:
+        config: The configuration's YAML file (an exported bundle's ``config.yaml``).
+        workload: A workload, or a workload spec (a built-in, a registered name or ``module:function``).
+        weights: The state dict to load (default: ``weights.pt`` beside ``config``; when that default
+            does not exist, the student is rebuilt or taken from the cache).
+        out_dir: When given, where to export and quantize the model (``model.fp32.onnx``, ``model.onnx``).
+        profile: The hardware profile the metric is computed with (default: a plain CPU profile named
+            ``apply-cpu``); used only with ``out_dir``.
+
+    Returns:
+        The ``AppliedModel``, in eval mode; with ``out_dir``, with its ``onnx_path`` and ``metric``.
+
+    Raises:
+        ConfigError: The configuration cannot be read, the given ``weights`` file does not exist, or the
+            weights cannot be loaded or do not fit the rebuilt architecture.
+        WorkloadError: ``workload`` cannot be loaded.
+    """
     from autocl.compress import Compressor, count_parameters
     from autocl.evaluate import evaluate_artifact
 

@@ -81,19 +81,26 @@ class Verification:
 
     @property
     def metric_ok(self) -> bool:
+        """Whether the re-computed metric is within ``metric_tolerance`` of the study's."""
         return abs(self.metric - self.study_metric) <= self.metric_tolerance
 
     @property
     def latency_ok(self) -> bool:
+        """Whether the re-measured median latency falls inside ``band_ms``."""
         return self.band_ms[0] <= self.median_ms <= self.band_ms[1]
 
     @property
     def sha_ok(self) -> bool:
+        """Whether the bundle's artifact is the one the study measured (same sha256)."""
         return self.sha256 == self.study_sha256
 
 
 @dataclass(frozen=True)
 class ExportResult:
+    """What :func:`export_trial` wrote: the bundle's directory, the trial, the profile it was verified
+    on, the pick that chose it (None for an explicit trial number), the verification and the bundle's
+    file names."""
+
     directory: Path
     trial: TrialInfo
     profile: str
@@ -103,7 +110,20 @@ class ExportResult:
 
 
 def resolve_workload(data: StudyData, workload: Workload | str | None) -> Workload:
-    """The study's workload (by its stored spec, else name, unless given), refused if its teacher or data changed."""
+    """The study's workload (by its stored spec, else name, unless given), refused if its teacher or data changed.
+
+    Args:
+        data: The study on one profile.
+        workload: A workload, a workload spec (a built-in, a registered name or ``module:function``), or
+            None to load the one the study records.
+
+    Returns:
+        The workload, whose key matches the one the study was searched with (when the study stores it).
+
+    Raises:
+        StudyError: No workload is given and the study does not record one.
+        WorkloadError: The workload cannot be loaded, or its key differs from the study's.
+    """
     if not isinstance(workload, Workload):
         spec = workload or data.workload.get("spec") or data.workload.get("name")
         if not spec:
@@ -127,6 +147,19 @@ def resolve_workload(data: StudyData, workload: Workload | str | None) -> Worklo
 
 
 def resolve_profile(data: StudyData, profile: HardwareProfile | None) -> HardwareProfile:
+    """The hardware profile to verify on: ``profile`` when given, else the settings the study stores.
+
+    Args:
+        data: The study on one profile.
+        profile: A profile to use instead of the stored one.
+
+    Returns:
+        ``profile``, or the profile rebuilt from the study's stored settings for ``data.profile``.
+
+    Raises:
+        ProfileError: ``profile`` is None and the study does not store the profile's settings (or they
+            are invalid).
+    """
     if profile is not None:
         return profile
     if not data.profile_settings:
@@ -138,7 +171,26 @@ def resolve_profile(data: StudyData, profile: HardwareProfile | None) -> Hardwar
 
 
 def choose_trial(data: StudyData, trial: int | None, spec: str | None) -> tuple[TrialInfo, Pick | None]:
-    """Exactly one of ``trial`` or ``spec``; a trial must be completed, feasible and measured here."""
+    """The trial to export, by number or by a pick spec.
+
+    Give exactly one of ``trial`` or ``spec``; a trial must be completed, feasible and measured on the
+    profile of ``data``.
+
+    Args:
+        data: The study on one profile.
+        trial: A trial number.
+        spec: A pick spec (see ``autocl.report.pick``).
+
+    Returns:
+        ``(trial, pick)``: the trial, and the ``Pick`` that chose it (None when ``trial`` was given).
+
+    Raises:
+        ConfigError: Not exactly one of ``trial`` and ``spec``, or ``spec`` cannot be read.
+        StudyError: No front member satisfies ``spec`` (or the front is empty), or there is no trial
+            ``trial``.
+        TrialError: Trial ``trial`` failed or is not on or behind the feasible front (infeasible,
+            unmeasured or pending).
+    """
     if (trial is None) == (spec is None):
         raise ConfigError("give exactly one of --trial N or --pick SPEC", field="--trial/--pick")
     if spec is not None:
@@ -179,7 +231,24 @@ def verify(
     latency_tolerance: float = LATENCY_TOLERANCE,
     metric_tolerance: float = METRIC_TOLERANCE,
 ) -> Verification:
-    """Re-evaluate and re-time ``path`` in fresh onnxruntime sessions and compare with trial ``t``."""
+    """Re-evaluate and re-time ``path`` in fresh onnxruntime sessions and compare with trial ``t``.
+
+    The latency is measured at most twice: a second time only when the first median falls outside the
+    band (the study's interquartile range widened on both sides by ``latency_tolerance`` x its median).
+
+    Args:
+        path: The ONNX artifact to verify.
+        t: The trial whose stored metric, latency and sha256 it is compared with.
+        workload: Gives the validation split and the inputs to time.
+        profile: How the sessions run.
+        sha256: The sha256 of ``path``.
+        latency_tolerance: The band's widening on each side, as a fraction of the study's median.
+        metric_tolerance: The largest accepted difference from the study's metric.
+
+    Returns:
+        The ``Verification``; its ``metric_ok`` and ``latency_ok`` say whether it passed. Nothing is
+        raised on a failure.
+    """
     from autocl.evaluate import evaluate_artifact
 
     metric = evaluate_artifact(path, workload, profile)
@@ -294,7 +363,38 @@ def export_trial(
 
     The artifact is taken from (or rebuilt into) the artifact cache; when its sha256 differs from
     the one the study measured, export refuses unless ``accept_rebuilt`` (then the verification
-    alone vouches for it, and the card says so)."""
+    alone vouches for it, and the card says so). The bundle is written to a staging directory and
+    moved into place only once verified; a failure leaves no directory behind.
+
+    Args:
+        study: The study.
+        out_dir: The bundle directory: new, empty, or (with ``overwrite``) an earlier bundle.
+        trial: The number of the trial to export; give exactly one of ``trial`` and ``spec``.
+        spec: A pick spec choosing a front member (see ``autocl.report.pick``).
+        profile: The profile's name, a ``HardwareProfile`` to verify on, or None for the search's
+            primary profile (its settings as stored in the study).
+        workload: A workload or workload spec (default: the one the study records).
+        latency_tolerance: See :func:`verify`.
+        metric_tolerance: See :func:`verify`.
+        overwrite: Replace an earlier bundle in ``out_dir``.
+        accept_rebuilt: Ship an artifact whose sha256 differs from the study's once it passes verification.
+        storage: The study's database URL, recorded in the bundle's facts.
+        on_stage: Called with a short description of each stage as it starts.
+
+    Returns:
+        The ``ExportResult``.
+
+    Raises:
+        ConfigError: Not exactly one of ``trial`` and ``spec``, ``spec`` cannot be read, or ``out_dir``
+            cannot be used (a file, not empty, or not writable).
+        StudyError: See :func:`choose_trial` and :func:`resolve_workload`; also when the study has no
+            measurement on ``profile``.
+        TrialError: The trial cannot be exported (see :func:`choose_trial`), the rebuilt artifact differs
+            from the measured one without ``accept_rebuilt``, the student's weights are missing from the
+            cache, or the verification fails.
+        WorkloadError: See :func:`resolve_workload`.
+        ProfileError: See :func:`resolve_profile`.
+    """
     import onnx
 
     from autocl.compress import Compressor

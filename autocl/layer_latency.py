@@ -18,9 +18,10 @@ from autocl.workloads import Workload
 def artifact_layer_shares(
     path: Path, workload: Workload, profile: HardwareProfile, layers: tuple[str, ...]
 ) -> dict[str, float]:
-    """The share of the artifact's latency spent in each of ``layers`` (and in ``other``), measured
-    here with a batch of the workload's inputs; empty for a remote profile (its device's layers
-    cannot be profiled from here).
+    """The share of the artifact's latency spent in each of ``layers`` (and in ``other``).
+
+    Measured here with a batch of the workload's inputs; empty for a remote profile (its device's
+    layers cannot be profiled from here).
 
     Args:
         path: the ONNX artifact.
@@ -44,6 +45,9 @@ def measure_layer_shares(
     data: StudyData, workload: Workload, cache_root: Path | None = None
 ) -> tuple[dict[int, dict[str, float]], str]:
     """Time the layers of each front member of ``data`` on the study's profile.
+
+    Members whose artifacts are not in the cache, and every member when the profile is remote or its
+    settings are not stored, are left out and explained in the note.
 
     Args:
         data: the study on one profile.
