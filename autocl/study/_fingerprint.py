@@ -33,8 +33,20 @@ PROFILE_FIELDS = {
 
 
 def check_study_name(name: str) -> str:
-    """A study name is a file name under ``AUTOCL_HOME``: letters, digits, '-', '_' and '.', no
-    leading dot, so it can never point outside it."""
+    """Check a study name.
+
+    A study name is a file name under ``AUTOCL_HOME``: letters, digits, '-', '_' and '.', no
+    leading dot, so it can never point outside it.
+
+    Args:
+        name: The study's name.
+
+    Returns:
+        ``name``, unchanged.
+
+    Raises:
+        StudyError: The name is not allowed (or longer than 200 characters).
+    """
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > 200:
         raise StudyError(
             f"study name {name!r} is not allowed: use letters, digits, '-', '_' and '.', "

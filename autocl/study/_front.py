@@ -113,12 +113,28 @@ def row_from_trial(trial: optuna.trial.FrozenTrial, profile: str) -> FrontRow:
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` meets all its constraints.
+
+    Args:
+        trial: A trial.
+
+    Returns:
+        True when every constraint value is <= 0 (Optuna's convention).
+    """
     return all(v <= 0 for v in trial.constraints.values())
 
 
 def compute_front(study: optuna.Study, profile: str | None = None) -> list[optuna.trial.FrozenTrial]:
-    """Pareto-optimal completed feasible trials on (metric, latency on ``profile``, size), ordered
-    by latency. ``profile=None`` takes the objective values (the primary profile)."""
+    """Pareto-optimal completed feasible trials on (metric, latency on ``profile``, size).
+
+    Args:
+        study: The study.
+        profile: The profile whose latency is used; trials not measured on it are left out. None takes
+            the objective values (the primary profile).
+
+    Returns:
+        The front's trials, ordered by latency (then trial number).
+    """
     sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
     points = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -187,7 +203,16 @@ def annotate_front(url: str, study_name: str, profile: str, remeasured: dict[int
 
 
 def read_front(url: str, study_name: str, profile: str | None = None) -> list[FrontRow]:
-    """The stored front of a study (of one profile, or of all), ordered by latency."""
+    """The stored front of a study (of one profile, or of all), ordered by latency.
+
+    Args:
+        url: The database URL.
+        study_name: The study's name.
+        profile: The profile whose front to read (default: every profile's).
+
+    Returns:
+        The stored front rows, ordered by latency (then trial number).
+    """
     query = select(ParetoEntry).where(ParetoEntry.study_name == study_name)
     if profile:
         query = query.where(ParetoEntry.profile == profile)
@@ -200,6 +225,14 @@ def read_front(url: str, study_name: str, profile: str | None = None) -> list[Fr
 
 
 def stored_profiles(url: str, study_name: str) -> list[str]:
-    """The profiles a study has a stored front for."""
+    """The profiles a study has a stored front for.
+
+    Args:
+        url: The database URL.
+        study_name: The study's name.
+
+    Returns:
+        The profiles' names, sorted.
+    """
     with Session(engine_for(url)) as session:
         return sorted(set(session.scalars(select(ParetoEntry.profile).where(ParetoEntry.study_name == study_name))))

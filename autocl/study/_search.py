@@ -290,21 +290,46 @@ def run_search(
     sampler_seed: int | None = None,
     workload_spec: str | None = None,
 ) -> SearchResult:
-    """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends
-    first (at least one must be given). ``profile`` is one profile or several (the first is the
-    primary); ``remeasure`` re-measures each profile's front at the end; ``sensitivity`` runs the
-    per-layer sensitivity pre-pass once per study (None: when it is cheap); ``max_drop`` makes
-    members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it infeasible; ``polish``
-    runs the long-distillation rounds of ``space.distill.polish``; ``recipes`` enqueues the by-hand
-    recipes first in a new study. ``sampler`` is tpe, nsga2, gp or random; ``seeds`` are
-    configurations enqueued first (a fork's, a warm start's). ``sampler_seed`` seeds the sampler
-    instead of ``seed`` (a worker's own, so workers do not sample alike). ``workload_spec`` is how
-    the workload was named (a built-in, a registered name or ``module:function``): stored with the
-    study, so export, remeasure, report and workers load it again without being told.
+    """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends first.
 
     A new study starts with the by-hand recipes (uniform precision at several prune ratios). Every
     ``polish.every`` screened trials, and once at the end, the fastest pruned members near the
-    front are polished."""
+    front are polished.
+
+    Args:
+        workload: The workload to compress.
+        space: The search space.
+        profile: One hardware profile or several; the first is the primary (Optuna's latency objective).
+        study_name: The study's name.
+        storage: The study's database URL.
+        n_trials: How many more screened trials to run (None: no trial budget). At least one of
+            ``n_trials`` and ``timeout`` must be given.
+        seed: Seeds the search (and the sampler unless ``sampler_seed`` is given).
+        reporter: Receives the search's progress (default: a silent one).
+        remeasure: Re-measure each profile's front at the end.
+        sensitivity: Run the per-layer sensitivity pre-pass once per study (None: when it is cheap).
+        timeout: How many seconds to search (None: no time budget).
+        max_drop: Make members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it
+            infeasible.
+        polish: Run the long-distillation rounds of ``space.distill.polish``.
+        sampler: ``tpe``, ``nsga2``, ``gp`` or ``random``.
+        seeds: Configurations enqueued first (a fork's, a warm start's).
+        recipes: Enqueue the by-hand recipes first in a new study.
+        sampler_seed: Seeds the sampler instead of ``seed`` (a worker's own, so workers do not sample
+            alike).
+        workload_spec: How the workload was named (a built-in, a registered name or
+            ``module:function``): stored with the study, so export, remeasure, report and workers load
+            it again without being told.
+
+    Returns:
+        The ``SearchResult``: the study, its storage, the primary profile, the fp32 baseline, the new
+        trials' numbers, the profiles, the re-measurements and the time taken.
+
+    Raises:
+        ConfigError: Neither ``n_trials`` nor ``timeout`` is given.
+        StudyError: The study was searched with another ``max_drop``, or it cannot be opened or resumed
+            (e.g. its workload, space or profile contents changed).
+    """
     if n_trials is None and timeout is None:
         raise ConfigError("give a trial budget (--trials) or a time budget (--timeout), or both")
     started = time.monotonic()

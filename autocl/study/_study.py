@@ -34,7 +34,19 @@ def _experimental_ok() -> Iterator[None]:
 
 
 def default_storage(study_name: str) -> str:
-    """``sqlite:///<AUTOCL_HOME>/<study>.db`` (``studies/`` by default)."""
+    """The default database URL of a study: ``sqlite:///<AUTOCL_HOME>/<study>.db``.
+
+    ``AUTOCL_HOME`` is ``studies/`` by default; the directory is created.
+
+    Args:
+        study_name: The study's name.
+
+    Returns:
+        The SQLite URL.
+
+    Raises:
+        StudyError: The name is not allowed (see :func:`check_study_name`).
+    """
     check_study_name(study_name)
     home = home_dir()
     home.mkdir(parents=True, exist_ok=True)
@@ -42,8 +54,20 @@ def default_storage(study_name: str) -> str:
 
 
 def make_storage(url: str) -> RDBStorage:
-    """RDB storage with heartbeats: a killed worker's trial is failed (and retried once) instead of
-    staying RUNNING forever. ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``)."""
+    """RDB storage with heartbeats.
+
+    A killed worker's trial is failed (and retried once) instead of staying RUNNING forever.
+    ``postgresql://`` URLs use psycopg 3 (``postgresql+psycopg://``).
+
+    Args:
+        url: An SQLAlchemy database URL; an SQLite file's directory is created.
+
+    Returns:
+        The Optuna storage.
+
+    Raises:
+        StudyError: The storage cannot be opened (bad URL, unreachable server, missing driver).
+    """
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
@@ -69,10 +93,25 @@ def make_storage(url: str) -> RDBStorage:
 
 
 def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool) -> optuna.Study:
-    """Create the study, or resume it when ``fingerprint`` (see ``study_fingerprint``: workload,
-    space and profile contents) matches; a mismatch is refused with what changed, in words. The
-    study keeps a copy of the workload's cached teacher, and a trial left RUNNING by a dead process
-    of this machine is failed and retried at once."""
+    """Create the study, or resume it when its fingerprint matches.
+
+    ``fingerprint`` (see ``study_fingerprint``) covers the workload, space and profile contents; a
+    mismatch is refused with what changed, in words. The study keeps a copy of the workload's cached
+    teacher, and a trial left RUNNING by a dead process of this machine is failed and retried at once.
+
+    Args:
+        name: The study's name.
+        url: The database URL.
+        fingerprint: The run's fingerprint (its ``teacher`` entry, if any, is kept, not compared).
+        higher_is_better: Whether the workload's metric is maximized.
+
+    Returns:
+        The Optuna study, with the objectives (metric, latency, size).
+
+    Raises:
+        StudyError: The name is not allowed, the storage cannot be opened, or the stored fingerprint
+            differs from ``fingerprint``.
+    """
     check_study_name(name)
     fingerprint = dict(fingerprint)
     teacher = fingerprint.pop("teacher", None)
@@ -98,7 +137,14 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of an ``sqlite:///PATH`` URL (None for a server, an in-memory or a URI database)."""
+    """The file of an ``sqlite:///PATH`` URL.
+
+    Args:
+        url: A database URL.
+
+    Returns:
+        The file's path, or None for a server, an in-memory or a URI database.
+    """
     if not url.startswith("sqlite:///"):
         return None
     path = url[len("sqlite:///") :]
@@ -106,9 +152,21 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def existing_storage(name: str, storage: str | None = None) -> str:
-    """The URL of study ``name``'s database (``storage``, or the default one), refused with a
-    StudyError when it is an SQLite file that does not exist: opening it would create an empty
-    database, which is what a mistyped study name or path would otherwise do."""
+    """The URL of study ``name``'s database, checked to exist.
+
+    A missing SQLite file is refused: opening it would create an empty database, which is what a
+    mistyped study name or path would otherwise do.
+
+    Args:
+        name: The study's name.
+        storage: The database URL (default: :func:`default_storage`).
+
+    Returns:
+        The URL.
+
+    Raises:
+        StudyError: The URL is an SQLite file that does not exist, or the name is not allowed.
+    """
     url = storage or default_storage(name)
     path = sqlite_file(url)
     if path is not None and not path.is_file():
@@ -118,8 +176,15 @@ def existing_storage(name: str, storage: str | None = None) -> str:
 
 
 def workload_spec(study: optuna.Study) -> str | None:
-    """How to load the study's workload again: the spec it was searched with (a built-in, a
-    registered name or ``module:function``), else its name (studies made before specs were stored)."""
+    """How to load the study's workload again.
+
+    Args:
+        study: The study.
+
+    Returns:
+        The spec it was searched with (a built-in, a registered name or ``module:function``), else its
+        name (studies made before specs were stored), else None.
+    """
     wl = study.user_attrs.get("workload") or {}
     return wl.get("spec") or wl.get("name")
 
@@ -130,8 +195,22 @@ def _normalized(key: str, value):
 
 
 def load_existing(name: str, url: str) -> optuna.Study:
-    """Open a study that must exist; the error lists the studies that do. A missing SQLite file is
-    refused (see :func:`existing_storage`), never created."""
+    """Open a study that must exist.
+
+    The error lists the studies that do. A missing SQLite file is refused (see
+    :func:`existing_storage`), never created.
+
+    Args:
+        name: The study's name.
+        url: The database URL.
+
+    Returns:
+        The Optuna study.
+
+    Raises:
+        StudyError: The name is not allowed, the database is missing or cannot be opened, or it holds
+            no study ``name``.
+    """
     check_study_name(name)
     existing_storage(name, url)
     storage = make_storage(url)
