@@ -33,9 +33,19 @@ def _snap(knob: Knob | None, wanted: float) -> float | None:
 
 
 def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, Any]]:
-    """One parameter dict per recipe: every uniform precision the space allows, at each of
-    ``RECIPE_RATIOS`` (snapped, de-duplicated), no fallback layer, KD at T=4 and alpha 0.5 where
-    the space samples them. The unpruned fp32 model is the baseline, not a recipe."""
+    """One parameter dict per by-hand recipe.
+
+    The recipes are every uniform precision the space allows, at each of ``RECIPE_RATIOS`` (snapped,
+    de-duplicated), no fallback layer, KD at T=4 and alpha 0.5 where the space samples them. The
+    unpruned fp32 model is the baseline, not a recipe.
+
+    Args:
+        space: The search space.
+        layer_names: The workload's layer names.
+
+    Returns:
+        The recipes as Optuna parameter dicts, ready to enqueue.
+    """
     p, d, q = space.prune, space.distill, space.quant
     common: dict[str, Any] = {"prune.importance": p.importance[0]}
     for name, knob, wanted in (

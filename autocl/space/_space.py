@@ -554,7 +554,18 @@ def _pick(trial: optuna.Trial, name: str, options: list):
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    """Load and validate a search-space YAML file; errors name the file and the field."""
+    """Load and validate a search-space YAML file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The search space, with ``source`` set to ``path``.
+
+    Raises:
+        ConfigError: The file cannot be read or is not a valid search space; the error names the file
+            and the field.
+    """
     space = load_yaml_model(path, SearchSpace)
     for p in space.quant.precisions:
         if p not in PRECISIONS:  # pragma: no cover - pydantic's Literal already refuses these

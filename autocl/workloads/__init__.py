@@ -24,7 +24,13 @@ ENTRY_POINT_GROUP = "autocl.workloads"
 
 
 def registered_workloads() -> dict[str, str]:
-    """Workloads that installed packages register: entry-point name -> ``module:function``."""
+    """Workloads that installed packages register.
+
+    They are found under the entry-point group ``autocl.workloads`` (``ENTRY_POINT_GROUP``).
+
+    Returns:
+        ``{entry-point name: "module:function"}``.
+    """
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
@@ -48,7 +54,19 @@ def _resolve(spec: str) -> Callable[[], object]:
 
 
 def load_workload(spec: str) -> Workload:
-    """Build the workload named by ``spec`` and check it is complete."""
+    """Build the workload named by ``spec`` and check it is complete.
+
+    Args:
+        spec: A built-in name (``BUILTIN``), a registered name (see :func:`registered_workloads`) or
+            ``package.module:function``, a function taking no arguments that returns a ``Workload``.
+
+    Returns:
+        The workload.
+
+    Raises:
+        WorkloadError: The spec is unknown, its module or function cannot be found, the function
+            raises, or it returns something other than a complete ``Workload``.
+    """
     target = BUILTIN.get(spec) or (registered_workloads().get(spec) if ":" not in spec else None) or spec
     fn = _resolve(target)
     try:

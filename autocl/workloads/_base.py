@@ -25,20 +25,52 @@ Inputs = Union[np.ndarray, tuple[np.ndarray, ...]]
 
 
 def input_tuple(x: Inputs) -> tuple[np.ndarray, ...]:
+    """The input arrays of ``x`` as a tuple.
+
+    Args:
+        x: One array, or a tuple or list of arrays.
+
+    Returns:
+        ``(x,)`` for one array, else ``tuple(x)``.
+    """
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
 def take(x: Inputs, index) -> tuple[np.ndarray, ...]:
-    """Rows ``index`` (a slice or an index array) of every input array."""
+    """Rows ``index`` of every input array.
+
+    Args:
+        x: The inputs.
+        index: A slice or an index array.
+
+    Returns:
+        The selected rows of each input array, as a tuple.
+    """
     return tuple(a[index] for a in input_tuple(x))
 
 
 def n_samples(x: Inputs) -> int:
+    """The number of rows (the first axis) of the inputs.
+
+    Args:
+        x: The inputs.
+
+    Returns:
+        The length of the first input array.
+    """
     return len(input_tuple(x)[0])
 
 
 def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
-    """Top-1 accuracy of class scores ``outputs`` [N, C] against integer ``targets`` [N]."""
+    """Top-1 accuracy of class scores ``outputs`` [N, C] against integer ``targets`` [N].
+
+    Args:
+        outputs: Class scores, one row per sample.
+        targets: The true class of each sample.
+
+    Returns:
+        The fraction of samples whose highest score is their true class.
+    """
     return float((outputs.argmax(axis=1) == targets).mean())
 
 
@@ -131,7 +163,15 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 
 def validate_workload(w: object, *, source: str = "workload") -> None:
-    """Raise a WorkloadError naming the first missing or mistyped part of ``w``."""
+    """Check that ``w`` has every part of a ``Workload``, of the right type.
+
+    Args:
+        w: The object to check.
+        source: How to name ``w`` in the error.
+
+    Raises:
+        WorkloadError: Naming the first missing or mistyped part of ``w``.
+    """
     for part, kind in _REQUIRED.items():
         value = getattr(w, part, None)
         if value is None:
