@@ -18,6 +18,14 @@ from pathlib import Path
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of a file's contents, read in 1 MiB chunks.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The hex digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -30,8 +30,20 @@ def export_onnx(
     input_names: tuple[str, ...] = ("input",),
     dynamic_axes: dict[str, dict[int, str]] | None = None,
 ) -> Path:
-    """Write ``model`` (eval mode) to ``path``; every input and the output get a dynamic batch axis
-    unless ``dynamic_axes`` says otherwise."""
+    """Write ``model`` (eval mode) to ``path`` as ONNX.
+
+    Every input and the output get a dynamic batch axis unless ``dynamic_axes`` says otherwise.
+
+    Args:
+        model: The model to export (put in eval mode).
+        example_inputs: Inputs to trace it with (one tensor is accepted too).
+        path: The ONNX file to write (its directory is created).
+        input_names: The graph's input names, in the order of ``example_inputs``.
+        dynamic_axes: ``{input or output name: {axis: name}}`` (default: a ``batch`` axis 0 everywhere).
+
+    Returns:
+        The path written.
+    """
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     axes = dict(dynamic_axes or {name: {0: "batch"} for name in input_names})
@@ -84,8 +96,17 @@ def module_of(node_name: str) -> str:
 
 
 def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]) -> dict[str, list[str]]:
-    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph (possibly none).
-    An ``nn.Linear`` exports as Gemm on 2-D inputs and as MatMul (+ Add) on 3-D ones: both are found."""
+    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph.
+
+    An ``nn.Linear`` exports as Gemm on 2-D inputs and as MatMul (+ Add) on 3-D ones: both are found.
+
+    Args:
+        model_path: An ONNX file, or a loaded model.
+        layer_names: The PyTorch module names of the layers.
+
+    Returns:
+        ``{layer: [node name, ...]}`` (possibly an empty list).
+    """
     model = (
         model_path if isinstance(model_path, onnx.ModelProto) else onnx.load(str(model_path), load_external_data=False)
     )
@@ -100,8 +121,17 @@ def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]
 
 
 def output_channels(onnx_path: str | Path, layers: tuple[str, ...]) -> dict[str, int]:
-    """Output channels of each layer's weight in an fp32 graph (Conv, Gemm or MatMul nodes): what
-    pruning really kept, read from the exported graph."""
+    """Output channels of each layer's weight in an fp32 graph (Conv, Gemm or MatMul nodes).
+
+    This is what pruning really kept, read from the exported graph.
+
+    Args:
+        onnx_path: The fp32 ONNX file.
+        layers: The layers' names.
+
+    Returns:
+        ``{layer: output channels}`` for the layers found in the graph.
+    """
     model = onnx.load(str(onnx_path), load_external_data=False)
     dims = {init.name: tuple(init.dims) for init in model.graph.initializer}
     nodes = {n.name: n for n in model.graph.node}

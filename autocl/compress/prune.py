@@ -46,6 +46,14 @@ def resolve_layers(model: nn.Module, names: tuple[str, ...] | list[str], *, fiel
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model``.
+
+    Args:
+        model: A PyTorch module.
+
+    Returns:
+        The total element count of its parameters.
+    """
     return sum(p.numel() for p in model.parameters())
 
 
@@ -135,7 +143,21 @@ def prune_model(
 
     ``ignored_layers`` (the workload's, e.g. the classifier), ``cfg.ignored_layers`` and the layers
     that produce the model's outputs (:func:`output_layers`) keep their output channels.
-    ``loss_fn`` is needed for ``importance="taylor"``.
+
+    Args:
+        model: The model to prune.
+        example_inputs: Inputs to trace the model's dependency graph with.
+        cfg: How to prune (ratio, importance, heads, depth, rank, unstructured sparsity, ...).
+        ignored_layers: Layers whose output channels are kept (the workload's, e.g. the classifier).
+        loss_fn: ``loss_fn(model) -> loss`` on a batch of training data; needed for
+            ``importance="taylor"``.
+
+    Returns:
+        The pruned copy.
+
+    Raises:
+        ConfigError: A layer name is unknown, or ``importance="taylor"`` is asked for without
+            ``loss_fn``.
     """
     student = copy.deepcopy(model).eval()
     keep_names = tuple(ignored_layers) + tuple(cfg.ignored_layers)
@@ -275,7 +297,14 @@ def apply_masks(masks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 
 
 def weight_sparsity(model: nn.Module) -> float:
-    """Fraction of exactly-zero weights over all Conv/Linear weights."""
+    """Fraction of exactly-zero weights over all Conv/Linear weights.
+
+    Args:
+        model: A PyTorch module.
+
+    Returns:
+        The fraction, between 0 and 1.
+    """
     ws = prunable_weights(model, [])
     total = sum(w.numel() for w in ws)
     return float(sum((w == 0).sum().item() for w in ws) / total) if total else 0.0

@@ -192,10 +192,21 @@ def quantize_model(
 ) -> Path:
     """Write the mixed-precision model to ``out_path`` (a copy when every layer stays fp32).
 
-    ``nodes`` maps each quantizable layer to its graph nodes (see ``layer_nodes``); ``calibration``
-    is a list of onnxruntime feeds (``Workload.calibration_feeds``), used by ``int8`` layers;
-    ``qat_ranges`` are the activation ranges of a quantization-aware-trained student, which replace
-    the calibrated ranges of the tensors they cover (see :func:`qat_overrides`).
+    Args:
+        fp32_path: The fp32 ONNX model.
+        out_path: The quantized model to write.
+        cfg: The precision of each layer (and the quantization settings).
+        nodes: Maps each quantizable layer to its graph nodes (see ``layer_nodes``).
+        calibration: A list of onnxruntime feeds (``Workload.calibration_feeds``), used by ``int8`` layers.
+        qat_ranges: The activation ranges of a quantization-aware-trained student, which replace the
+            calibrated ranges of the tensors they cover (see :func:`qat_overrides`).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ConfigError: A layer is unknown or cannot take its precision, or onnxruntime's fusions or
+            quantizer left a chosen node out of its precision.
     """
     out_path = Path(out_path)
     model = onnx.load(str(fp32_path))
@@ -355,8 +366,17 @@ def quantized_nodes(model_path: str | Path) -> set[str]:
 
 
 def layer_precisions(model_path: str | Path, layer_names: list[str]) -> dict[str, set[str]]:
-    """For each layer, the set of precisions its nodes run in inside the artifact at ``model_path``
-    (read from the kernels, not from the config)."""
+    """For each layer, the set of precisions its nodes run in inside the artifact at ``model_path``.
+
+    Read from the kernels, not from the config.
+
+    Args:
+        model_path: The quantized ONNX artifact.
+        layer_names: The layers' names.
+
+    Returns:
+        ``{layer: {precision, ...}}``.
+    """
     from autocl.compress.onnx_export import module_of
 
     found: dict[str, set[str]] = {name: set() for name in layer_names}
