@@ -36,13 +36,27 @@ def front_frame(data: StudyData) -> pd.DataFrame:
     until ``autocl remeasure`` or the end of a search ran); ``not_faster`` goes with
     ``speedup_search``. ``df.attrs`` holds the study, profile, metric name and baseline. Empty (with
     the columns) when the study has no front yet.
+
+    Args:
+        data: The study on one profile (see :func:`autocl.report.study_data`).
+
+    Returns:
+        One row per front member, with the columns ``FRONT_COLUMNS``.
     """
     return _frame(data, [t.to_row() for t in data.front], FRONT_COLUMNS)
 
 
 def trials_frame(data: StudyData) -> pd.DataFrame:
-    """Every trial with its status on ``data.profile`` (front, dominated, infeasible, unmeasured,
-    failed, pending) and the reason for anything not on the front."""
+    """Every trial with its status on ``data.profile`` and the reason for anything not on the front.
+
+    The statuses are front, dominated, infeasible, unmeasured, failed and pending.
+
+    Args:
+        data: The study on one profile (see :func:`autocl.report.study_data`).
+
+    Returns:
+        One row per trial, with its ``status``, ``reason`` and ``constraints`` columns.
+    """
     rows = [
         {**t.to_row(), "status": t.status, "reason": t.reason, "constraints": dict(t.constraints) or None}
         for t in data.trials

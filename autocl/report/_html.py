@@ -353,8 +353,23 @@ def report_figures(report: ReportData) -> dict:
 
 
 def write_report(study: optuna.Study, path: str | Path, profile: str | None = None, **kwargs) -> Path:
-    """Write the self-contained HTML report of ``study`` (plotly embedded, works offline) to ``path``;
-    ``kwargs`` go to :func:`autocl.report.build_report`."""
+    """Write the self-contained HTML report of ``study`` (plotly embedded, works offline) to ``path``.
+
+    The file is written to a temporary name beside ``path`` and then moved into place.
+
+    Args:
+        study: The study.
+        path: The HTML file (its parent directories are created).
+        profile: The hardware profile (default: the search's primary profile).
+        **kwargs: Passed to :func:`autocl.report.build_report` (``storage``, ``cache_root``, ``shares``,
+            ``shares_note``).
+
+    Returns:
+        ``path``, as a ``Path``.
+
+    Raises:
+        StudyError: See :func:`autocl.report.build_report`.
+    """
     report = build_report(study, profile, **kwargs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

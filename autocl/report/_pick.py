@@ -79,7 +79,17 @@ def value_of(data: StudyData, t: TrialInfo, field: str) -> float | None:
 
 
 def parse_conditions(spec: str) -> list[Condition]:
-    """``'metric_drop<=1%,latency_ms<=5'`` -> conditions; a bad part is a ConfigError naming it."""
+    """Parse a comma-separated list of conditions.
+
+    Args:
+        spec: E.g. ``'metric_drop<=1%,latency_ms<=5'``.
+
+    Returns:
+        One ``Condition`` per part.
+
+    Raises:
+        ConfigError: A part cannot be read; the error names it.
+    """
     conds = []
     for part in spec.split(","):
         m = _COND.match(part)
@@ -159,9 +169,21 @@ def knee(data: StudyData, front: list[TrialInfo]) -> tuple[TrialInfo, str]:
 
 
 def pick(data: StudyData, spec: str) -> Pick:
-    """Choose a front member by ``spec`` (see the module docstring). Raises StudyError when the
-    front is empty or no member satisfies the conditions, naming the failing condition and the
-    closest members; ConfigError when ``spec`` cannot be read."""
+    """Choose a front member by ``spec`` (see the module docstring).
+
+    Args:
+        data: The study on one profile.
+        spec: ``'knee'``, ``'fastest-within:DROP'`` or conditions such as
+            ``'metric_drop<=0.01,latency_ms<=5'`` (the fastest member meeting them).
+
+    Returns:
+        The ``Pick``: the chosen trial, the spec and why it was chosen.
+
+    Raises:
+        StudyError: The front is empty or no member satisfies the conditions (naming the failing
+            condition and the closest members), or a condition needs the fp32 baseline the study lacks.
+        ConfigError: ``spec`` cannot be read.
+    """
     spec = spec.strip()
     front = require_front(data)
     if spec == "knee":

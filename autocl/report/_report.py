@@ -57,12 +57,27 @@ def build_report(
     shares: dict[int, dict[str, float]] | None = None,
     shares_note: str = "",
 ) -> ReportData:
-    """Gather the report of ``study`` on ``profile``. Raises StudyError when there is no feasible
-    front (an empty, failed-only or infeasible-only study), saying why.
+    """Gather the report of ``study`` on ``profile``.
 
-    ``shares[trial][layer]``: each front member's layers' shares of its latency, measured by the
-    caller (``autocl.api.measure_layer_shares``); the report only shows them, ``shares_note``
-    says why some are missing."""
+    The report measures nothing: layer latency shares are measured by the caller
+    (``autocl.layer_latency.measure_layer_shares``) and only shown here.
+
+    Args:
+        study: The study.
+        profile: The hardware profile (default: the search's primary profile).
+        storage: The study's database URL, shown in the report.
+        cache_root: The artifact cache, read for the pruning map (default: ``<AUTOCL_HOME>/cache``).
+        shares: ``shares[trial][layer]``: each front member's layers' shares of its latency (None: not
+            measured).
+        shares_note: Why some shares are missing.
+
+    Returns:
+        The ``ReportData`` that :func:`autocl.report.render_html` renders.
+
+    Raises:
+        StudyError: There is no feasible front (an empty, failed-only or infeasible-only study), saying
+            why, or the study has no measurement on ``profile``.
+    """
     if cache_root is None:
         from autocl.runtime import cache_dir
 

@@ -116,13 +116,27 @@ def _profile_dicts(study: optuna.Study) -> list[dict]:
 
 
 def primary_profile(study: optuna.Study) -> str:
-    """The profile the search optimized latency on (the first one given to ``autocl search``)."""
+    """The profile the search optimized latency on (the first one given to ``autocl search``).
+
+    Args:
+        study: The study.
+
+    Returns:
+        The profile's name, or ``""`` when the study stores none.
+    """
     found = _profile_dicts(study)
     return found[0]["name"] if found else ""
 
 
 def measured_profiles(study: optuna.Study) -> list[str]:
-    """Every profile some completed trial was measured on, the primary (the search's objective) first."""
+    """Every profile some completed trial was measured on, the primary (the search's objective) first.
+
+    Args:
+        study: The study.
+
+    Returns:
+        The profiles' names.
+    """
     seen: dict[str, None] = {}
     primary = primary_profile(study)
     if primary:
@@ -149,7 +163,18 @@ def _baseline_on(study: optuna.Study, profile: str) -> dict | None:
 
 
 def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
-    """Classify every trial of ``study`` on ``profile`` (default: the search's primary profile)."""
+    """Classify every trial of ``study`` on ``profile``.
+
+    Args:
+        study: The study.
+        profile: The hardware profile (default: the search's primary profile).
+
+    Returns:
+        The ``StudyData``: the trials with their status, and the study's settings on ``profile``.
+
+    Raises:
+        StudyError: The study has no measurement on ``profile``.
+    """
     profiles = measured_profiles(study)
     profile = profile or primary_profile(study) or (profiles[0] if profiles else "")
     if profiles and profile not in profiles:
@@ -188,7 +213,17 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
 
 
 def require_front(data: StudyData) -> list[TrialInfo]:
-    """The front, or a StudyError that says why there is none (empty study, all failed, all infeasible)."""
+    """The feasible front of ``data``, checked to be non-empty.
+
+    Args:
+        data: The study on one profile.
+
+    Returns:
+        The front members.
+
+    Raises:
+        StudyError: There is no front; it says why (empty study, all failed, all infeasible).
+    """
     front = data.front
     if front:
         return front
