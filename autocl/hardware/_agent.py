@@ -35,7 +35,18 @@ _DRAIN_LIMIT = 8 << 20  # read at most this much of a refused body, so the clien
 
 
 def read_token_file(path: str | Path) -> str:
-    """The agent's token; refuses a missing, empty or short one with how to make a good one."""
+    """Read the agent's token from a file.
+
+    Args:
+        path: The token file (``~`` is expanded).
+
+    Returns:
+        The token, stripped.
+
+    Raises:
+        ConfigError: The file cannot be read, or the token is empty or too short; the error says how
+            to make a good one.
+    """
     path = Path(path).expanduser()
     how = f"create one with: python -c 'import secrets; print(secrets.token_hex(32))' > {path}"
     try:

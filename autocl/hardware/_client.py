@@ -22,7 +22,18 @@ def _url(profile: HardwareProfile, endpoint: str) -> str:
 
 
 def agent_health(profile: HardwareProfile, *, timeout_s: float = 2.0) -> dict:
-    """The agent's ``/health`` answer; ProfileError when it cannot be reached."""
+    """The remote agent's ``/health`` answer.
+
+    Args:
+        profile: A remote profile (its ``remote.url``).
+        timeout_s: How long to wait for the answer.
+
+    Returns:
+        The decoded JSON answer.
+
+    Raises:
+        ProfileError: The agent cannot be reached or does not answer JSON.
+    """
     url = _url(profile, "/health")
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:

@@ -22,7 +22,20 @@ def measure_many(
     memory: bool | Sequence[bool] | None = None,
 ) -> list[Measurement]:
     """Measure several artifacts in alternation on ``profile``: here, or on its remote agent.
-    ``memory``: whose memory to measure too (default: all when ``measurement.memory`` says so)."""
+
+    Args:
+        paths: The ONNX artifacts.
+        profile: How (and where: ``profile.measure``) to measure.
+        feed: One batch of inputs of the profile's batch size (see ``Workload.sample_feed``).
+        memory: Whose memory to measure too: one flag, or one per artifact (default: all when
+            ``profile.measurement.memory`` says so).
+
+    Returns:
+        One ``Measurement`` per artifact, in the order of ``paths``.
+
+    Raises:
+        ProfileError: The remote agent cannot be reached or refuses the request.
+    """
     if memory is None:
         memory = profile.measurement.memory
     if profile.measure == "remote":
@@ -33,6 +46,18 @@ def measure_many(
 def measure_latency(
     path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *, memory: bool | None = None
 ) -> Measurement:
-    """Measure the latency of running ``feed`` (one batch of the profile's size, see
-    ``Workload.sample_feed``) through the artifact on ``profile`` (and its memory, see ``measure_many``)."""
+    """Measure the latency of running ``feed`` through the artifact on ``profile``.
+
+    Args:
+        path: The ONNX artifact.
+        profile: How (and where) to measure.
+        feed: One batch of the profile's size (see ``Workload.sample_feed``).
+        memory: Measure its memory too (see :func:`measure_many`).
+
+    Returns:
+        The ``Measurement``.
+
+    Raises:
+        ProfileError: See :func:`measure_many`.
+    """
     return measure_many([path], profile, feed, memory=memory)[0]

@@ -151,8 +151,19 @@ def pinned_cpus(profile: HardwareProfile) -> list[int] | None:
 def open_session(
     path: str | Path, profile: HardwareProfile, *, threads: int | None = None, cpus: list[int] | None = None
 ) -> ort.InferenceSession:
-    """A session configured as ``profile`` says; ``threads`` overrides its thread count (for
-    evaluation, never pinned), ``cpus`` pins the intra-op worker threads (the caller pins itself)."""
+    """An onnxruntime session configured as ``profile`` says.
+
+    Args:
+        path: The ONNX model.
+        profile: Gives the execution provider and its options, threads, spinning, graph optimization
+            level and memory arena.
+        threads: Overrides the profile's thread count (for evaluation; never pinned).
+        cpus: The CPUs of the intra-op threads: the worker threads are pinned to all but the first
+            (the caller pins itself); ignored when ``threads`` is given.
+
+    Returns:
+        The inference session.
+    """
     opts = session_options(
         threads or profile.threads,
         allow_spinning=profile.allow_spinning,

@@ -260,7 +260,14 @@ class HardwareProfile(_Strict):
 
 
 def resolve_profile_path(spec: str | Path) -> Path:
-    """A profile file from a path, or from a bare name found in ``hardware_profiles/``."""
+    """A profile file from a path, or from a bare name found in ``hardware_profiles/``.
+
+    Args:
+        spec: A path, or a profile name (``NAME.yaml`` or ``NAME.yml`` in ``hardware_profiles/``).
+
+    Returns:
+        The profile file's path (``spec`` itself when nothing matches; loading it then fails).
+    """
     path = Path(spec)
     if path.is_file() or path.suffix in (".yaml", ".yml"):
         return path
@@ -271,8 +278,21 @@ def resolve_profile_path(spec: str | Path) -> Path:
 
 
 def load_profile(path: str | Path, *, check: bool = True) -> HardwareProfile:
-    """Load and validate a profile YAML file (a path or a name in ``hardware_profiles/``); errors
-    name the file and the field. ``check`` also refuses a profile this machine cannot run."""
+    """Load and validate a profile YAML file.
+
+    Errors name the file and the field.
+
+    Args:
+        path: A path, or a name in ``hardware_profiles/`` (see :func:`resolve_profile_path`).
+        check: Also refuse a profile this machine cannot run.
+
+    Returns:
+        The hardware profile.
+
+    Raises:
+        ProfileError: The file cannot be read or is not a valid profile, or (with ``check``) this
+            machine cannot run it.
+    """
     path = resolve_profile_path(path)
     data = load_yaml(path, error=ProfileError)
     if not isinstance(data, dict):
@@ -289,4 +309,18 @@ def load_profile(path: str | Path, *, check: bool = True) -> HardwareProfile:
 
 
 def profile_from_dict(data: dict[str, Any], *, source: str = "<profile>") -> HardwareProfile:
+    """Validate a profile given as a dict (e.g. the settings a study stores).
+
+    Unlike :func:`load_profile`, it does not check that this machine can run the profile.
+
+    Args:
+        data: The profile's fields, as in a profile YAML file.
+        source: How to name the profile in errors.
+
+    Returns:
+        The hardware profile.
+
+    Raises:
+        ProfileError: ``data`` is not a valid profile.
+    """
     return validate_model(HardwareProfile, data, source=source, error=ProfileError)
