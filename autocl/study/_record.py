@@ -49,12 +49,29 @@ STATUSES = (FRONT, DOMINATED, INFEASIBLE, UNMEASURED, FAILED, PENDING)
 
 
 def metric_change(metric: float, baseline: float, higher_is_better: bool) -> float:
-    """The metric against the fp32 teacher, positive = better (the negated metric drop)."""
+    """The metric against the fp32 teacher, positive = better (the negated metric drop).
+
+    Args:
+        metric: The compressed model's metric.
+        baseline: The fp32 teacher's metric.
+        higher_is_better: Whether a higher metric is better.
+
+    Returns:
+        ``-metric_drop(metric, baseline, higher_is_better)`` (see :func:`autocl.evaluate.metric_drop`).
+    """
     return 0.0 - metric_drop(metric, baseline, higher_is_better) + 0.0
 
 
 def speedup(baseline_ms: float | None, latency_ms: float | None) -> float | None:
-    """The fp32 baseline's median over the artifact's (both from the same measurement run)."""
+    """The fp32 baseline's median over the artifact's (both from the same measurement run).
+
+    Args:
+        baseline_ms: The fp32 baseline's median latency.
+        latency_ms: The artifact's median latency.
+
+    Returns:
+        ``baseline_ms / latency_ms``, or None when either is missing or zero.
+    """
     return baseline_ms / latency_ms if baseline_ms and latency_ms else None
 
 
@@ -64,8 +81,18 @@ def _noise(m: Mapping) -> float:
 
 
 def not_faster(candidate: Mapping, baseline: Mapping) -> bool:
-    """A measured artifact is not faster when its median is not below the baseline's by more than
-    the larger relative 95% CI of the two (``Measurement.to_dict()`` dicts, taken in alternation)."""
+    """Whether a measured artifact is not faster than the baseline.
+
+    It is not faster when its median is not below the baseline's by more than the larger relative 95%
+    CI of the two.
+
+    Args:
+        candidate: The artifact's measurement (a ``Measurement.to_dict()`` dict).
+        baseline: The baseline's, taken in alternation with it.
+
+    Returns:
+        True when the artifact is not faster.
+    """
     return candidate["median_ms"] >= baseline["median_ms"] * (1 - max(_noise(candidate), _noise(baseline)))
 
 
@@ -98,12 +125,27 @@ def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = 
 
 
 def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    """``a`` is at least as good as ``b`` everywhere and better somewhere (all minimized)."""
+    """Whether ``a`` Pareto-dominates ``b``.
+
+    Args:
+        a: Objective values, all minimized.
+        b: Objective values, all minimized.
+
+    Returns:
+        True when ``a`` is at least as good as ``b`` everywhere and better somewhere.
+    """
     return all(x <= y for x, y in zip(a, b, strict=False)) and any(x < y for x, y in zip(a, b, strict=False))
 
 
 def pareto_members(points: Mapping[Any, tuple[float, ...]]) -> set:
-    """The keys of ``points`` (objectives, all minimized) that no other point dominates."""
+    """The keys of the Pareto-optimal points.
+
+    Args:
+        points: ``{key: objective values}``, all minimized.
+
+    Returns:
+        The keys of ``points`` that no other point dominates.
+    """
     return {k for k, v in points.items() if not any(dominates(w, v) for w in points.values())}
 
 

@@ -62,7 +62,18 @@ def remeasure_front(
     *,
     compressor: Compressor | None = None,
 ) -> dict[str, dict[int, dict]]:
-    """Re-measure every profile's front; returns profile -> trial -> comparison (see ``compare``)."""
+    """Re-measure every profile's front.
+
+    Args:
+        study: The study.
+        storage: Its database URL (the re-measurements are stored with the fronts' rows).
+        workload: The study's workload.
+        profiles: The profiles whose fronts to re-measure.
+        compressor: Builds the baseline and the artifacts (default: one on the artifact cache).
+
+    Returns:
+        ``{profile: {trial: comparison}}`` (see ``compare``).
+    """
     compressor = compressor or Compressor(workload, cache_dir())
     baseline = compressor.baseline()
     out: dict[str, dict[int, dict]] = {}

@@ -22,9 +22,25 @@ Constraints = Optional[Callable[[optuna.trial.FrozenTrial], list]]
 def make_sampler(
     name: str, seed: int, n_trials: int, constraints_func: Constraints = None, *, startup_extra: int = 0
 ) -> optuna.samplers.BaseSampler:
-    """A seeded sampler. ``n_trials`` sizes the random start-up of TPE and GP and NSGA-II's
-    population: a short run still leaves the model-based phase some trials. ``startup_extra``
-    enqueued trials (the recipes, a warm start) come on top of the random start-up."""
+    """A seeded Optuna sampler.
+
+    ``n_trials`` sizes the random start-up of TPE and GP and NSGA-II's population: a short run still
+    leaves the model-based phase some trials.
+
+    Args:
+        name: ``tpe``, ``nsga2``, ``gp`` or ``random``.
+        seed: The sampler's seed.
+        n_trials: The number of trials the run plans.
+        constraints_func: Optuna's constraints function (stores the trials' constraints).
+        startup_extra: Enqueued trials (the recipes, a warm start), which come on top of the random
+            start-up.
+
+    Returns:
+        The sampler.
+
+    Raises:
+        ConfigError: ``name`` is unknown, or ``gp`` is asked for without torch.
+    """
     startup = min(10, max(4, n_trials // 3)) + startup_extra
     with warnings.catch_warnings():  # constraints_func is marked experimental; it is what stores the constraints
         warnings.simplefilter("ignore", FutureWarning)

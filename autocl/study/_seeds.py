@@ -143,10 +143,34 @@ def prepare_run(
     warm_start: str | None = None,
     storage_given: bool = True,
 ) -> RunPlan:
-    """Everything decided before the workload is loaded: names are checked; resuming an existing
-    study whose workload, space or profile contents changed is refused (or, with ``fork``, a new
-    study is planned, seeded with the old one's still-valid configurations); the study's teacher copy
-    is restored to the cache; ``warm_start`` adds another study's front configurations."""
+    """Everything decided before the workload is loaded.
+
+    Names are checked; resuming an existing study whose workload, space or profile contents changed
+    is refused (or, with ``fork``, a new study is planned, seeded with the old one's still-valid
+    configurations); the study's teacher copy is restored to the cache; ``warm_start`` adds another
+    study's front configurations.
+
+    Args:
+        study_name: The study to run (or, with ``fork``, the one to fork from).
+        url: Its database URL.
+        workload_name: The workload's name.
+        space: The search space (narrowed here to the precisions the profiles run).
+        profiles: The hardware profiles.
+        fork: The name of a new study to create from ``study_name``.
+        warm_start: The name of a study of the same workload whose front configurations are enqueued.
+        storage_given: Whether ``url`` was given; if not, ``fork`` and ``warm_start`` studies are looked
+            for in their own default databases.
+
+    Returns:
+        The ``RunPlan``: the study to write to and its URL, the seeds to enqueue and the teacher files
+        restored.
+
+    Raises:
+        StudyError: A name is not allowed, the fingerprint changed (without ``fork``), there is no study
+            to fork or the fork's name is taken, or the ``warm_start`` study is missing or of another
+            workload.
+        ConfigError: None of the space's precisions is run by the profiles.
+    """
     check_study_name(study_name)
     space = narrow_space(space, list(profiles))
     new = study_fingerprint(workload_name, None, space, profiles)

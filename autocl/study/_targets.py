@@ -36,7 +36,17 @@ class TargetResult:
 
 
 def as_profiles(profile: HardwareProfile | Sequence[HardwareProfile]) -> list[HardwareProfile]:
-    """A list of profiles with distinct names; the first is the primary (Optuna's latency objective)."""
+    """A list of profiles with distinct names; the first is the primary (Optuna's latency objective).
+
+    Args:
+        profile: One profile, or several.
+
+    Returns:
+        The profiles, as a list.
+
+    Raises:
+        ConfigError: No profile is given, or two share a name.
+    """
     profiles = [profile] if isinstance(profile, HardwareProfile) else list(profile)
     if not profiles:
         raise ConfigError("give at least one hardware profile (--profile FILE)")
@@ -82,9 +92,20 @@ def _reason(precisions: list[str], profiles: list[HardwareProfile]) -> str:
 
 
 def narrowing(space: SearchSpace, profiles: list[HardwareProfile]) -> tuple[SearchSpace, Narrowing | None]:
-    """The space restricted to the precisions at least one profile runs (``profile.precisions``),
-    and what was removed with why (None: nothing). Fallback precisions are narrowed too, fp32
-    always kept (a fallback layer can always stay fp32). Nothing left to search is an error."""
+    """The space restricted to the precisions at least one profile runs (``profile.precisions``).
+
+    Fallback precisions are narrowed too, fp32 always kept (a fallback layer can always stay fp32).
+
+    Args:
+        space: The search space.
+        profiles: The hardware profiles.
+
+    Returns:
+        ``(space, narrowing)``: the narrowed space, and what was removed with why (None: nothing).
+
+    Raises:
+        ConfigError: Nothing is left to search (for the space, or for one of its layers).
+    """
     allowed = {p for prof in profiles for p in prof.precisions}
     q = space.quant
     precisions = [p for p in q.precisions if p in allowed]
@@ -130,7 +151,18 @@ def narrowing(space: SearchSpace, profiles: list[HardwareProfile]) -> tuple[Sear
 
 
 def narrow_space(space: SearchSpace, profiles: list[HardwareProfile]) -> SearchSpace:
-    """The space restricted to precisions at least one profile runs (see :func:`narrowing`)."""
+    """The space restricted to precisions at least one profile runs (see :func:`narrowing`).
+
+    Args:
+        space: The search space.
+        profiles: The hardware profiles.
+
+    Returns:
+        The narrowed space.
+
+    Raises:
+        ConfigError: See :func:`narrowing`.
+    """
     return narrowing(space, profiles)[0]
 
 
