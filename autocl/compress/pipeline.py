@@ -107,9 +107,16 @@ def _tmp(path: Path) -> Path:
 
 
 class Compressor:
-    """Applies configurations to one workload, caching students under ``cache_root`` (laid out as
-    ``CacheLayout`` says). The only path that prunes, distills, exports and quantizes: the search,
-    re-measurement, export and ``autocl apply`` all build through it."""
+    """Applies configurations to one workload, caching students under ``cache_root``.
+
+    The cache is laid out as ``CacheLayout`` says. This is the only path that prunes, distills,
+    exports and quantizes: the search, re-measurement, export and ``autocl apply`` all build through it.
+
+    Args:
+        workload: The workload whose teacher is compressed.
+        cache_root: The artifact cache's root (e.g. ``autocl.runtime.cache_dir()``).
+        seed: Seeds the student's training.
+    """
 
     def __init__(self, workload: Workload, cache_root: Path, *, seed: int = 0) -> None:
         self.workload = workload
@@ -139,9 +146,20 @@ class Compressor:
         return task_loss(w.output_kind, model(*(a[:rows] for a in self._x)), targets)
 
     def architecture(self, cfg: CompressionConfig) -> torch.nn.Module:
-        """The teacher pruned as ``cfg.prune`` says (structured part only: depth, width with the
-        workload's loss for Taylor importance, low rank): the student's architecture, before any
-        sparsity or distillation."""
+        """The teacher pruned as ``cfg.prune`` says: the student's architecture.
+
+        Only the structured part is applied (depth, width with the workload's loss for Taylor
+        importance, low rank), before any sparsity or distillation.
+
+        Args:
+            cfg: The configuration.
+
+        Returns:
+            The pruned model (untrained beyond the teacher's weights).
+
+        Raises:
+            ConfigError: The prune settings name unknown layers or cannot be applied to this workload.
+        """
         return self._architecture(cfg)[0]
 
     def _architecture(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
@@ -155,8 +173,17 @@ class Compressor:
         return self._factorize(student, cfg), features
 
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
-        """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache). An unchanged student
-        is the teacher itself: distilling it from itself has nothing to recover."""
+        """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache).
+
+        An unchanged student is the teacher itself: distilling it from itself has nothing to recover.
+
+        Args:
+            cfg: The configuration.
+            stage: Called with a short description of each stage as it starts.
+
+        Returns:
+            The student model.
+        """
         w = self.workload
         stage("pruning")
         student, features = self._architecture(cfg)
@@ -227,11 +254,31 @@ class Compressor:
         return reduce_range_default() if cfg.quant.reduce_range is None else cfg.quant.reduce_range
 
     def student_key(self, cfg: CompressionConfig) -> str:
+        """The cache key of ``cfg``'s student.
+
+        When the student is not trained, the distillation settings do not enter the key.
+
+        Args:
+            cfg: The configuration.
+
+        Returns:
+            The key (see ``CompressionConfig.student_key``).
+        """
         if not self.trains(cfg):  # no distillation happens, so its knobs do not matter
             cfg = CompressionConfig(prune=cfg.prune)
         return cfg.student_key(self.workload.key)
 
     def student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Student:
+        """``cfg``'s student from the cache, or built (see :meth:`build_student`), exported and cached.
+
+        Args:
+            cfg: The configuration.
+            stage: Called with a short description of each stage as it starts.
+
+        Returns:
+            The ``Student``: its key, fp32 ONNX graph, weights, parameter count and build facts
+            (``reused`` says whether it came from the cache).
+        """
         key = self.student_key(cfg)
         folder = self.cache.student_folder(key)
         onnx_path, weights_path, info_path = (
@@ -294,7 +341,20 @@ class Compressor:
         )
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
-        """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured."""
+        """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured.
+
+        The student and the quantized model are taken from the cache when there, else built and cached.
+
+        Args:
+            cfg: The configuration.
+            stage: Called with a short description of each stage as it starts.
+
+        Returns:
+            The ``Artifact``: its path, sha256, size, student and per-layer precisions.
+
+        Raises:
+            ConfigError: The configuration cannot be applied (see :meth:`quantize`).
+        """
         student = self.student(cfg, stage)
         precisions = {name: cfg.quant.precision_of(name) for name in self.layers}
         q = cfg.quant
@@ -325,7 +385,11 @@ class Compressor:
         return Artifact(path, file_sha256(path), path.stat().st_size, student, int8, counts, compressed_size(path))
 
     def baseline(self) -> Path:
-        """The teacher exported as is (fp32, unpruned): the reference every trial is compared with."""
+        """The teacher exported as is (fp32, unpruned): the reference every trial is compared with.
+
+        Returns:
+            The cached fp32 ONNX file (exported on first use).
+        """
         path = self.cache.baseline
         if not _verified(path):
             tmp = _tmp(path).with_suffix(".onnx")
@@ -336,15 +400,37 @@ class Compressor:
         return path
 
     def export(self, model: torch.nn.Module, path: Path) -> Path:
-        """Export ``model`` (a student of this workload) to an fp32 ONNX file at ``path``."""
+        """Export ``model`` (a student of this workload) to an fp32 ONNX file at ``path``.
+
+        Args:
+            model: The model.
+            path: The ONNX file to write.
+
+        Returns:
+            ``path``.
+        """
         w = self.workload
         return export_onnx(model, w.example_inputs(), path, input_names=w.input_names, dynamic_axes=w.dynamic_axes)
 
     def quantize(
         self, fp32_path: Path, cfg: CompressionConfig, path: Path, qat_ranges: dict[str, dict] | None = None
     ) -> Path:
-        """Quantize an exported fp32 student per layer as ``cfg.quant`` says, calibrated on the
-        workload's data (and on the activation ranges QAT learned, where given), into ``path``."""
+        """Quantize an exported fp32 student per layer as ``cfg.quant`` says, into ``path``.
+
+        It is calibrated on the workload's data (and on the activation ranges QAT learned, where given).
+
+        Args:
+            fp32_path: The exported fp32 student.
+            cfg: The configuration (its ``quant`` part is used).
+            path: The quantized ONNX file to write.
+            qat_ranges: The activation ranges a quantization-aware-trained student learned.
+
+        Returns:
+            ``path``.
+
+        Raises:
+            ConfigError: See :func:`autocl.compress.quantize_model`.
+        """
         return quantize_model(
             fp32_path,
             path,
