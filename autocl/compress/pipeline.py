@@ -155,7 +155,7 @@ class Compressor:
             cfg: The configuration.
 
         Returns:
-            The pruned model (untrained beyond the teacher's weights).
+            The pruned model.
 
         Raises:
             ConfigError: The prune settings name unknown layers or cannot be applied to this workload.
