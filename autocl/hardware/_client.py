@@ -54,8 +54,24 @@ def measure_remote(
     *,
     memory: bool | Sequence[bool] = False,
 ) -> list[Measurement]:
-    """Send the artifacts and the feed to the profile's agent; it measures them interleaved, as
-    ``measure_local`` does here, and answers with its statistics and its device's fingerprint."""
+    """Measure the artifacts on the profile's remote agent.
+
+    The artifacts and the feed are sent to the agent; it measures them interleaved, as
+    ``measure_local`` does here, and answers with its statistics and its device's fingerprint.
+
+    Args:
+        paths: The ONNX artifacts.
+        profile: A remote profile (with ``remote`` settings).
+        feed: One batch of inputs of the profile's shapes.
+        memory: Whose memory is measured too: one flag, or one per artifact.
+
+    Returns:
+        One ``Measurement`` per artifact, in the order of ``paths``.
+
+    Raises:
+        ProfileError: The feed's shapes differ from the profile's, or the agent cannot be reached,
+            times out or refuses the request.
+    """
     assert profile.remote is not None
     profile.check_feed(feed)
     local = profile.model_dump(mode="json", exclude={"remote", "measure"})

@@ -128,7 +128,15 @@ def _key(d: dict[str, Any]) -> str:
 
 
 def device_description(profile: HardwareProfile, *, pinned: list[int] | None = None) -> dict[str, Any]:
-    """Everything a latency depends on besides the artifact, and ``key``: its hash."""
+    """Everything a latency depends on besides the artifact, and ``key``: its hash.
+
+    Args:
+        profile: The profile the measurement runs with.
+        pinned: The CPUs the measurement is pinned to.
+
+    Returns:
+        The host, OS, CPU, GPU, onnxruntime version and session settings, and their hash as ``key``.
+    """
     model, flags = cpu_info()
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     d: dict[str, Any] = {
@@ -153,5 +161,13 @@ def device_description(profile: HardwareProfile, *, pinned: list[int] | None = N
 
 
 def comparable(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """Whether two measurements' devices match (same ``key``)."""
+    """Whether two measurements' devices match (same ``key``).
+
+    Args:
+        a: A device description (see :func:`device_description`), or None.
+        b: Another one, or None.
+
+    Returns:
+        True when both are given and have the same non-empty ``key``.
+    """
     return bool(a and b and a.get("key") and a.get("key") == b.get("key"))

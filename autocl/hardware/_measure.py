@@ -95,8 +95,18 @@ class Measurement:
 
 
 def median_ci(samples: np.ndarray, z: float = 1.96) -> tuple[float, float]:
-    """Distribution-free confidence interval of the median from order statistics (binomial ranks
-    n/2 -/+ z*sqrt(n)/2); the full range below 6 samples."""
+    """Distribution-free confidence interval of the median from order statistics.
+
+    The bounds are the samples at the binomial ranks n/2 -/+ z*sqrt(n)/2; below 6 samples, the full
+    range.
+
+    Args:
+        samples: The samples.
+        z: The normal quantile of the confidence level (1.96: 95%).
+
+    Returns:
+        ``(low, high)``; NaNs when there are no samples.
+    """
     s = np.sort(np.asarray(samples, dtype=float))
     n = len(s)
     if n == 0:
@@ -110,7 +120,14 @@ def median_ci(samples: np.ndarray, z: float = 1.96) -> tuple[float, float]:
 
 
 def relative_ci(samples: list[float] | np.ndarray) -> float:
-    """Half-width of the median's 95% CI as a fraction of the median."""
+    """Half-width of the median's 95% CI as a fraction of the median.
+
+    Args:
+        samples: The samples.
+
+    Returns:
+        The relative half-width, or NaN when the median is not positive.
+    """
     lo, hi = median_ci(np.asarray(samples))
     med = float(np.median(samples))
     return (hi - lo) / 2 / med if med > 0 else _NAN
@@ -124,6 +141,18 @@ def session_options(
     arena: bool = True,
     worker_cpus: list[int] | None = None,
 ) -> ort.SessionOptions:
+    """onnxruntime session options for sequential, single inter-op-thread inference.
+
+    Args:
+        threads: The intra-op thread count.
+        allow_spinning: Let idle intra-op threads spin.
+        level: The graph optimization level (a key of ``_OPT_LEVEL``, e.g. ``all``).
+        arena: Enable the CPU memory arena.
+        worker_cpus: The CPUs to pin the intra-op worker threads to.
+
+    Returns:
+        The session options.
+    """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -334,8 +363,21 @@ def measure_local(
     *,
     memory: bool | Sequence[bool] = False,
 ) -> list[Measurement]:
-    """Measure the artifacts here, interleaved, holding the device's lease; ``memory`` says whose
-    memory is measured too (one flag, or one per artifact)."""
+    """Measure the artifacts here, interleaved, holding the device's lease.
+
+    Args:
+        paths: The ONNX artifacts.
+        profile: A local profile: how to run and time the sessions.
+        feed: One batch of inputs of the profile's shapes.
+        memory: Whose memory is measured too: one flag, or one per artifact.
+
+    Returns:
+        One ``Measurement`` per artifact, in the order of ``paths``.
+
+    Raises:
+        ProfileError: This machine cannot run the profile, the feed's shapes differ from the profile's
+            ``input_shapes``, or the device's lease is not obtained in time.
+    """
     flags = memory_flags(memory, len(paths))
     profile.check_available()
     profile.check_feed(feed)
