@@ -97,7 +97,15 @@ def _legend(bits: str) -> str:
 
 
 def model_card(f: dict) -> str:
-    """The card as Markdown."""
+    """The model card as Markdown.
+
+    Args:
+        f: The bundle's facts (what ``export.json`` holds: config, baseline, verification, workload,
+            layers, ...).
+
+    Returns:
+        The Markdown text.
+    """
     cfg, base, v, wl = f["config"], f.get("baseline") or {}, f["verification"], f["workload"]
     prune, distill, quant = cfg.get("prune", {}), cfg.get("distill", {}), cfg.get("quant", {})
     metric = wl["metric"]

@@ -333,7 +333,14 @@ not dominated on {_e(data.metric_name)}, median latency and size. Hover a point 
 
 
 def report_figures(report: ReportData) -> dict:
-    """Figure id -> plotly Figure, in page order; a figure without data is left out."""
+    """The report's figures.
+
+    Args:
+        report: The gathered report (see :func:`autocl.report.build_report`).
+
+    Returns:
+        ``{figure id: plotly Figure}``, in page order; a figure without data is left out.
+    """
     from autocl.report import _figures as F
 
     figs = {

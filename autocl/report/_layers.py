@@ -36,14 +36,29 @@ class LayerMap:
 
 
 def precision_of(code: str) -> tuple[str, int | None]:
-    """``'8'`` -> ``('int8', 8)``; an unknown character -> (``"unknown 'x'"``, None): shown as
-    such, never guessed."""
+    """The precision of one character of a trial's ``bits`` string.
+
+    Args:
+        code: One character, e.g. ``'8'``.
+
+    Returns:
+        ``(name, bit width)``, e.g. ``('int8', 8)``; an unknown character gives ``("unknown 'x'", None)``:
+        shown as such, never guessed.
+    """
     name = _PRECISION_OF_CODE.get(code)
     return (name, BIT_WIDTHS[name]) if name else (f"unknown {code!r}", None)
 
 
 def layer_precisions(data: StudyData, t: TrialInfo) -> dict[str, str]:
-    """Precision name per layer: from ``bits``, else from the stored QuantConfig."""
+    """Precision name per layer of trial ``t``: from ``bits``, else from the stored QuantConfig.
+
+    Args:
+        data: The study on one profile.
+        t: The trial.
+
+    Returns:
+        ``{layer: precision name}`` for every layer of the study.
+    """
     if t.bits and len(t.bits) == len(data.layers):
         return {layer: precision_of(c)[0] for layer, c in zip(data.layers, t.bits, strict=False)}
     quant = t.config.get("quant") or {}
@@ -52,7 +67,15 @@ def layer_precisions(data: StudyData, t: TrialInfo) -> dict[str, str]:
 
 
 def bits_map(data: StudyData, trials: list[TrialInfo] | None = None) -> LayerMap:
-    """Bit width per layer of each front member (32 fp32, 16 fp16, 8 int8, 4 int4)."""
+    """Bit width per layer of each front member (32 fp32, 16 fp16, 8 int8, 4 int4).
+
+    Args:
+        data: The study on one profile.
+        trials: The trials to show (default: the front).
+
+    Returns:
+        The ``LayerMap`` of bit widths, labelled with the precision names.
+    """
     trials = data.front if trials is None else trials
     values, labels = [], []
     for t in trials:
@@ -63,20 +86,48 @@ def bits_map(data: StudyData, trials: list[TrialInfo] | None = None) -> LayerMap
 
 
 def cache_layout(data: StudyData, cache_root: Path):
-    """Where the study's workload keeps its students and artifacts (``autocl.compress.CacheLayout``)."""
+    """Where the study's workload keeps its students and artifacts.
+
+    Args:
+        data: The study.
+        cache_root: The artifact cache's root.
+
+    Returns:
+        The ``autocl.compress.CacheLayout`` of the study's workload and workload key.
+    """
     from autocl.compress import CacheLayout
 
     return CacheLayout.of(cache_root, data.workload.get("name", ""), data.fingerprint.get("workload_key", ""))
 
 
 def cached_artifact(data: StudyData, cache_root: Path, t: TrialInfo) -> Path | None:
-    """The cached artifact that was measured for ``t``, identified by its sha256; None if gone."""
+    """The cached artifact that was measured for ``t``, identified by its sha256.
+
+    Args:
+        data: The study.
+        cache_root: The artifact cache's root.
+        t: The trial.
+
+    Returns:
+        The artifact's path, or None if it is gone from the cache.
+    """
     return cache_layout(data, cache_root).find_artifact(t.student_key, t.artifact_sha256)
 
 
 def pruning_map(data: StudyData, cache_root: Path | None, trials: list[TrialInfo] | None = None) -> LayerMap:
-    """Fraction of each layer's output channels removed, per front member, measured on the cached
-    student graphs. Cells are ``None`` where the cache lacks the graph (the note says so)."""
+    """Fraction of each layer's output channels removed, per front member.
+
+    Measured on the cached student graphs. Cells are ``None`` where the cache lacks the graph (the
+    note says so).
+
+    Args:
+        data: The study on one profile.
+        cache_root: The artifact cache's root (None: no cache to read).
+        trials: The trials to show (default: the front).
+
+    Returns:
+        The ``LayerMap`` of pruned fractions.
+    """
     from autocl.compress import output_channels
 
     trials = data.front if trials is None else trials

@@ -145,7 +145,15 @@ def _no_match(data: StudyData, spec: str, conds: list[Condition], front: list[Tr
 
 
 def knee(data: StudyData, front: list[TrialInfo]) -> tuple[TrialInfo, str]:
-    """The bend of the metric-vs-latency curve (see the module docstring)."""
+    """The bend of the metric-vs-latency curve (see the module docstring).
+
+    Args:
+        data: The study on one profile.
+        front: The front members.
+
+    Returns:
+        ``(trial, why)``: the knee member and the reason, in words.
+    """
     sign = -1.0 if data.higher_is_better else 1.0
     keyed = [(t, (sign * t.objectives[0], t.objectives[1])) for t in front]
     curve = [t for t, k in keyed if not any(dominates(o, k) for _, o in keyed)]

@@ -48,6 +48,15 @@ def _objective(i: int) -> Callable[[optuna.trial.FrozenTrial], float]:
 
 
 def history(data: StudyData) -> History:
+    """The search's progress, trial by trial (see ``History``).
+
+    Args:
+        data: The study on one profile.
+
+    Returns:
+        Each trial's status and objectives, the best feasible metric so far and the hypervolume of
+        the feasible front so far.
+    """
     from optuna._hypervolume import compute_hypervolume  # exact WFG; Optuna's own hypervolume plots use it
 
     ordered = sorted(data.trials, key=lambda t: t.number)
