@@ -5,8 +5,17 @@ from __future__ import annotations
 
 
 def layer_rows(data, t, pruning, shares: dict[str, float]) -> list[dict]:
-    """One row per layer of trial ``t``: precision, channels kept (``pruning``, a one-member
-    LayerMap), latency share (``shares``, possibly empty) and the study's sensitivity."""
+    """One row per layer of trial ``t``, for the model card.
+
+    Args:
+        data: The study on one profile.
+        t: The trial.
+        pruning: A one-member ``LayerMap`` of the trial's pruned fractions.
+        shares: ``{layer: share of latency}``, possibly empty.
+
+    Returns:
+        One dict per layer: precision, channels kept, latency share and the study's sensitivity.
+    """
     from autocl.report._layers import layer_precisions
 
     precisions = layer_precisions(data, t)

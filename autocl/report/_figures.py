@@ -64,8 +64,18 @@ def front_line(data: StudyData, x: str) -> list[TrialInfo]:
 
 
 def pareto_figure(data: StudyData, x: str = "latency_ms") -> go.Figure:
-    """The metric against latency (or size): front members solid and joined, dominated trials
-    faded, infeasible trials marked apart, the fp32 teacher as a star."""
+    """The metric against latency (or size).
+
+    Front members are solid and joined, dominated trials faded, infeasible trials marked apart and
+    the fp32 teacher drawn as a star.
+
+    Args:
+        data: The study on one profile.
+        x: The trial attribute on the x axis: ``latency_ms`` or ``size_kb``.
+
+    Returns:
+        The plotly figure.
+    """
     fig = go.Figure()
     measured = [t for t in data.trials if t.measured and getattr(t, x) is not None]
     dominated = [t for t in measured if t.status == DOMINATED]
@@ -112,7 +122,14 @@ def pareto_figure(data: StudyData, x: str = "latency_ms") -> go.Figure:
 
 
 def pareto_3d(data: StudyData) -> go.Figure:
-    """All three objectives at once: front members solid, dominated faded, infeasible marked."""
+    """All three objectives at once: front members solid, dominated faded, infeasible marked.
+
+    Args:
+        data: The study on one profile.
+
+    Returns:
+        The plotly figure.
+    """
     fig = go.Figure()
     for status, name, marker in (
         (DOMINATED, "dominated", dict(size=4, opacity=0.35)),

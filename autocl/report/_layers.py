@@ -214,9 +214,20 @@ def _share_text(shares: dict[str, float] | None, layer: str) -> tuple[str, float
 def explain_layers(
     data: StudyData, pruning: LayerMap | None = None, shares: dict[int, dict[str, float]] | None = None
 ) -> list[Explanation]:
-    """For each front member: the layers kept above the lowest precision the space allowed, and the
+    """Explain each front member's per-layer choices.
+
+    For each front member: the layers kept above the lowest precision the space allowed, and the
     layers pruned less than the member's nominal ratio, each with its sensitivity (the study's
-    ``sensitivity`` table) and its share of latency (``shares[trial][layer]``) where measured."""
+    ``sensitivity`` table) and its share of latency where measured.
+
+    Args:
+        data: The study on one profile.
+        pruning: The front's pruning map (see :func:`pruning_map`); None: pruning is not explained.
+        shares: ``shares[trial][layer]``: each member's layers' shares of its latency.
+
+    Returns:
+        One ``Explanation`` per front member.
+    """
     out = []
     for t in data.front:
         precisions = layer_precisions(data, t)

@@ -110,9 +110,20 @@ MIN_TRIALS_FOR_IMPORTANCE = 4
 
 
 def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) -> Importance:
-    """Importance of each parameter for the metric, the latency on ``data.profile`` and the size,
-    from Optuna's ``get_param_importances`` (fANOVA, seeded) over the completed trials measured on
-    the profile. Parameters that never varied are left out."""
+    """Importance of each parameter for the metric, the latency on ``data.profile`` and the size.
+
+    Computed by Optuna's ``get_param_importances`` (fANOVA, seeded) over the completed trials measured
+    on the profile. Parameters that never varied are left out.
+
+    Args:
+        study: The study.
+        data: The study on one profile.
+        seed: The fANOVA evaluator's seed.
+
+    Returns:
+        The ``Importance``: per objective, ``{parameter: importance}``, and a note when there were too
+        few trials.
+    """
     objectives = (data.metric_name, f"latency_ms ({data.profile})", "size_kb")
     measured = {t.number: t for t in data.trials if t.measured and t.size_kb is not None}
     frozen = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number in measured]
