@@ -68,9 +68,19 @@ def study_fingerprint(
     *,
     teacher: dict | None = None,
 ) -> dict[str, Any]:
-    """The fingerprint a study is created with and resumed under. ``workload_key`` is None before
-    the workload is loaded (then it is not compared). ``teacher`` (path and sha256 of the cached
-    teacher file) is not compared: the study keeps a copy of that file (see ``_teacher``)."""
+    """The fingerprint a study is created with and resumed under.
+
+    Args:
+        workload_name: The workload's name.
+        workload_key: The workload's key; None before the workload is loaded (then it is not compared).
+        space: The search space (its fingerprint and contents).
+        profiles: The hardware profiles (their names and contents).
+        teacher: Path and sha256 of the cached teacher file; not compared: the study keeps a copy of
+            that file (see ``_teacher``).
+
+    Returns:
+        The fingerprint dict, stored as the study's ``fingerprint`` user attribute.
+    """
     fp = {
         "workload": workload_name,
         "workload_key": workload_key,
@@ -105,8 +115,17 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def fingerprint_changes(stored: dict, new: dict) -> list[str]:
-    """What differs between a study's stored fingerprint and the one of this run, in words. Parts a
-    study made by an older autocl did not store are not compared."""
+    """What differs between a study's stored fingerprint and the one of this run, in words.
+
+    Parts a study made by an older autocl did not store are not compared.
+
+    Args:
+        stored: The study's fingerprint.
+        new: This run's (see :func:`study_fingerprint`).
+
+    Returns:
+        One sentence per change; empty when nothing changed.
+    """
     changes: list[str] = []
     if stored.get("workload") != new.get("workload"):
         changes.append(f"workload {stored.get('workload')!r} -> {new.get('workload')!r}")

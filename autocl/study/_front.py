@@ -99,7 +99,15 @@ def _row(trial: int, cfg: dict, bits: str, metric: float, m: dict, size_kb: floa
 
 
 def row_from_trial(trial: optuna.trial.FrozenTrial, profile: str) -> FrontRow:
-    """A front row of ``trial`` with its latency on ``profile`` (``user_attrs['measurements'][profile]``)."""
+    """A front row of ``trial`` with its latency on ``profile``.
+
+    Args:
+        trial: A completed, measured trial.
+        profile: The profile whose measurement (``user_attrs['measurements'][profile]``) gives the latency.
+
+    Returns:
+        The ``FrontRow``.
+    """
     a = trial.user_attrs
     return _row(
         trial.number,
@@ -154,9 +162,20 @@ def compute_front(study: optuna.Study, profile: str | None = None) -> list[optun
 
 
 def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -> list[FrontRow]:
-    """Replace the stored front of (study, profile) with the current one. Workers writing at once
-    take turns, and each computes the front inside its turn, from every trial finished by then: the
-    last write is never an older front."""
+    """Replace the stored front of (study, profile) with the current one.
+
+    Workers writing at once take turns, and each computes the front inside its turn, from every trial
+    finished by then: the last write is never an older front.
+
+    Args:
+        url: The database URL.
+        study: The study.
+        profile: The hardware profile's name.
+        metric_name: The workload's metric name, stored with the rows.
+
+    Returns:
+        The rows written, ordered by latency.
+    """
     with Session(engine_for(url)) as session, session.begin():
         hold(session, f"autocl-front:{study.study_name}:{profile}")
         session.execute(
@@ -191,7 +210,14 @@ def write_front(url: str, study: optuna.Study, profile: str, metric_name: str) -
 
 
 def annotate_front(url: str, study_name: str, profile: str, remeasured: dict[int, dict]) -> None:
-    """Store re-measurements (trial -> {median_ms, changed, ...}) with the front's rows of ``profile``."""
+    """Store re-measurements with the front's rows of ``profile``.
+
+    Args:
+        url: The database URL.
+        study_name: The study's name.
+        profile: The hardware profile's name.
+        remeasured: trial -> {median_ms, changed, ...}.
+    """
     with Session(engine_for(url)) as session, session.begin():
         hold(session, f"autocl-front:{study_name}:{profile}")
         entries = session.scalars(

@@ -106,14 +106,30 @@ def _config(config: Mapping) -> CompressionConfig | None:
 
 
 def is_distilled(config: Mapping) -> bool:
-    """The pipeline distilled: the student is fine-tuned (``CompressionConfig.trains``) with steps > 0."""
+    """Whether the pipeline distilled: the student is fine-tuned (``CompressionConfig.trains``) with steps > 0.
+
+    Args:
+        config: A stored configuration (a ``CompressionConfig`` dict).
+
+    Returns:
+        False also when ``config`` does not validate.
+    """
     cfg = _config(config)
     return cfg is not None and cfg.trains and cfg.distill.steps > 0
 
 
 def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = None) -> bool:
-    """Anything differs from the fp32 teacher: a model change, shared weights, or a layer at another
-    precision. ``layer_precisions``: precision -> layer count (``Artifact.precisions``) or layer -> precision."""
+    """Whether anything differs from the fp32 teacher.
+
+    That is a model change, shared weights, or a layer at another precision.
+
+    Args:
+        config: A stored configuration (a ``CompressionConfig`` dict).
+        layer_precisions: precision -> layer count (``Artifact.precisions``) or layer -> precision.
+
+    Returns:
+        True when the trial's model is not the fp32 teacher.
+    """
     cfg = _config(config)
     if cfg is not None and (cfg.prune.changes_model or cfg.cluster.clusters):
         return True
@@ -484,7 +500,16 @@ def remeasured_members(study: optuna.Study, profile: str) -> dict:
 
 
 def read_trials(study: optuna.Study, profile: str, *, baseline_metric: float | None = None) -> list[TrialRecord]:
-    """Every trial of ``study`` on ``profile``, classified (see ``STATUSES``)."""
+    """Every trial of ``study`` on ``profile``, classified (see ``STATUSES``).
+
+    Args:
+        study: The study.
+        profile: The hardware profile's name.
+        baseline_metric: The fp32 teacher's metric, for the metric drop.
+
+    Returns:
+        One ``TrialRecord`` per trial, with its final status (dominance computed over all of them).
+    """
     wl = study.user_attrs.get("workload") or {}
     higher = bool(wl.get("higher_is_better", True))
     names = tuple(study.user_attrs.get("constraint_names") or ())
