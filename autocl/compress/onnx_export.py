@@ -43,6 +43,9 @@ def export_onnx(
 
     Returns:
         The path written.
+
+    Raises:
+        WorkloadError: The model does not export to ONNX (e.g. its forward() is not traceable).
     """
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
@@ -83,6 +86,12 @@ def module_of(node_name: str) -> str:
 
     Each scope is a module's local name; a container's child repeats its parent's local name as a
     prefix (``shortcut`` -> ``shortcut.0``), which adds only the suffix.
+
+    Args:
+        node_name: An ONNX node's name, as the PyTorch exporter scopes it.
+
+    Returns:
+        The PyTorch module name.
     """
     parts = [p for p in node_name.split("/") if p][:-1]
     fqn, prev = "", ""

@@ -361,7 +361,14 @@ def _verify(model: onnx.ModelProto, chosen: dict[str, list[str]]) -> None:
 
 
 def quantized_nodes(model_path: str | Path) -> set[str]:
-    """Names of the compute nodes that run with 8-bit static QDQ weights (see ``graph_precisions``)."""
+    """Names of the compute nodes that run with 8-bit static QDQ weights (see ``graph_precisions``).
+
+    Args:
+        model_path: The quantized ONNX artifact.
+
+    Returns:
+        The nodes' names.
+    """
     return {n for n, p in graph_precisions(onnx.load(str(model_path))).items() if p == "int8"}
 
 

@@ -127,15 +127,32 @@ def _computes_in_float16(optimized: onnx.ModelProto) -> bool:
 
 
 def unsupported_reason(op: str, precision: str, provider: str) -> str | None:
-    """Why ``provider`` cannot run ``op`` at ``precision`` with a real kernel, or None when it can."""
+    """Why ``provider`` cannot run ``op`` at ``precision`` with a real kernel.
+
+    Args:
+        op: An ONNX op type (e.g. ``Conv``, ``MatMul``).
+        precision: A precision name (e.g. ``int8``).
+        provider: The onnxruntime execution provider.
+
+    Returns:
+        The reason, or None when it can.
+    """
     return _probe(op, precision, provider, ort.__version__)
 
 
 def refusals(
     op_types: dict[str, set[str]], precisions: list[str] | tuple[str, ...], provider: str
 ) -> dict[str, dict[str, str]]:
-    """For each layer (given the op types of its nodes), the precisions ``provider`` cannot run,
-    each with its reason. Layers with nothing refused are left out."""
+    """For each layer, the precisions ``provider`` cannot run, each with its reason.
+
+    Args:
+        op_types: ``{layer: op types of its nodes}`` (see :func:`layer_op_types`).
+        precisions: The precisions to check.
+        provider: The onnxruntime execution provider.
+
+    Returns:
+        ``{layer: {precision: reason}}``; layers with nothing refused are left out.
+    """
     out: dict[str, dict[str, str]] = {}
     for layer, ops in op_types.items():
         for p in precisions:
@@ -148,7 +165,15 @@ def refusals(
 
 
 def layer_op_types(model_path: str | Path, layer_names: list[str]) -> dict[str, set[str]]:
-    """The op types of each layer's compute nodes in an exported (fp32) graph."""
+    """The op types of each layer's compute nodes in an exported (fp32) graph.
+
+    Args:
+        model_path: The fp32 ONNX file.
+        layer_names: The layers' names.
+
+    Returns:
+        ``{layer: {op type, ...}}``.
+    """
     from autocl.compress.onnx_export import layer_nodes
 
     model = onnx.load(str(model_path), load_external_data=False)
