@@ -239,7 +239,19 @@ def serve(
     quiet: bool = False,
     announce=print,
 ) -> None:
-    """Serve until interrupted, or until ``idle_exit_s`` seconds pass without a request."""
+    """Run the latency agent's HTTP server until interrupted, or until ``idle_exit_s`` seconds pass without a request.
+
+    Args:
+        host: The address to listen on (a warning is announced when it is not loopback).
+        port: The port to listen on.
+        token: The token clients must present.
+        max_upload_bytes: The largest request body accepted.
+        idle_exit_s: Exit after this many seconds without a request (0: never).
+        scratch: The directory under which each request's uploads get a temporary directory (default:
+            the system's temporary directory).
+        quiet: Do not log requests.
+        announce: Called with the start-up messages.
+    """
     server = AgentServer(host, port, token, max_upload_bytes=max_upload_bytes, scratch=scratch, quiet=quiet)
     bound_host, bound_port = server.server_address[:2]
     if isinstance(bound_host, bytes):

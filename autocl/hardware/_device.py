@@ -89,13 +89,21 @@ def gpu_name() -> str | None:
 
 
 def has_int8_dot() -> bool:
-    """Whether this CPU has int8 dot-product instructions (VNNI, AMX, ARM dotprod/i8mm)."""
+    """Whether this CPU has int8 dot-product instructions (VNNI, AMX, ARM dotprod/i8mm).
+
+    Returns:
+        True when one of their CPU flags is present.
+    """
     _, flags = cpu_info()
     return any(f in flags for f in VNNI_FLAGS)
 
 
 def int8_warning() -> str | None:
-    """Why int8 may be slower than fp32 on this CPU, or None when it has int8 dot-product units."""
+    """Why int8 may be slower than fp32 on this CPU.
+
+    Returns:
+        The warning, or None when the CPU has int8 dot-product units.
+    """
     _, flags = cpu_info()
     if any(f in flags for f in VNNI_FLAGS):
         return None
@@ -103,7 +111,11 @@ def int8_warning() -> str | None:
 
 
 def host_key() -> str:
-    """Names this machine: one measurement lease per machine, whatever the profile."""
+    """Names this machine: one measurement lease per machine, whatever the profile.
+
+    Returns:
+        A short hash of the host name and CPU model.
+    """
     model, _ = cpu_info()
     return hashlib.sha256(f"{platform.node()}|{model}".encode()).hexdigest()[:12]
 

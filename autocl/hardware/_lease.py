@@ -22,8 +22,11 @@ _held = threading.local()
 
 
 def lease_dir() -> Path:
-    """``AUTOCL_LEASE_DIR``, else ``<AUTOCL_HOME>/cache/leases``: the same directory for every
-    process that should share the device."""
+    """The directory of the measurement leases: the same for every process that should share the device.
+
+    Returns:
+        ``AUTOCL_LEASE_DIR``, else ``<AUTOCL_HOME>/cache/leases`` (created).
+    """
     env = os.environ.get("AUTOCL_LEASE_DIR")
     path = Path(env) if env else cache_dir() / "leases"
     path.mkdir(parents=True, exist_ok=True)

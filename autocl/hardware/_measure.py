@@ -167,8 +167,16 @@ def session_options(
 
 
 def pinned_cpus(profile: HardwareProfile) -> list[int] | None:
-    """The CPUs the profile's threads are pinned to, or None. ``auto`` takes the last usable ones:
-    CPU 0 usually serves most interrupts and housekeeping."""
+    """The CPUs the profile's threads are pinned to.
+
+    ``auto`` takes the last usable ones: CPU 0 usually serves most interrupts and housekeeping.
+
+    Args:
+        profile: The profile (its ``affinity`` and ``threads``).
+
+    Returns:
+        The CPUs, or None (no pinning, or ``auto`` with fewer usable CPUs than threads).
+    """
     if profile.affinity == "none" or not hasattr(os, "sched_getaffinity"):
         return None
     if profile.affinity == "auto":

@@ -118,7 +118,23 @@ def _mb(kb: float) -> float:
 
 
 def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *, runs: int = 3) -> dict:
-    """Memory of one session of the artifact at ``path`` run on ``feed`` as ``profile`` configures it."""
+    """Memory of one session of the artifact at ``path`` run on ``feed`` as ``profile`` configures it.
+
+    Measured in a forked fresh process from ``/proc/self/status`` (Linux only); host memory only.
+
+    Args:
+        path: The ONNX artifact.
+        profile: How the session is configured.
+        feed: One batch of inputs.
+        runs: How many times the session is run.
+
+    Returns:
+        The runtime, session, arena, private and peak memory in MB, and how they were measured; on a
+        system without ``/proc``, only the artifact's size and an ``error``.
+
+    Raises:
+        TrialError: The memory probe could not run the artifact.
+    """
     path = Path(path)
     size = path.stat().st_size
     if not Path("/proc/self/status").is_file():

@@ -41,7 +41,14 @@ PROVIDER_GAPS: dict[tuple[str, str], str] = {
 
 
 def default_precisions(provider: str) -> list[Precision]:
-    """The precisions a profile for ``provider`` runs when its YAML lists none."""
+    """The precisions a profile for ``provider`` runs when its YAML lists none.
+
+    Args:
+        provider: The onnxruntime execution provider.
+
+    Returns:
+        The provider's precisions (``PROVIDER_PRECISIONS``), else every precision.
+    """
     return cast("list[Precision]", list(PROVIDER_PRECISIONS.get(provider, PRECISIONS)))
 
 
