@@ -264,11 +264,19 @@ def _warm_up(sess: ort.InferenceSession, feed: dict[str, np.ndarray], settings: 
 def time_interleaved(
     sessions: list[ort.InferenceSession], feed: dict[str, np.ndarray], settings: MeasurementSettings
 ) -> tuple[list[Series], str]:
-    """Warm up each session, then time rounds of one run per session (order rotating) until the
-    stopping rule holds; returns each session's series and why it stopped.
+    """Warm up each session, then time rounds of one run per session (order rotating) until the stopping rule holds.
 
     A run during which the OS preempted the measuring thread (an involuntary context switch) is
-    kept in the series but flagged: it measured the machine's other work, not the model."""
+    kept in the series but flagged: it measured the machine's other work, not the model.
+
+    Args:
+        sessions: The sessions to time.
+        feed: One batch of inputs.
+        settings: The warm-up, repeats and stopping rule.
+
+    Returns:
+        ``(series, stop)``: each session's series, and why the timing stopped.
+    """
     k = len(sessions)
     for sess in sessions:
         _warm_up(sess, feed, settings)
@@ -319,8 +327,24 @@ def summarize(
     interleaved: int,
     memory: dict | None = None,
 ) -> Measurement:
-    """The statistics of one series: computed on its undisturbed samples (all of them when too
-    few were, then ``contended``); ``samples_ms`` keeps every sample, ``preempted`` their indices."""
+    """The statistics of one series.
+
+    They are computed on its undisturbed samples (all of them when too few were, then ``contended``);
+    ``samples_ms`` keeps every sample, ``preempted`` the indices of the disturbed ones.
+
+    Args:
+        series: One session's timed runs.
+        profile: The profile measured on (its ``measurement`` settings).
+        device: The device description (see :func:`device_description`).
+        stop: Why the timing stopped.
+        seconds: How long the timing took.
+        lease_wait_s: How long the device's lease was waited for.
+        interleaved: How many artifacts were timed in alternation.
+        memory: The memory measurement, if one was made.
+
+    Returns:
+        The ``Measurement``.
+    """
     used, contended = series.used(max(3, profile.measurement.min_repeats // 2))
     arr = np.asarray(used, dtype=float)
     q25, q50, q75, q90 = np.percentile(arr, [25, 50, 75, 90])

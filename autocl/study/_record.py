@@ -402,8 +402,21 @@ def read_trial(
     constraint_names: tuple[str, ...] = (),
     remeasured: Mapping | None = None,
 ) -> TrialRecord:
-    """``t`` on ``profile`` (status provisional: dominance needs every trial, see :func:`read_trials`).
-    ``remeasured``: the profile's re-measurement of members, trial number (str) -> comparison."""
+    """Trial ``t`` on ``profile``.
+
+    Its status is provisional: dominance needs every trial (see :func:`read_trials`).
+
+    Args:
+        t: The trial.
+        profile: The hardware profile's name.
+        baseline_metric: The fp32 teacher's metric, for the metric drop.
+        higher_is_better: Whether a higher metric is better.
+        constraint_names: The study's constraint names, for the reasons of infeasibility.
+        remeasured: The profile's re-measurement of members, trial number (str) -> comparison.
+
+    Returns:
+        The ``TrialRecord``.
+    """
     a = t.user_attrs
     cfg = a.get("config") or {}
     prune, distill = cfg.get("prune") or {}, cfg.get("distill") or {}

@@ -170,9 +170,14 @@ def quiet_optuna_failures() -> Iterator[None]:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Interrupted` ("SIGTERM") like Ctrl-C raises
-    KeyboardInterrupt, so a stopped run fails its trial with the reason and ends cleanly. A no-op
-    outside the main thread."""
+    """A context manager within which SIGTERM raises :class:`Interrupted` ("SIGTERM").
+
+    Like Ctrl-C raises KeyboardInterrupt, so a stopped run fails its trial with the reason and ends
+    cleanly. A no-op outside the main thread.
+
+    Returns:
+        The context manager (it yields nothing).
+    """
 
     def on_term(signum, frame):
         _PENDING.append("SIGTERM")
