@@ -194,7 +194,14 @@ class HardwareProfile(_Strict):
         return data
 
     def left_out(self, precision: str) -> str:
-        """Why this profile does not run ``precision``: the provider's known gap, or its list."""
+        """Why this profile does not run ``precision``.
+
+        Args:
+            precision: A precision name.
+
+        Returns:
+            The provider's known gap for it, or else a sentence naming the profile's precisions.
+        """
         gap = PROVIDER_GAPS.get((self.execution_provider, precision))
         return gap or f"{self.name} lists only {', '.join(self.precisions)}"
 
@@ -222,8 +229,13 @@ class HardwareProfile(_Strict):
         return self
 
     def unavailable_reason(self) -> str | None:
-        """Why this profile cannot be measured locally, or None. Remote profiles are checked by
-        their agent, on the device."""
+        """Why this profile cannot be measured locally.
+
+        Remote profiles are checked by their agent, on the device.
+
+        Returns:
+            The reason (execution provider not available, affinity CPUs not usable), or None.
+        """
         if self.measure == "remote":
             return None
         import onnxruntime as ort
@@ -243,14 +255,25 @@ class HardwareProfile(_Strict):
         return None
 
     def check_available(self) -> None:
-        """Refuse a local profile whose execution provider or CPUs this machine does not offer."""
+        """Refuse a local profile whose execution provider or CPUs this machine does not offer.
+
+        Raises:
+            ProfileError: See :meth:`unavailable_reason`.
+        """
         reason = self.unavailable_reason()
         if reason:
             field = "affinity" if reason.startswith("affinity") else "execution_provider"
             raise ProfileError(reason, field=field)
 
     def check_feed(self, feed: dict[str, Any]) -> None:
-        """Refuse a feed whose shapes differ from the declared ``input_shapes``."""
+        """Refuse a feed whose shapes differ from the declared ``input_shapes``.
+
+        Args:
+            feed: An onnxruntime feed.
+
+        Raises:
+            ProfileError: A declared input is missing from the feed or has another shape.
+        """
         for name, shape in self.input_shapes.items():
             if name not in feed:
                 raise ProfileError(

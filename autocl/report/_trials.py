@@ -69,9 +69,28 @@ class StudyData:
         return sorted(self.with_status(FRONT), key=lambda t: (t.latency_ms, t.number))
 
     def with_status(self, *statuses: str) -> list[TrialInfo]:
+        """The trials with one of ``statuses``.
+
+        Args:
+            *statuses: Statuses (see ``STATUSES``).
+
+        Returns:
+            The trials, in trial order.
+        """
         return [t for t in self.trials if t.status in statuses]
 
     def trial(self, number: int) -> TrialInfo:
+        """The trial numbered ``number``.
+
+        Args:
+            number: The trial number.
+
+        Returns:
+            The trial.
+
+        Raises:
+            StudyError: The study has no such trial.
+        """
         for t in self.trials:
             if t.number == number:
                 return t
@@ -81,17 +100,39 @@ class StudyData:
         )
 
     def metric_drop(self, t: TrialInfo) -> float | None:
-        """How much worse than the fp32 teacher ``t``'s metric is (positive = worse)."""
+        """How much worse than the fp32 teacher ``t``'s metric is (positive = worse).
+
+        Args:
+            t: A trial of this study.
+
+        Returns:
+            The metric drop (see :func:`autocl.evaluate.metric_drop`), or None when the trial has no
+            metric or the study no fp32 baseline.
+        """
         if t.metric is None or not self.baseline or self.baseline.get("metric") is None:
             return None
         return metric_drop(t.metric, self.baseline["metric"], self.higher_is_better)
 
     def speedup(self, t: TrialInfo) -> float | None:
-        """The speed-up measured in the trial, in alternation with fp32 (``speedup_search``)."""
+        """The speed-up measured in the trial, in alternation with fp32 (``speedup_search``).
+
+        Args:
+            t: A trial of this study.
+
+        Returns:
+            The speed-up, or None when it was not measured.
+        """
         return t.speedup_search
 
     def losses(self, t: TrialInfo) -> tuple[float, float, float]:
-        """Objectives as values to minimize: (−metric or metric, latency, size)."""
+        """Objectives as values to minimize.
+
+        Args:
+            t: A trial of this study.
+
+        Returns:
+            ``(-metric or metric, latency, size)``: the metric negated when higher is better.
+        """
         metric, latency, size = t.objectives
         return (-metric if self.higher_is_better else metric, latency, size)
 

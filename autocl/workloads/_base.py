@@ -128,28 +128,58 @@ class Workload:
         return h.hexdigest()[:16]
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The example input as a tuple of tensors (for tracing and export).
+
+        Returns:
+            ``example_input`` itself when it is a tuple or list, else ``(example_input,)``.
+        """
         x = self.example_input
         return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
     def feed(self, inputs: Inputs) -> dict[str, np.ndarray]:
-        """The onnxruntime feed for a batch of inputs."""
+        """The onnxruntime feed for a batch of inputs.
+
+        Args:
+            inputs: One array, or a tuple of arrays in the order of ``input_names``.
+
+        Returns:
+            ``{input name: contiguous array}``.
+        """
         return {name: np.ascontiguousarray(a) for name, a in zip(self.input_names, input_tuple(inputs), strict=False)}
 
     def sample_feed(self, batch_size: int) -> dict[str, np.ndarray]:
-        """A feed of ``batch_size`` real validation rows (repeated if the split is smaller): what
-        latency is measured on."""
+        """A feed of ``batch_size`` real validation rows: what latency is measured on.
+
+        Args:
+            batch_size: The number of rows (the validation rows are repeated if the split is smaller).
+
+        Returns:
+            The onnxruntime feed.
+        """
         x = self.validation[0]
         idx = np.arange(batch_size) % n_samples(x)
         return self.feed(take(x, idx))
 
     def calibration_feeds(self, n: int, batch_size: int = 32) -> list[dict[str, np.ndarray]]:
-        """The first ``n`` training rows, as feeds for activation calibration."""
+        """The first ``n`` training rows, as feeds for activation calibration.
+
+        Args:
+            n: The number of rows (at most the training split's).
+            batch_size: The number of rows per feed.
+
+        Returns:
+            The onnxruntime feeds.
+        """
         x = self.train[0]
         n = min(n, n_samples(x))
         return [self.feed(take(x, slice(i, min(i + batch_size, n)))) for i in range(0, n, batch_size)]
 
     def layer_names(self) -> list[str]:
-        """The quantizable layers (Conv and Linear modules), in model order."""
+        """The quantizable layers (Conv and Linear modules), in model order.
+
+        Returns:
+            The layers' module names.
+        """
         return [name for name, m in self.model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
 
 
