@@ -153,7 +153,11 @@ class PruneSpace(_Strict):
     _rank_ratio = field_validator("rank_ratio")(_bounds_check(PruneConfig, "rank_ratio"))
 
     def most_depth(self) -> float:
-        """The largest ``depth`` the space can sample (0: depth pruning off)."""
+        """The largest ``depth`` the space can sample.
+
+        Returns:
+            The largest depth fraction (0: depth pruning off).
+        """
         d = self.depth
         return float(d.high if isinstance(d, Range) else max(d) if isinstance(d, list) else d)
 
@@ -314,16 +318,31 @@ class SearchSpace(_Strict):
         return _without_defaults(self, handler(self), ("cluster",))
 
     def with_ranking(self, ranking: dict[str, list[str]] | None) -> SearchSpace:
-        """A copy whose fallback layers are chosen by ``ranking``: precision -> layers, most
-        sensitive to that precision first (the sensitivity pre-pass's order)."""
+        """A copy whose fallback layers are chosen by ``ranking``.
+
+        Args:
+            ranking: precision -> layers, most sensitive to that precision first (the sensitivity
+                pre-pass's order); None: the default order (see :meth:`ranking`).
+
+        Returns:
+            The copy (its per-layer choices kept).
+        """
         out = self.model_copy()
         out._choices = self._choices
         out._ranking = ranking
         return out
 
     def ranking(self, precision: str, layer_names: list[str]) -> list[str]:
-        """Layers in the order they fall back from ``precision``: the stored ranking, else the first
-        and the last layer first (a network's edges are the usual casualties of low precision)."""
+        """Layers in the order they fall back from ``precision``.
+
+        Args:
+            precision: The model-wide precision.
+            layer_names: The layers.
+
+        Returns:
+            The stored ranking's layers (then the others), else the first and the last layer first (a
+            network's edges are the usual casualties of low precision).
+        """
         known = (self._ranking or {}).get(precision)
         if known:
             rest = [n for n in layer_names if n not in known]
@@ -337,8 +356,17 @@ class SearchSpace(_Strict):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
     def layer_choices(self, layer_names: list[str]) -> dict[str, list[str]]:
-        """Per quantizable layer, the precisions the search may pick (after :meth:`restrict`, the
-        restricted ones); unknown names are errors."""
+        """Per quantizable layer, the precisions the search may pick.
+
+        Args:
+            layer_names: The model's quantizable layers.
+
+        Returns:
+            ``{layer: precisions}`` (after :meth:`restrict`, the restricted ones).
+
+        Raises:
+            ConfigError: The space names a layer the model does not have, or gives a layer no precision.
+        """
         if self._choices is not None:
             return {n: list(c) for n, c in self._choices.items() if n in layer_names}
         return self._declared_choices(layer_names)
@@ -349,10 +377,25 @@ class SearchSpace(_Strict):
         refused: dict[str, dict[str, str]],
         hopeless: dict[str, dict[str, str]] | None = None,
     ) -> SearchSpace:
-        """A copy whose per-layer choices leave out what the target cannot run (``refused``: layer
-        -> precision -> reason) and what a sensitivity pre-pass found hopeless. A refused precision
-        the space names for one layer explicitly, or as the default of unsearched layers, is an
-        error carrying the reason; one that came from the generic ``precisions`` list is dropped."""
+        """A copy whose per-layer choices leave out what the target cannot run and what is hopeless.
+
+        A refused precision the space names for one layer explicitly, or as the default of unsearched
+        layers, is an error carrying the reason; one that came from the generic ``precisions`` list is
+        dropped.
+
+        Args:
+            layer_names: The model's quantizable layers.
+            refused: layer -> precision -> reason the target cannot run it.
+            hopeless: layer -> precision -> reason, what a sensitivity pre-pass found hopeless (fp32 is
+                always kept).
+
+        Returns:
+            The restricted copy.
+
+        Raises:
+            ConfigError: A refused precision is named explicitly or as the default, or a layer is left
+                with no precision (or see :meth:`layer_choices`).
+        """
         declared = self._declared_choices(layer_names)
         explicit = isinstance(self.quant.layers, dict)
         for name in layer_names:
@@ -407,7 +450,16 @@ class SearchSpace(_Strict):
         return {name: list(wanted[name]) for name in layer_names if name in wanted}
 
     def check_against(self, layer_names: list[str], module_names: set[str]) -> None:
-        """Refuse layer names the model does not have, naming the field and how to list them."""
+        """Refuse layer names the model does not have, naming the field and how to list them.
+
+        Args:
+            layer_names: The model's quantizable layers.
+            module_names: All the model's module names.
+
+        Raises:
+            ConfigError: ``quant.layers``, ``prune.ignored_layers`` or ``prune.layer_ratios`` names an
+                unknown layer.
+        """
         self._declared_choices(layer_names)
         for field, names in (
             ("prune.ignored_layers", self.prune.ignored_layers),
@@ -422,10 +474,19 @@ class SearchSpace(_Strict):
                     )
 
     def suggest(self, trial: optuna.Trial, layer_names: list[str]) -> CompressionConfig:
-        """Sample one configuration. Parameter names: ``prune.ratio``, ``distill.temperature``,
-        ``bits.<layer>``, ``quant.calibration``, ... as stored in the study. Knobs that cannot matter
-        for the sampled configuration (calibration without int8 layers, block size without int4
-        layers) are not sampled."""
+        """Sample one configuration.
+
+        Parameter names: ``prune.ratio``, ``distill.temperature``, ``bits.<layer>``,
+        ``quant.calibration``, ... as stored in the study. Knobs that cannot matter for the sampled
+        configuration (calibration without int8 layers, block size without int4 layers) are not sampled.
+
+        Args:
+            trial: The Optuna trial to sample with.
+            layer_names: The model's quantizable layers.
+
+        Returns:
+            The sampled ``CompressionConfig``.
+        """
         p = self.prune
         ratio = float(_suggest(trial, "prune.ratio", p.ratio))
         prune = PruneConfig(
@@ -479,9 +540,19 @@ class SearchSpace(_Strict):
         )
 
     def polished(self, cfg: CompressionConfig, n_train: int) -> CompressionConfig:
-        """``cfg`` with the long distillation of :class:`PolishSpace`: ``epochs`` passes over the
-        ``n_train`` training rows (capped at ``max_steps``), linear warm-up then cosine decay, early
-        stop on held-out rows. Temperature, alpha and feature weight stay the trial's own."""
+        """``cfg`` with the long distillation of :class:`PolishSpace`.
+
+        That is ``epochs`` passes over the ``n_train`` training rows (capped at ``max_steps``), linear
+        warm-up then cosine decay, early stop on held-out rows. Temperature, alpha and feature weight
+        stay the trial's own.
+
+        Args:
+            cfg: A trial's configuration.
+            n_train: The number of training rows.
+
+        Returns:
+            The polished configuration.
+        """
         pol, d = self.distill.polish, cfg.distill
         steps = max(1, min(pol.max_steps, math.ceil(pol.epochs * n_train / d.batch_size)))
         distill = d.model_copy(
@@ -496,7 +567,14 @@ class SearchSpace(_Strict):
         return cfg.model_copy(update={"distill": distill})
 
     def uniform_precisions(self, layer_names: list[str]) -> list[str]:
-        """The model-wide precisions of the fallback encoding: the space's, those some layer can take."""
+        """The model-wide precisions of the fallback encoding.
+
+        Args:
+            layer_names: The model's quantizable layers.
+
+        Returns:
+            The space's precisions that some layer can take (at least ``["fp32"]``).
+        """
         choices = self.layer_choices(layer_names)
         return [p for p in self.quant.precisions if any(p in c for c in choices.values())] or ["fp32"]
 
