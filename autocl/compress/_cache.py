@@ -49,16 +49,47 @@ class CacheLayout:
         return self.folder / "baseline.onnx"
 
     def student_folder(self, student_key: str) -> Path:
+        """The folder of a cached student.
+
+        Args:
+            student_key: The student's key (see ``Compressor.student_key``).
+
+        Returns:
+            ``<cache>/students/<student_key>``.
+        """
         return self.folder / "students" / student_key
 
     def student_onnx(self, student_key: str) -> Path:
-        """The fp32 graph of a student; the teacher's export (``baseline``) for ``''``."""
+        """The fp32 graph of a student.
+
+        Args:
+            student_key: The student's key, or ``''`` for the teacher.
+
+        Returns:
+            The student's ``student.onnx``; the teacher's export (``baseline``) for ``''``.
+        """
         return self.student_folder(student_key) / "student.onnx" if student_key else self.baseline
 
     def student_weights(self, student_key: str) -> Path:
+        """The state dict of a cached student.
+
+        Args:
+            student_key: The student's key.
+
+        Returns:
+            The student's ``student.pt``.
+        """
         return self.student_folder(student_key) / "student.pt"
 
     def student_info(self, student_key: str) -> Path:
+        """The facts of a cached student (parameters, sparsity, config, ...).
+
+        Args:
+            student_key: The student's key.
+
+        Returns:
+            The student's ``info.json``.
+        """
         return self.student_folder(student_key) / "info.json"
 
     @property
@@ -66,10 +97,27 @@ class CacheLayout:
         return self.folder / "artifacts"
 
     def artifact(self, student_key: str, quant_key: str) -> Path:
+        """The path of a quantized artifact.
+
+        Args:
+            student_key: The student's key.
+            quant_key: The hash of the quantization settings.
+
+        Returns:
+            ``<cache>/artifacts/<student_key>-<quant_key>.onnx``.
+        """
         return self.artifacts / f"{student_key}-{quant_key}.onnx"
 
     def find_artifact(self, student_key: str, sha256: str) -> Path | None:
-        """The cached artifact of ``student_key`` whose content has ``sha256``; None when gone."""
+        """The cached artifact of ``student_key`` whose content has ``sha256``.
+
+        Args:
+            student_key: The student's key.
+            sha256: The artifact's sha256.
+
+        Returns:
+            The artifact's path, or None when it is gone (or either argument is empty).
+        """
         if not student_key or not sha256:
             return None
         for path in sorted(self.artifacts.glob(f"{student_key}-*.onnx")):

@@ -105,6 +105,11 @@ class Budgets(_Strict):
     )
 
     def items(self) -> list[tuple[str, float]]:
+        """The budgets that are set.
+
+        Returns:
+            ``(name, limit)`` pairs, leaving out the unset ones.
+        """
         return [(k, v) for k, v in self.model_dump().items() if v is not None]
 
 
@@ -123,7 +128,15 @@ class RemoteSettings(_Strict):
         return self
 
     def token(self) -> str:
-        """The token, from the environment variable or the file; errors say which one is missing."""
+        """The agent's token, from the environment variable or the file.
+
+        Returns:
+            The token, stripped.
+
+        Raises:
+            ProfileError: The variable is empty or unset (and no file is given), or the file cannot be
+                read or is empty; the error says which one.
+        """
         if self.token_env:
             value = os.environ.get(self.token_env, "").strip()
             if value:

@@ -32,6 +32,15 @@ class LayerMap:
     note: str = ""
 
     def value(self, trial: int, layer: str) -> float | None:
+        """The cell of ``trial`` and ``layer``.
+
+        Args:
+            trial: A trial number of the map.
+            layer: A layer of the map.
+
+        Returns:
+            The value, or None where it is unknown.
+        """
         return self.values[self.trials.index(trial)][self.layers.index(layer)]
 
 

@@ -52,12 +52,37 @@ from autocl.workloads import Workload, n_samples
 
 
 class Reporter(Protocol):
-    def trial_started(self, number: int) -> None: ...
-    def stage(self, number: int, stage: str) -> None: ...
-    def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None: ...
+    """Receives the progress of :func:`run_search`."""
+
+    def trial_started(self, number: int) -> None:
+        """Called when trial ``number`` starts.
+
+        Args:
+            number: The trial's number.
+        """
+        ...
+
+    def stage(self, number: int, stage: str) -> None:
+        """Called when trial ``number`` enters a stage (pruning, distilling, quantizing, ...).
+
+        Args:
+            number: The trial's number.
+            stage: A short description of the stage.
+        """
+        ...
+
+    def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Called when a trial ends (completed, pruned or failed).
+
+        Args:
+            trial: The finished trial.
+        """
+        ...
 
 
 class SilentReporter:
+    """A :class:`Reporter` that reports nothing."""
+
     def trial_started(self, number: int) -> None:
         pass
 
