@@ -63,10 +63,11 @@ class Reporter(Protocol):
         ...
 
     def stage(self, number: int, stage: str) -> None:
-        """Called when trial ``number`` enters a stage (pruning, distilling, quantizing, ...).
+        """Called when trial ``number``, or the search, enters a stage (pruning, distilling, ...).
 
         Args:
-            number: The trial's number.
+            number: The trial's number, or -1 for a stage of the whole search (the baseline, polishing,
+                re-measuring).
             stage: A short description of the stage.
         """
         ...
