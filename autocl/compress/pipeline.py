@@ -73,8 +73,12 @@ class Artifact:
     compressed_size_bytes: int | None = None
 
     def details(self) -> dict:
-        """What the artifact is made of, for the study record: layers per precision, the share of
-        zero weights, and the size once deflated (where unstructured sparsity shows)."""
+        """What the artifact is made of, for the study record.
+
+        Returns:
+            Layers per precision, the share of zero weights, and the size once deflated (where
+            unstructured sparsity shows).
+        """
         return {
             "precisions": dict(self.precisions or {}),
             "sparsity": round(self.student.sparsity, 4),
@@ -242,11 +246,25 @@ class Compressor:
         return factorize_model(student, plan)
 
     def trains(self, cfg: CompressionConfig) -> bool:
-        """Whether ``cfg``'s student is fine-tuned: see ``CompressionConfig.trains``."""
+        """Whether ``cfg``'s student is fine-tuned: see ``CompressionConfig.trains``.
+
+        Args:
+            cfg: The configuration.
+
+        Returns:
+            ``cfg.trains``.
+        """
         return cfg.trains
 
     def qat_layers(self, cfg: CompressionConfig) -> list[str]:
-        """The layers quantization-aware training fake-quantizes: the static int8 ones, with QAT on."""
+        """The layers quantization-aware training fake-quantizes: the static int8 ones, with QAT on.
+
+        Args:
+            cfg: The configuration.
+
+        Returns:
+            The layers' names; empty when QAT is off.
+        """
         return [n for n in self.layers if cfg.quant.precision_of(n) == "int8"] if cfg.qat_key() else []
 
     @staticmethod

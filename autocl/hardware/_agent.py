@@ -172,9 +172,16 @@ class AgentServer(ThreadingHTTPServer):
         self.last_request = time.monotonic()
 
     def touch(self) -> None:
+        """Record that a request arrived now (for ``idle_exit_s``)."""
         self.last_request = time.monotonic()
 
     def describe(self) -> dict[str, Any]:
+        """What the agent runs on, for ``/health``.
+
+        Returns:
+            The autocl and onnxruntime versions, the CPU and its flags, the GPU and the available
+            execution providers.
+        """
         model, flags = cpu_info()
         return {
             "autocl": autocl.__version__,
@@ -186,6 +193,15 @@ class AgentServer(ThreadingHTTPServer):
         }
 
     def measure(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Do the work of one measurement request.
+
+        Args:
+            body: The request's JSON body: ``profile``, ``artifacts``, ``feed`` and optionally ``memory``.
+
+        Returns:
+            ``(HTTP status, answer)``: 200 with the device description and the measurements; 400 for a
+            malformed request, 422 for one this device cannot run, each with an ``error``.
+        """
         try:
             req = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

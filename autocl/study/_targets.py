@@ -70,11 +70,21 @@ class Narrowing:
     reason: str
 
     def line(self) -> str:
+        """The narrowing in one sentence, for the search's output.
+
+        Returns:
+            What was removed for which profile, and why.
+        """
         fallback = f"; fallback precisions lose {', '.join(self.fallback_removed)}" if self.fallback_removed else ""
         what = ", ".join(self.removed) or "nothing model-wide"
         return f"space narrowed for profile {self.profile}: removed {what}{fallback} ({self.reason})"
 
     def to_dict(self) -> dict:
+        """The narrowing as a JSON-ready dict.
+
+        Returns:
+            ``removed``, ``fallback_removed``, ``profile`` and ``reason``.
+        """
         return {
             "removed": list(self.removed),
             "fallback_removed": list(self.fallback_removed),
