@@ -78,6 +78,11 @@ class Measurement:
     load_1m: float | None = None
 
     def to_dict(self) -> dict:
+        """The measurement as a JSON-ready dict (as stored in the study).
+
+        Returns:
+            Every field; samples and CI rounded to 5 decimals, tuples as lists.
+        """
         d = asdict(self)
         d["samples_ms"] = [round(s, 5) for s in self.samples_ms]
         d["ci95_ms"] = [round(c, 5) for c in self.ci95_ms]

@@ -52,6 +52,11 @@ class FrontRow:
     clusters: int = 0
 
     def to_dict(self) -> dict:
+        """The row as a dict.
+
+        Returns:
+            Every field (``dataclasses.asdict``).
+        """
         return asdict(self)
 
 

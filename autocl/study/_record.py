@@ -305,8 +305,12 @@ class TrialRecord:
         return tuple(out)
 
     def to_row(self) -> dict:
-        """The member as a flat dict: what ``autocl front --format json|csv``, ``StudyView.front()``,
-        the report's data and the HTTP API give, key for key."""
+        """The member as a flat dict.
+
+        Returns:
+            What ``autocl front --format json|csv``, ``StudyView.front()``, the report's data and the HTTP
+            API give, key for key (``ROW_KEYS``).
+        """
         return {
             "trial": self.number,
             "prune_ratio": self.prune_ratio,
@@ -337,6 +341,11 @@ class TrialRecord:
         }
 
     def to_dict(self) -> dict:
+        """The record as a dict.
+
+        Returns:
+            Every field (``dataclasses.asdict``).
+        """
         return asdict(self)
 
 
