@@ -41,7 +41,16 @@ class CacheLayout:
 
     @classmethod
     def of(cls, cache_root: str | Path, workload_name: str, workload_key: str) -> CacheLayout:
-        """The layout of workload ``workload_name`` with key ``workload_key`` under ``cache_root``."""
+        """The layout of workload ``workload_name`` with key ``workload_key`` under ``cache_root``.
+
+        Args:
+            cache_root: The artifact cache's root.
+            workload_name: The workload's name.
+            workload_key: The workload's key.
+
+        Returns:
+            The layout of ``<cache_root>/<workload_name>-<workload_key>``.
+        """
         return cls(Path(cache_root) / f"{workload_name}-{workload_key}")
 
     @property

@@ -91,6 +91,14 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: dict) -> Measurement:
+        """A measurement from its stored dict (see :meth:`to_dict`).
+
+        Args:
+            data: The stored dict; unknown keys are ignored, so newer records load.
+
+        Returns:
+            The measurement.
+        """
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in data.items() if k in known}
         d["samples_ms"] = tuple(d.get("samples_ms", ()))
