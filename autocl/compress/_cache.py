@@ -55,6 +55,7 @@ class CacheLayout:
 
     @property
     def baseline(self) -> Path:
+        """The teacher's fp32 export (``baseline.onnx``)."""
         return self.folder / "baseline.onnx"
 
     def student_folder(self, student_key: str) -> Path:
@@ -103,6 +104,7 @@ class CacheLayout:
 
     @property
     def artifacts(self) -> Path:
+        """The folder of the quantized artifacts."""
         return self.folder / "artifacts"
 
     def artifact(self, student_key: str, quant_key: str) -> Path:

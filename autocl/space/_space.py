@@ -353,6 +353,7 @@ class SearchSpace(_Strict):
 
     @property
     def fingerprint(self) -> str:
+        """A short hash of the space's contents (part of a study's fingerprint)."""
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
     def layer_choices(self, layer_names: list[str]) -> dict[str, list[str]]:

@@ -271,10 +271,12 @@ class TrialRecord:
 
     @property
     def measured(self) -> bool:
+        """Whether the trial has both a latency and a metric on this profile."""
         return self.latency_ms is not None and self.metric is not None
 
     @property
     def peak_memory_mb(self) -> float | None:
+        """The measured peak memory in MB, or None when memory was not measured."""
         peak = (self.memory or {}).get("peak_mb")
         return float(peak) if isinstance(peak, (int, float)) else None
 
