@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -57,6 +58,9 @@ def handles_errors(fn: F) -> F:
                 "run the same command again to resume",
                 soft_wrap=True,
             )
+            # the exit status is the message's: a signal still pending as the interpreter shuts down
+            # (its handlers are back to the default by then) would otherwise kill it with -SIGINT instead
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             sys.exit(143 if why == "SIGTERM" else 130)
         except Exception as exc:
             line = _database_error(exc)

@@ -28,6 +28,18 @@ from autocl.study import (
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
 
+def search_progress() -> Progress:
+    """The progress bar of a search (``autocl search`` and ``autocl worker``): trials done, stage, time."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
 class _ProgressReporter:
     def __init__(self, progress: Progress, total: int, verbose: bool = False) -> None:
         self.progress = progress
@@ -217,14 +229,7 @@ def _search(
     )
     study, url = plan.study_name, plan.url
     wl = load_workload(workload)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description:<34}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with search_progress() as progress:
         reporter = _ProgressReporter(progress, trials, verbose)
         result = run_search(
             wl,

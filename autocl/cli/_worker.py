@@ -15,10 +15,9 @@ from typing import Optional
 
 import optuna
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from autocl.cli._common import console, handles_errors
-from autocl.cli._search import _print_front, _ProgressReporter, parse_duration
+from autocl.cli._search import _print_front, _ProgressReporter, parse_duration, search_progress
 from autocl.errors import StudyError
 from autocl.hardware import HardwareProfile, profile_from_dict
 from autocl.space import SearchSpace
@@ -99,14 +98,7 @@ def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
     # checks the stored fingerprint and restores the study's teacher into this machine's cache
     plan = prepare_run(study, storage, st.user_attrs["workload"]["name"], space, profiles)
     wl = load_workload(workload)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description:<34}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with search_progress() as progress:
         reporter = _ProgressReporter(progress, trials)
         result = run_search(
             wl,
