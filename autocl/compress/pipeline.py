@@ -95,6 +95,23 @@ def _seal(*paths: Path) -> None:
         path.with_name(path.name + ".sha256").write_text(file_sha256(path))
 
 
+def _shipped_size(path: Path, sha256: str) -> int:
+    """``compressed_size`` of a cached artifact, computed once (seconds on a transformer) and kept
+    beside it (``<file>.size``) with the sha256 of the content it was computed on."""
+    record = path.with_name(path.name + ".size")
+    try:
+        digest, stored = record.read_text().split()
+        if digest == sha256:
+            return int(stored)
+    except (OSError, ValueError):
+        pass
+    size = compressed_size(path)
+    tmp = _tmp(record)
+    tmp.write_text(f"{sha256} {size}")
+    tmp.replace(record)
+    return size
+
+
 def _verified(*paths: Path) -> bool:
     """Whether every file exists and still has the sha256 recorded when it was written. A file
     without a record (an older cache) or with another hash is rebuilt, never reused."""
@@ -400,7 +417,8 @@ class Compressor:
         counts: dict[str, int] = {}
         for p in precisions.values():
             counts[p] = counts.get(p, 0) + 1
-        return Artifact(path, file_sha256(path), path.stat().st_size, student, int8, counts, compressed_size(path))
+        sha = file_sha256(path)
+        return Artifact(path, sha, path.stat().st_size, student, int8, counts, _shipped_size(path, sha))
 
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with.

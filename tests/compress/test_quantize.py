@@ -95,3 +95,15 @@ def test_int8_glue_takes_residual_joins_not_biases():
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("g", TensorProto.FLOAT, [1])], initializer=[w])
     assert int8_glue(helper.make_model(graph), ["conv1", "conv2"]) == ["relu", "residual"]
+
+
+def test_the_shipped_size_is_computed_once_per_artifact_content(compressor):
+    from autocl.compress.size import compressed_size
+
+    cfg = CompressionConfig(quant=QuantConfig(default="int8", calibration_samples=32))
+    art = compressor.artifact(cfg)
+    record = art.path.with_name(art.path.name + ".size")
+    assert art.compressed_size_bytes == compressed_size(art.path)
+    assert record.read_text().split() == [art.sha256, str(art.compressed_size_bytes)]
+    record.write_text(f"{'0' * 64} 1")  # a record of other content is not believed
+    assert compressor.artifact(cfg).compressed_size_bytes == compressed_size(art.path)
