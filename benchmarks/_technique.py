@@ -71,10 +71,10 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
         t0 = time.time()
         art = comp.artifact(c, stage=lambda s: log(f"  {s}"))
         secs = time.time() - t0
-        student_metric = evaluate_artifact(art.student.onnx_path, w, profile) if c.prune.changes_model else None
+        student_metric = evaluate_artifact(art.student.onnx_path, w, profile) if c.trains else None
         paths[name] = art.path
         info[name] = {"seconds": None if art.student.reused else round(secs), "reused": art.student.reused,
-                      "steps": c.distill.steps if c.prune.changes_model else 0, "student_fp32_metric": student_metric,
+                      "steps": c.distill.steps if c.trains else 0, "student_fp32_metric": student_metric,
                       "kept_macs": (art.student.achieved or {}).get("macs", 1.0), "structure": art.student.structure,
                       "config": c.to_dict()}
     out = ROOT / "benchmarks" / "results" / f"technique_{technique}-{workload}"
@@ -194,7 +194,7 @@ def build_rows(workload_name: str, configs: dict, profile_name: str, rounds: int
             log(f"building {name}")
             art = comp.artifact(cfg, lambda stage: log(f"  {stage}"))
             paths[name] = art.path
-            built[name] = {"seconds": time.time() - t0, "steps": cfg.distill.steps if comp.trains(cfg) else 0,
+            built[name] = {"seconds": time.time() - t0, "steps": cfg.distill.steps if cfg.trains else 0,
                            "reused": art.student.reused, "config": cfg.to_dict()}
         log(f"  {name}: {built[name]['seconds']:.0f} s")
     log(f"measuring {len(paths)} artifacts in {rounds} interleaved rounds on {profile.name}")

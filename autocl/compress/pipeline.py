@@ -223,7 +223,7 @@ class Compressor:
             apply_masks(masks)  # after the snap: pruned weights stay zero
             qat.freeze_observers(student, step, total)
 
-        if self.trains(cfg):
+        if cfg.trains:
             stage("distilling")
             distill(
                 student,
@@ -262,17 +262,6 @@ class Compressor:
         self.structure["lowrank"] = plan
         return factorize_model(student, plan)
 
-    def trains(self, cfg: CompressionConfig) -> bool:
-        """Whether ``cfg``'s student is fine-tuned: see ``CompressionConfig.trains``.
-
-        Args:
-            cfg: The configuration.
-
-        Returns:
-            ``cfg.trains``.
-        """
-        return cfg.trains
-
     def qat_layers(self, cfg: CompressionConfig) -> list[str]:
         """The layers quantization-aware training fake-quantizes: the static int8 ones, with QAT on.
 
@@ -299,7 +288,7 @@ class Compressor:
         Returns:
             The key (see ``CompressionConfig.student_key``).
         """
-        if not self.trains(cfg):  # no distillation happens, so its knobs do not matter
+        if not cfg.trains:  # no distillation happens, so its knobs do not matter
             cfg = CompressionConfig(prune=cfg.prune)
         return cfg.student_key(self.workload.key)
 
