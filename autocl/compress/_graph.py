@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from autocl.compress.onnx_export import LAYER_OPS
+from autocl.compress.onnx_export import EMBEDDING_OPS, LAYER_OPS
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
@@ -122,7 +122,10 @@ def graph_precisions(model: onnx.ModelProto) -> dict[str, str]:
 
     ``int4`` MatMulNBits; ``int8_dynamic`` MatMulInteger/ConvInteger; ``int8`` a Conv/Gemm/MatMul whose
     weight comes through a DequantizeLinear of an int8 initializer (QDQ, fused into an int8 kernel
-    by onnxruntime); ``fp16`` a Conv/Gemm/MatMul with a float16 weight; ``fp32`` otherwise.
+    by onnxruntime); ``fp16`` a Conv/Gemm/MatMul with a float16 weight; ``fp32`` otherwise. An
+    embedding lookup (a Gather reading a constant table) is ``int8_dynamic`` when its table is stored
+    in 8 bits (onnxruntime's dynamic quantizer: the rows are gathered in 8 bits, then dequantized) and
+    ``fp32`` when the table is float.
     """
     inits = _initializers(model)
     low_bit = {n for n, t in inits.items() if t.data_type in (TensorProto.INT8, TensorProto.UINT8)}
@@ -133,6 +136,9 @@ def graph_precisions(model: onnx.ModelProto) -> dict[str, str]:
             found[node.name] = "int4"
         elif node.op_type in ("MatMulInteger", "ConvInteger"):
             found[node.name] = "int8_dynamic"
+        elif node.op_type in EMBEDDING_OPS and node.input[0] in inits:
+            table = inits[node.input[0]].data_type
+            found[node.name] = "int8_dynamic" if table in (TensorProto.INT8, TensorProto.UINT8) else "fp32"
         elif node.op_type in LAYER_OPS and len(node.input) > 1:
             w = node.input[1]
             if w in dq_out:

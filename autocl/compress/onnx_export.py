@@ -20,6 +20,9 @@ OUTPUT_NAME = "output"
 OPSET = 17
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
 """The node types a layer's precision applies to: the compute nodes of Conv and Linear modules."""
+EMBEDDING_OPS = ("Gather",)
+"""The node type of an embedding table's lookup (``nn.Embedding``): a layer too, whose precision is
+that of its table (weight-only: the rows are looked up in int8 and dequantized)."""
 
 
 def export_onnx(
@@ -105,7 +108,8 @@ def module_of(node_name: str) -> str:
 
 
 def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]) -> dict[str, list[str]]:
-    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph.
+    """For each layer name, the names of its Conv/Gemm/MatMul nodes in the graph, and of its table
+    lookup (a Gather reading a constant table) for an ``nn.Embedding``.
 
     An ``nn.Linear`` exports as Gemm on 2-D inputs and as MatMul (+ Add) on 3-D ones: both are found.
 
@@ -121,8 +125,9 @@ def layer_nodes(model_path: str | Path | onnx.ModelProto, layer_names: list[str]
     )
     wanted = set(layer_names)
     found: dict[str, list[str]] = {name: [] for name in layer_names}
+    tables = {t.name for t in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type in LAYER_OPS:
+        if node.op_type in LAYER_OPS or (node.op_type in EMBEDDING_OPS and node.input[0] in tables):
             owner = module_of(node.name)
             if owner in wanted:
                 found[owner].append(node.name)

@@ -29,11 +29,29 @@ from autocl.compress.quantize import OP_PRECISIONS, WHY_NOT, quantize_model
 from autocl.config import Precision, QuantConfig
 from autocl.errors import AutoclError
 
-_NODE = {"Conv": "/probe/Conv", "Gemm": "/probe/Gemm", "MatMul": "/probe/MatMul"}
+_NODE = {"Conv": "/probe/Conv", "Gemm": "/probe/Gemm", "MatMul": "/probe/MatMul", "Gather": "/probe/Gather"}
+
+
+def _lookup_model(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """A one-op embedding lookup: a constant table read by token ids."""
+    table = rng.standard_normal((100, 64)).astype(np.float32)
+    node = helper.make_node("Gather", ["w", "ids"], ["y"], name=_NODE["Gather"])
+    graph = helper.make_graph(
+        [node],
+        "probe",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8, 64])],
+        [numpy_helper.from_array(table, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, {"ids": rng.integers(0, 100, (2, 8)).astype(np.int64)}
 
 
 def _probe_model(op: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
+    if op == "Gather":
+        return _lookup_model(rng)
     if op == "Conv":
         shape, w = [1, 16, 8, 8], rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
         node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name=_NODE[op], pads=[1, 1, 1, 1])
