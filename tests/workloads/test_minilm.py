@@ -52,7 +52,8 @@ def test_minilm_workload_fidelity_and_quality_on_the_artifact(tmp_path):
     from autocl.workloads import load_workload
 
     w = load_workload("minilm")
-    assert len(w.layer_names()) == 36 and w.output_kind == "embedding"
+    names = w.layer_names()  # 36 Linear layers and the word, position and token-type tables
+    assert len(names) == 39 and sum(".embeddings." in n for n in names) == 3 and w.output_kind == "embedding"
     profile = profile_from_dict({"name": "t", "threads": 2, "batch_size": 8})
     comp = Compressor(w, tmp_path)
     assert evaluate_artifact(comp.baseline(), w, profile) > 0.99999
@@ -60,3 +61,4 @@ def test_minilm_workload_fidelity_and_quality_on_the_artifact(tmp_path):
     assert q["wordsim353_spearman"] > 0.6 and q["lee_spearman"] > 0.3 and q["sentiment_accuracy"] > 0.65
     dyn = comp.artifact(CompressionConfig(quant=QuantConfig(default="int8_dynamic")))
     assert 0.97 < evaluate_artifact(dyn.path, w, profile) < 0.9999
+    assert dyn.path.stat().st_size < 25e6  # int8 tables too: as small as quantize_dynamic's 22 MB
