@@ -364,7 +364,7 @@ class Compressor:
             qat_ranges=ranges,
         )
 
-    def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> Artifact:
+    def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None, *, size: bool = True) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured.
 
         The student and the quantized model are taken from the cache when there, else built and cached.
@@ -372,6 +372,9 @@ class Compressor:
         Args:
             cfg: The configuration.
             stage: Called with a short description of each stage as it starts.
+            size: Compute the shipped size (``Artifact.compressed_size_bytes``; seconds on a
+                transformer, once per artifact): False leaves it None, for artifacts that are only
+                evaluated and thrown away (the sensitivity pre-pass).
 
         Returns:
             The ``Artifact``: its path, sha256, size, student and per-layer precisions.
@@ -407,7 +410,8 @@ class Compressor:
         for p in precisions.values():
             counts[p] = counts.get(p, 0) + 1
         sha = file_sha256(path)
-        return Artifact(path, sha, path.stat().st_size, student, int8, counts, _shipped_size(path, sha))
+        shipped = _shipped_size(path, sha) if size else None
+        return Artifact(path, sha, path.stat().st_size, student, int8, counts, shipped)
 
     def baseline(self) -> Path:
         """The teacher exported as is (fp32, unpruned): the reference every trial is compared with.

@@ -28,19 +28,26 @@ Progress = Callable[[str], None]
 
 
 def sensitivity_table(
-    compressor: Compressor, space: SearchSpace, profile: HardwareProfile, progress: Progress = lambda s: None
+    compressor: Compressor,
+    space: SearchSpace,
+    profile: HardwareProfile,
+    progress: Progress = lambda s: None,
+    precisions: set[str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{layer: {precision: metric drop}} for the space's (already restricted) per-layer choices."""
+    """{layer: {precision: metric drop}} for the space's (already restricted) per-layer choices, or
+    for those among ``precisions`` only."""
     w, q = compressor.workload, space.quant
     limit = q.sensitivity_samples
 
     def metric(quant: QuantConfig, keep: bool = True) -> float:
-        art = compressor.artifact(CompressionConfig(quant=quant))
+        # the shipped size is not needed here, and costs seconds per transformer artifact
+        art = compressor.artifact(CompressionConfig(quant=quant), size=keep)
         try:
             return evaluate_artifact(art.path, w, profile, limit=limit)
         finally:
-            if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 108 x ~90 MB)
-                art.path.unlink(missing_ok=True)
+            if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 117 x ~60 MB)
+                for done in (art.path, art.path.with_name(art.path.name + ".sha256")):
+                    done.unlink(missing_ok=True)
 
     base_quant = QuantConfig(
         calibration_samples=int(_first(q.calibration_samples)),
@@ -50,7 +57,9 @@ def sensitivity_table(
     base = metric(base_quant)
     table: dict[str, dict[str, float]] = {}
     choices = space.layer_choices(compressor.layers)
-    todo = [(layer, p) for layer, ps in choices.items() for p in ps if p != "fp32"]
+    todo = [
+        (layer, p) for layer, ps in choices.items() for p in ps if p != "fp32" and (not precisions or p in precisions)
+    ]
     for i, (layer, p) in enumerate(todo):
         progress(f"sensitivity {i + 1}/{len(todo)}: {layer} {p}")
         m = metric(base_quant.model_copy(update={"layers": {layer: p}}), keep=False)
@@ -75,16 +84,29 @@ def hopeless_choices(table: dict[str, dict[str, float]], max_drop: float) -> dic
     return out
 
 
-CHEAP_WORK = 50_000_000
-"""The pre-pass runs by default when (layer, precision) pairs x teacher parameters stays under this:
-on the mnist CNN (10 pairs, 0.7M parameters) it takes seconds; on MiniLM (108 pairs, 22M) minutes."""
+CHEAP_WORK = 1_000_000_000
+"""The pre-pass runs by default on the (layer, precision) pairs whose count x teacher parameters
+stays under this: on the mnist CNN (10 pairs, 0.7M parameters) every pair, in seconds; on MiniLM
+(117 pairs, 22.7M parameters) only the int8_dynamic column (39 pairs, a few minutes alone on 2 cores).
+Static int8 pairs cost a calibration each, so they are the first left out."""
+CHEAP_FIRST = ("int8_dynamic", "fp16", "int4", "int8")
+"""Precisions by the cost of one single-layer artifact: no calibration first."""
 
 
-def is_cheap(compressor: Compressor, space: SearchSpace) -> bool:
-    """Whether the sensitivity pre-pass costs little enough to run without being asked."""
-    pairs = sum(len([p for p in c if p != "fp32"]) for c in space.layer_choices(compressor.layers).values())
+def cheap_precisions(compressor: Compressor, space: SearchSpace) -> set[str]:
+    """The precisions whose pre-pass costs little enough to run without being asked: the longest
+    prefix of :data:`CHEAP_FIRST` (among the space's choices) whose pairs stay under
+    :data:`CHEAP_WORK`; empty when even the first does not."""
+    choices = space.layer_choices(compressor.layers).values()
     params = sum(p.numel() for p in compressor.workload.model.parameters())
-    return pairs * params <= CHEAP_WORK
+    wanted = sorted({p for c in choices for p in c if p != "fp32"}, key=lambda p: CHEAP_FIRST.index(p))
+    taken: set[str] = set()
+    for p in wanted:
+        pairs = sum(1 for c in choices for q in c if q in taken | {p})
+        if pairs * params > CHEAP_WORK:
+            break
+        taken.add(p)
+    return taken
 
 
 NOTICEABLE_DROP = 0.002
@@ -118,8 +140,8 @@ def prepare_space(
     progress: Progress = lambda s: None,
 ) -> SearchSpace:
     """Bind the space to the model and the profile before any trial: refuse precisions the provider
-    cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` (None:
-    when :func:`is_cheap`, on a new study) run the pre-pass once per study (stored as
+    cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` (None: on a
+    new study, for the :func:`cheap_precisions` only) run the pre-pass once per study (stored as
     ``sensitivity``), drop hopeless choices and rank the layers that fall back first. A resumed study
     reuses what it stored, so every trial of a study sees the same choices."""
     layers = compressor.layers
@@ -135,10 +157,12 @@ def prepare_space(
             f"study {study.study_name!r} was searched without the sensitivity pre-pass; resume it "
             "without --sensitivity, or start a new study to use it"
         )
+    only: set[str] | None = None
     if sensitivity is None:
-        sensitivity = not has_trials and stored is None and is_cheap(compressor, bound)
+        only = cheap_precisions(compressor, bound)
+        sensitivity = not has_trials and stored is None and bool(only)
     if stored is None and sensitivity:
-        stored = sensitivity_table(compressor, bound, profile, progress)
+        stored = sensitivity_table(compressor, bound, profile, progress, only)
         study.set_user_attr("sensitivity", stored)
     if stored is not None:
         bound = space.restrict(layers, refused, hopeless_choices(stored, space.quant.sensitivity_max_drop))
