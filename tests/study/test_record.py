@@ -68,7 +68,10 @@ def test_the_reader_names_both_speedups_and_flags_with_the_search_pair():
     records = {r.number: r for r in read_trials(study, "p1", baseline_metric=0.96)}
     assert records[0].speedup_search == pytest.approx(2.0) and records[0].speedup_remeasured == 1.5
     assert records[0].distilled and records[0].compressed and records[0].metric_change == pytest.approx(-0.06)
-    assert "re-measured 2.200 ms" in records[0].notes
+    assert "re-measured 1.50x (2.200 ms)" in records[0].notes
+    # the comparable latency: the study's baseline over the re-measured speed-up, else the trial's
+    assert records[0].speedup == 1.5 and records[0].normalized_ms == pytest.approx(4.0 / 1.5)
+    assert records[1].speedup == pytest.approx(1.0) and records[1].normalized_ms == pytest.approx(4.0)
     assert records[1].speedup_remeasured is None and records[1].compressed  # its int8 layers (bits 88f)
 
 
