@@ -63,16 +63,26 @@ def raw_pick(data, max_drop: float):
 
 
 def search(w, space, profile, kind: str, seed: int, args, work: Path) -> dict:
+    from compare_baselines import _log
+
     from autocl.report import pick, study_data
     from autocl.study import run_search
-    from compare_baselines import _log
 
     name = f"obj-{args.workload}-{kind}-s{seed}-{args.tag}"
     _log(f"{kind} objective, seed {seed}: searching {args.minutes:g} min")
     t0 = time.time()
     with objective(kind):
-        result = run_search(w, space, profile, study_name=name, storage=f"sqlite:///{work / (name + '.db')}",
-                            n_trials=None, timeout=args.minutes * 60, max_drop=args.max_drop, seed=seed)
+        result = run_search(
+            w,
+            space,
+            profile,
+            study_name=name,
+            storage=f"sqlite:///{work / (name + '.db')}",
+            n_trials=None,
+            timeout=args.minutes * 60,
+            max_drop=args.max_drop,
+            seed=seed,
+        )
     data = study_data(result.study, profile.name)
     chosen = raw_pick(data, args.max_drop) if kind == "raw_ms" else pick(data, f"fastest-within:{args.max_drop}").trial
     if chosen is None:
@@ -80,39 +90,55 @@ def search(w, space, profile, kind: str, seed: int, args, work: Path) -> dict:
     trial = result.study.trials[chosen.number]
     shown = chosen.speedup_search if kind == "raw_ms" else chosen.speedup  # what that arm's closing line showed
     return {
-        "study": name, "seconds": round(time.time() - t0), "trials": len(result.study.trials),
-        "pick": chosen.number, "metric": chosen.metric, "metric_drop": data.metric_drop(chosen),
-        "latency_ms": chosen.latency_ms, "speedup_search": chosen.speedup_search,
-        "speedup_remeasured": chosen.speedup_remeasured, "speedup_shown": shown,
-        "artifact": trial.user_attrs["artifact_path"], "bits": chosen.bits, "prune_ratio": chosen.prune_ratio,
+        "study": name,
+        "seconds": round(time.time() - t0),
+        "trials": len(result.study.trials),
+        "pick": chosen.number,
+        "metric": chosen.metric,
+        "metric_drop": data.metric_drop(chosen),
+        "latency_ms": chosen.latency_ms,
+        "speedup_search": chosen.speedup_search,
+        "speedup_remeasured": chosen.speedup_remeasured,
+        "speedup_shown": shown,
+        "artifact": trial.user_attrs["artifact_path"],
+        "bits": chosen.bits,
+        "prune_ratio": chosen.prune_ratio,
     }
 
 
 def _markdown(run: dict) -> str:
     d, res = run["device"], run["results"]
-    lines = [f"# Latency objective: raw ms against the comparable latency ({run['workload']}, `{run['profile']}`)",
-             "", f"Command: `{run['command']}` — {d.get('cpu')} (flags: {' '.join(d.get('cpu_flags') or [])}), "
-             f"{d.get('cores')} cores, onnxruntime {d.get('onnxruntime')}, load average {run['load']}, {run['date']}.",
-             "", "Each arm's pick (fastest within a metric drop of "
-             f"{run['max_drop']}) and the fp32 model measured in one final interleaved run of {run['rounds']} "
-             "rounds; *final* is the speed-up there. *shown* is what the search showed for its pick (raw arm: "
-             "the in-trial speed-up; normalized arm: the re-measured one when present). The machine was shared "
-             "with other jobs: compare only ratios of the final run.", "",
-             "| objective | seed | trials | pick | Δ metric | in trial | shown | final | final / shown |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Latency objective: raw ms against the comparable latency ({run['workload']}, `{run['profile']}`)",
+        "",
+        f"Command: `{run['command']}` — {d.get('cpu')} (flags: {' '.join(d.get('cpu_flags') or [])}), "
+        f"{d.get('cores')} cores, onnxruntime {d.get('onnxruntime')}, load average {run['load']}, {run['date']}.",
+        "",
+        "Each arm's pick (fastest within a metric drop of "
+        f"{run['max_drop']}) and the fp32 model measured in one final interleaved run of {run['rounds']} "
+        "rounds; *final* is the speed-up there. *shown* is what the search showed for its pick (raw arm: "
+        "the in-trial speed-up; normalized arm: the re-measured one when present). The machine was shared "
+        "with other jobs: compare only ratios of the final run.",
+        "",
+        "| objective | seed | trials | pick | Δ metric | in trial | shown | final | final / shown |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res:
         if r.get("pick") is None:
             lines.append(f"| {r['arm']} | {r['seed']} | {r.get('trials', '')} | none within the drop | | | | | |")
             continue
-        lines.append(f"| {r['arm']} | {r['seed']} | {r['trials']} | {r['pick']} | {-r['metric_drop']:+.4f} | "
-                     f"{r['speedup_search']:.2f}x | {r['speedup_shown']:.2f}x | **{r['final_speedup']:.2f}x** | "
-                     f"{r['final_speedup'] / r['speedup_shown']:.2f} |")
+        lines.append(
+            f"| {r['arm']} | {r['seed']} | {r['trials']} | {r['pick']} | {-r['metric_drop']:+.4f} | "
+            f"{r['speedup_search']:.2f}x | {r['speedup_shown']:.2f}x | **{r['final_speedup']:.2f}x** | "
+            f"{r['final_speedup'] / r['speedup_shown']:.2f} |"
+        )
     lines.append("")
     for arm in ARMS:
         final = [r["final_speedup"] for r in res if r["arm"] == arm and r.get("pick") is not None]
         if final:
-            lines.append(f"- {arm}: mean final speed-up of the picks {statistics.mean(final):.2f}x over {len(final)} "
-                         "seed(s).")
+            lines.append(
+                f"- {arm}: mean final speed-up of the picks {statistics.mean(final):.2f}x over {len(final)} seed(s)."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -151,7 +177,10 @@ def main() -> None:
             results.append({"arm": kind, "seed": seed, **search(w, space, profile, kind, seed, args, work)})
     fp32 = Compressor(w, cache_dir()).baseline()
     base_metric = evaluate_artifact(fp32, w, profile)
-    paths = {"fp32": fp32, **{f"{r['arm']} s{r['seed']}": Path(r["artifact"]) for r in results if r.get("pick") is not None}}
+    paths = {
+        "fp32": fp32,
+        **{f"{r['arm']} s{r['seed']}": Path(r["artifact"]) for r in results if r.get("pick") is not None},
+    }
     _log(f"final interleaved measurement of {len(paths)} models, {args.rounds} rounds")
     lat = measure_all(paths, w, profile, args.rounds)
     for r in results:
@@ -159,14 +188,24 @@ def main() -> None:
             key = f"{r['arm']} s{r['seed']}"
             r["final_speedup"] = lat["fp32"]["latency_ms"] / lat[key]["latency_ms"]
             r["final_latency_ms"] = lat[key]["latency_ms"]
-            r["final_metric_drop"] = metric_drop(evaluate_artifact(paths[key], w, profile), base_metric,
-                                                 w.higher_is_better)
+            r["final_metric_drop"] = metric_drop(
+                evaluate_artifact(paths[key], w, profile), base_metric, w.higher_is_better
+            )
     device = {**device_description(profile), "python": platform.python_version()}
     command = "python benchmarks/compare_objective.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    run = {"command": command, "device": device, "load": [round(x, 2) for x in os.getloadavg()],
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workload": args.workload,
-           "profile": profile.name, "minutes": args.minutes, "max_drop": args.max_drop, "rounds": args.rounds,
-           "fp32_ms": lat["fp32"]["latency_ms"], "results": results}
+    run = {
+        "command": command,
+        "device": device,
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "workload": args.workload,
+        "profile": profile.name,
+        "minutes": args.minutes,
+        "max_drop": args.max_drop,
+        "rounds": args.rounds,
+        "fp32_ms": lat["fp32"]["latency_ms"],
+        "results": results,
+    }
     (out_dir / f"compare_objective-{args.workload}.json").write_text(json.dumps(run, indent=1, default=str))
     (out_dir / f"compare_objective-{args.workload}.md").write_text(_markdown(run))
     print(_markdown(run), flush=True)

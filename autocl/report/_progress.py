@@ -142,12 +142,14 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
     copy = optuna.create_study(directions=["minimize"] * 3)
     for t in frozen:
         info = measured[t.number]
+        metric, comparable, size = info.objectives
+        raw = info.latency_ms if info.latency_ms is not None else comparable
         copy.add_trial(
             optuna.trial.create_trial(
                 params={p: t.params[p] for p in common},
                 distributions={p: t.distributions[p] for p in common},
                 # the raw median: which knobs make the model slower, as the label says
-                values=[info.metric, info.latency_ms, info.size_kb],
+                values=[metric, raw, size],
             )
         )
     values: dict[str, dict[str, float]] = {}

@@ -24,6 +24,7 @@ import optuna
 
 from autocl.errors import StudyError
 from autocl.evaluate import metric_drop
+from autocl.study._baselines import measured_profiles, primary_profile, profile_settings, study_baseline
 from autocl.study._record import (
     DOMINATED,
     FAILED,
@@ -37,7 +38,6 @@ from autocl.study._record import (
     losses,
     read_trials,
 )
-from autocl.study._baselines import measured_profiles, primary_profile, profile_settings, study_baseline
 
 TrialInfo = TrialRecord
 """One trial as the report, the front and the picks see it: the study record's reader

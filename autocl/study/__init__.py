@@ -1,7 +1,7 @@
 """Studies: create/resume on RDB storage, run trials, keep the Pareto front in autocl's table."""
 
-from autocl.study._fingerprint import check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._baselines import measured_profiles, primary_profile, study_baseline
+from autocl.study._fingerprint import check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._front import front_numbers, front_records, read_front, stored_profiles, write_front
 from autocl.study._record import (
     ROW_KEYS,

@@ -607,9 +607,7 @@ def classify(records: list[TrialRecord], higher_is_better: bool) -> list[TrialRe
             r = replace(
                 r,
                 status=DOMINATED,
-                reason=(
-                    f"dominated by trial {best}: at least as good on metric, speed-up and size, and better on one"
-                ),
+                reason=(f"dominated by trial {best}: at least as good on metric, speed-up and size, and better on one"),
             )
         out.append(r)
     return out
@@ -678,8 +676,8 @@ __all__ = [
     "read_trial",
     "read_trials",
     "remeasured_members",
-    "trial_summary",
     "speedup",
+    "trial_summary",
     "write_config",
     "write_error",
     "write_result",
