@@ -31,12 +31,14 @@ def test_front_is_a_dataframe_equal_to_the_stored_front(searched):
     view = autocl.load_study(name, storage=url)
     df = view.front()
     assert isinstance(df, pd.DataFrame) and not df.empty
-    stored = {r.trial: r for r in read_front(url, name, "test-cpu")}
+    stored = {r["trial"]: r for r in read_front(url, name, "test-cpu")}
     assert set(df["trial"]) == set(stored)
     for row in df.itertuples():
-        assert row.latency_ms == pytest.approx(stored[row.trial].latency_ms)
-        assert row.metric == pytest.approx(stored[row.trial].metric)
-    assert list(df["latency_ms"]) == sorted(df["latency_ms"])
+        assert row.latency_ms == pytest.approx(stored[row.trial]["latency_ms"])
+        assert row.metric == pytest.approx(stored[row.trial]["metric"])
+    # best comparable speed-up first, not raw milliseconds
+    assert list(df["normalized_ms"]) == sorted(df["normalized_ms"])
+    assert list(df["speedup"]) == sorted(df["speedup"], reverse=True)
     assert df.attrs["metric_name"] == "accuracy"
     trials = view.trials()
     assert len(trials) == len(view.study.trials) and set(trials["status"]) <= {"front", "dominated"}

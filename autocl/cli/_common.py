@@ -73,11 +73,12 @@ def handles_errors(fn: F) -> F:
 
 
 def _kept(r: TrialRecord) -> str:
-    """What pruning achieved, beside the ratio asked for: the share of multiply-accumulates kept."""
+    """What pruning achieved, beside the ratio asked for: the share of multiply-accumulates kept,
+    and "none removed" by the record's one rule (``TrialRecord.pruning_applied``, on kept parameters)."""
+    if r.pruning_applied is False:
+        return f"{100 * (r.kept_macs if r.kept_macs is not None else 1.0):.0f}% (none removed)"
     if r.kept_macs is None:
         return ""
-    if (r.prune_ratio or 0) > 0 and r.kept_macs >= 0.9999:
-        return "100% (none removed)"
     return f"{100 * r.kept_macs:.0f}%"
 
 

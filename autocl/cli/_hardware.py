@@ -139,15 +139,21 @@ def remeasure(
         None, help="profile YAML or name to re-measure on; repeatable [default: the study's profiles as stored]"
     ),
 ) -> None:
-    """Re-measure a study's Pareto fronts and flag members whose latency changed beyond the noise.
+    """Re-measure a study's Pareto fronts and flag members whose speed-up changed beyond the noise.
 
-    The front's artifacts and the fp32 baseline are measured again, interleaved. A change counts
-    when it is larger than the profile's measurement.noise_floor and the confidence intervals do
-    not overlap; numbers from another device are not compared.
+    The front's artifacts and the fp32 baseline are measured again, interleaved. A member changed
+    when its speed-up over fp32 differs from the one measured in its trial by more than the
+    profile's measurement.noise_floor and the two intervals do not overlap (ratios, not raw ms
+    taken minutes apart); numbers from another device are not compared. The front is then ranked
+    on the re-measured speed-ups; a trial that joins it is re-measured too.
 
     Example: autocl remeasure --study demo
     """
     handles_errors(_remeasure)(study, storage, workload, profile)
+
+
+def _times(speedup: float | None) -> str:
+    return "" if speedup is None else f"{speedup:.2f}x"
 
 
 def _remeasure(study_name, storage, workload, profile) -> None:
@@ -176,7 +182,8 @@ def _remeasure(study_name, storage, workload, profile) -> None:
         raise StudyError(f"study {study_name!r} has no front to re-measure yet; run 'autocl search' first")
     for name, members in result.items():
         table = Table(title=f"re-measured front of '{study_name}' on profile '{name}'", title_justify="left")
-        for col in ("trial", "stored ms", "now ms", "95% CI now", "change", "speed-up (re-measured)", "verdict"):
+        cols = ("trial", "stored ms", "now ms", "95% CI now", "speed-up (search)", "speed-up (re-measured)", "change")
+        for col in (*cols, "verdict"):
             table.add_column(col, justify="right" if col != "verdict" else "left")
         for trial, r in members.items():
             verdict = (
@@ -185,14 +192,17 @@ def _remeasure(study_name, storage, workload, profile) -> None:
                 else "[yellow]changed beyond the noise[/]"
                 if r["changed"]
                 else "same within the noise"
+                if r["changed"] is False
+                else "no speed-up stored with the trial"
             )
             table.add_row(
                 str(trial),
                 f"{r['stored_median_ms']:.3f}",
                 f"{r['median_ms']:.3f}",
                 f"{r['ci95_ms'][0]:.3f}-{r['ci95_ms'][1]:.3f}",
-                f"{r['rel_change']:+.1%}",
-                f"{r['speedup']:.2f}x",
+                _times(r.get("stored_speedup")),
+                _times(r["speedup"]),
+                "" if r.get("speedup_change") is None else f"{r['speedup_change']:+.1%}",
                 verdict,
             )
         console.print(table)

@@ -24,6 +24,7 @@ from autocl.study import (
     load_existing,
     prepare_run,
     run_search,
+    trial_summary,
 )
 from autocl.workloads import DEFAULT_WORKLOAD, load_workload
 
@@ -65,12 +66,14 @@ class _ProgressReporter:
             if self.verbose and trial.user_attrs.get("traceback"):
                 self.progress.console.print(escape(trial.user_attrs["traceback"].rstrip()), soft_wrap=True, style="dim")
         else:
-            m, lat, size = trial.values
+            m, lat, x, size = trial_summary(trial)
             reused = " (student reused)" if trial.user_attrs.get("student_reused") else ""
             slower = [p for p, flag in trial.user_attrs.get("not_faster", {}).items() if flag]
             flagged = f" [yellow]not faster than fp32 on {', '.join(slower)}[/]" if slower else ""
             self.progress.console.print(
-                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB{reused}{flagged}"
+                f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms"
+                + (f" ({x:.2f}x)" if x else "")
+                + f", size {size:.1f} KB{reused}{flagged}"
             )
         self.progress.advance(self.task)
 
@@ -260,8 +263,8 @@ def _search(
 
 
 def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: float | None) -> None:
-    """Keep the fastest model that passes: the fastest front member within the metric drop, and the
-    command that exports it."""
+    """Keep the fastest model that passes: the front member within the metric drop with the best
+    comparable speed-up (``--pick fastest-within``), and the command that exports it."""
     from autocl.report import pick, study_data
 
     bound = 0.01 if max_drop is None else max_drop
@@ -282,11 +285,16 @@ def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: floa
         )
         return
     storage = "" if url == default_storage(study_name) else f" --storage {url}"
-    # the speed-up the front table shows beside it: measured in the search, in alternation with fp32
+    # ranked and named by the comparable speed-up: re-measured when present, else the search's
+    if t.speedup_remeasured is not None:
+        speed = f", {t.speedup_remeasured:.2f}x the fp32 model re-measured ({t.speedup_search or 0:.2f}x in the search)"
+    elif t.speedup_search:
+        speed = f", {t.speedup_search:.2f}x the fp32 model (speed-up measured in the search)"
+    else:
+        speed = ""
     console.print(
         f"fastest member within a metric drop of {bound:g}{how}: trial {t.number}, "
-        f"{data.metric_name} {t.metric:.4f} ({t.metric_change:+.4f}), {t.latency_ms:.3f} ms"
-        + (f", {t.speedup_search:.2f}x the fp32 model (speed-up measured in the search)" if t.speedup_search else ""),
+        f"{data.metric_name} {t.metric:.4f} ({t.metric_change:+.4f}), {t.latency_ms:.3f} ms{speed}",
         soft_wrap=True,
     )
     console.print(
@@ -314,7 +322,11 @@ def _print_front(url: str, study_name: str, profile: str | None, study: optuna.S
         title=f"Pareto front of '{study_name}' on profile '{data.profile}' ({len(rows)} of {len(data.trials)} trials)",
     )
     console.print(table)
-    console.print(f"[dim]{BITS_LEGEND}; layers: {' '.join(data.layers)}[/]", soft_wrap=True)
+    console.print(
+        f"[dim]ordered by speed-up over fp32 (re-measured where present, else the search's): raw ms taken "
+        f"minutes apart are not comparable. {BITS_LEGEND}; layers: {' '.join(data.layers)}[/]",
+        soft_wrap=True,
+    )
 
 
 def front(

@@ -282,7 +282,8 @@ def render_html(report: ReportData, figures: dict) -> str:
     dashboard = (
         (
             f"<p class='meta'>Browse the raw study with <code>optuna-dashboard {_e(report.storage)}</code> "
-            "(same storage; objectives are named metric, latency_ms, size_kb).</p>"
+            "(same storage; objectives are named metric, normalized_ms, size_kb: the latency is the fp32 "
+            "baseline over the speed-up; latency_ms, the raw median, in studies made before).</p>"
         )
         if report.storage
         else ""

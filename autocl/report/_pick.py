@@ -6,11 +6,14 @@ the best answer to any of these questions.
 * ``'metric_drop<=0.01,latency_ms<=5'``: conditions joined by commas on ``metric``, ``metric_drop``
   (fp32 metric minus the member's, for a higher-is-better metric; ``1%`` means 0.01),
   ``metric_change`` (its negation: positive = better), ``latency_ms``, ``latency_p90_ms``,
-  ``size_kb``, ``speedup_search`` (measured in the trial, alternating with fp32; ``speedup`` is the
-  same), or ``speedup_remeasured`` (from the front's re-measurement), with ``<=``, ``>=``, ``<`` or ``>``; among the
-  members meeting all of them, the fastest (then the better metric, then the smaller).
+  ``size_kb``, ``speedup_search`` (measured in the trial, alternating with fp32),
+  ``speedup_remeasured`` (from the front's re-measurement), ``speedup`` (the comparable one:
+  re-measured when present, else the search's) or ``normalized_ms`` (the comparable latency), with
+  ``<=``, ``>=``, ``<`` or ``>``; among the members meeting all of them, the fastest by the
+  comparable speed-up (:attr:`autocl.study.TrialRecord.speedup`, never by raw milliseconds taken
+  minutes apart), then the better metric, then the smaller. ``latency_ms`` bounds stay absolute.
 * ``fastest-within:0.01``: the same as ``metric_drop<=0.01``.
-* ``knee``: on the metric-vs-latency trade-off curve of the front, both normalized to [0, 1], the
+* ``knee``: on the metric-vs-comparable-latency trade-off curve of the front, both scaled to [0, 1], the
   member farthest beyond the straight line joining the fastest and the most accurate member
   (with two members there is no bend: the more accurate one).
 """
@@ -34,6 +37,7 @@ FIELDS = (
     "speedup_search",
     "speedup_remeasured",
     "speedup",
+    "normalized_ms",
 )
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 _COND = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")
@@ -70,8 +74,8 @@ class Pick:
 def value_of(data: StudyData, t: TrialInfo, field: str) -> float | None:
     if field == "metric_drop":
         return data.metric_drop(t)
-    if field == "speedup":  # the speed-up every view shows by default: the one measured in the search
-        return t.speedup_search
+    if field == "speedup":  # the comparable one: re-measured when present, else the search's
+        return t.speedup
     if field == "metric_change":
         drop = data.metric_drop(t)
         return None if drop is None else 0.0 - drop + 0.0
@@ -108,6 +112,7 @@ def parse_conditions(spec: str) -> list[Condition]:
 
 
 def _rank(data: StudyData, t: TrialInfo) -> tuple:
+    """Fastest first by the comparable latency (``objectives[1]``: the best comparable speed-up)."""
     drop = data.metric_drop(t)
     sign = -1.0 if data.higher_is_better else 1.0
     metric, latency, size = t.objectives
@@ -210,7 +215,11 @@ def pick(data: StudyData, spec: str) -> Pick:
     if not ok:
         raise _no_match(data, spec, conds, front)
     best = min(ok, key=lambda t: _rank(data, t))
-    return Pick(best, spec, f"the fastest of the {len(ok)} front member(s) meeting {', '.join(map(str, conds))}")
+    return Pick(
+        best,
+        spec,
+        f"the best comparable speed-up of the {len(ok)} front member(s) meeting {', '.join(map(str, conds))}",
+    )
 
 
 __all__ = ["FIELDS", "Condition", "Pick", "knee", "parse_conditions", "pick", "value_of"]

@@ -19,9 +19,9 @@ class History:
     feasible trials so far, and the hypervolume of the feasible front so far.
 
     The hypervolume is computed on normalized objectives to minimize: −metric (or metric when lower
-    is better), latency / fp32 latency, size / fp32 size; the reference point is the worst value of
-    each over all feasible trials and the baseline, plus 10% of its range, so every front member adds
-    volume. It never decreases; a flat stretch means trials that did not improve the front.
+    is better), comparable latency / fp32 latency (1 / speed-up, as the front is decided), size /
+    fp32 size; the reference point is the worst value of each over all feasible trials and the
+    baseline, plus 10% of its range, so every front member adds volume. It never decreases; a flat stretch means trials that did not improve the front.
     """
 
     trials: tuple[int, ...]
@@ -39,7 +39,7 @@ def _normalized_losses(data: StudyData, ts) -> np.ndarray:
     lat_scale = base.get("latency_ms") or 1.0
     size_scale = base.get("size_kb") or 1.0
     sign = -1.0 if data.higher_is_better else 1.0
-    return np.array([[sign * t.metric, t.latency_ms / lat_scale, t.size_kb / size_scale] for t in ts], dtype=float)
+    return np.array([[sign * t.metric, t.objectives[1] / lat_scale, t.size_kb / size_scale] for t in ts], dtype=float)
 
 
 def _objective(i: int) -> Callable[[optuna.trial.FrozenTrial], float]:
@@ -142,11 +142,14 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
     copy = optuna.create_study(directions=["minimize"] * 3)
     for t in frozen:
         info = measured[t.number]
+        metric, comparable, size = info.objectives
+        raw = info.latency_ms if info.latency_ms is not None else comparable
         copy.add_trial(
             optuna.trial.create_trial(
                 params={p: t.params[p] for p in common},
                 distributions={p: t.distributions[p] for p in common},
-                values=list(info.objectives),
+                # the raw median: which knobs make the model slower, as the label says
+                values=[metric, raw, size],
             )
         )
     values: dict[str, dict[str, float]] = {}
@@ -154,6 +157,9 @@ def param_importances(study: optuna.Study, data: StudyData, *, seed: int = 0) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, name in enumerate(objectives):
+            if len({t.values[i] for t in copy.trials}) < 2:  # a constant objective: nothing to explain
+                values[name] = {}
+                continue
             imp = optuna.importance.get_param_importances(
                 copy, evaluator=evaluator, params=common, target=_objective(i)
             )

@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.trial import TrialState
 
 from autocl.errors import StudyError
 from autocl.evaluate import metric_drop
+from autocl.study._baselines import measured_profiles, primary_profile, profile_settings, study_baseline
 from autocl.study._record import (
     DOMINATED,
     FAILED,
@@ -35,6 +35,7 @@ from autocl.study._record import (
     UNMEASURED,
     TrialRecord,
     dominates,
+    losses,
     read_trials,
 )
 
@@ -65,8 +66,9 @@ class StudyData:
 
     @property
     def front(self) -> list[TrialInfo]:
-        """The feasible Pareto front on this profile, fastest first."""
-        return sorted(self.with_status(FRONT), key=lambda t: (t.latency_ms, t.number))
+        """The feasible Pareto front on this profile, fastest first by the comparable latency
+        (``TrialRecord.normalized_ms``: the best speed-up first), not by raw milliseconds."""
+        return sorted(self.with_status(FRONT), key=lambda t: (t.objectives[1], t.number))
 
     def with_status(self, *statuses: str) -> list[TrialInfo]:
         """The trials with one of ``statuses``.
@@ -114,7 +116,8 @@ class StudyData:
         return metric_drop(t.metric, self.baseline["metric"], self.higher_is_better)
 
     def speedup(self, t: TrialInfo) -> float | None:
-        """The speed-up measured in the trial, in alternation with fp32 (``speedup_search``).
+        """The comparable speed-up (``TrialRecord.speedup``): re-measured when the front was, else the
+        one measured in the trial, both in alternation with fp32.
 
         Args:
             t: A trial of this study.
@@ -122,7 +125,7 @@ class StudyData:
         Returns:
             The speed-up, or None when it was not measured.
         """
-        return t.speedup_search
+        return t.speedup
 
     def losses(self, t: TrialInfo) -> tuple[float, float, float]:
         """Objectives as values to minimize.
@@ -131,76 +134,10 @@ class StudyData:
             t: A trial of this study.
 
         Returns:
-            ``(-metric or metric, latency, size)``: the metric negated when higher is better.
+            ``(-metric or metric, comparable latency, size)``: the metric negated when higher is better
+            (:func:`autocl.study._record.losses`).
         """
-        metric, latency, size = t.objectives
-        return (-metric if self.higher_is_better else metric, latency, size)
-
-
-def _profile_dicts(study: optuna.Study) -> list[dict]:
-    """The stored profile settings, primary first (``profile`` a dict or a list; ``profiles`` a dict
-    by name or a list)."""
-    out: list[dict] = []
-    for key in ("profile", "profiles"):
-        stored = study.user_attrs.get(key)
-        items = (
-            stored.values()
-            if isinstance(stored, dict) and "name" not in stored
-            else [stored]
-            if isinstance(stored, dict)
-            else stored
-            if isinstance(stored, list)
-            else []
-        )
-        out += [p for p in items if isinstance(p, dict) and p.get("name")]
-    return out
-
-
-def primary_profile(study: optuna.Study) -> str:
-    """The profile the search optimized latency on (the first one given to ``autocl search``).
-
-    Args:
-        study: The study.
-
-    Returns:
-        The profile's name, or ``""`` when the study stores none.
-    """
-    found = _profile_dicts(study)
-    return found[0]["name"] if found else ""
-
-
-def measured_profiles(study: optuna.Study) -> list[str]:
-    """Every profile some completed trial was measured on, the primary (the search's objective) first.
-
-    Args:
-        study: The study.
-
-    Returns:
-        The profiles' names.
-    """
-    seen: dict[str, None] = {}
-    primary = primary_profile(study)
-    if primary:
-        seen[primary] = None
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        for name in t.user_attrs.get("measurements", {}):
-            seen[name] = None
-    return list(seen)
-
-
-def _baseline_on(study: optuna.Study, profile: str) -> dict | None:
-    """The fp32 teacher's numbers; its latency only where it was measured on ``profile``."""
-    per_profile = study.user_attrs.get("baselines")
-    if isinstance(per_profile, dict) and isinstance(per_profile.get(profile), dict):
-        return per_profile[profile]
-    base = study.user_attrs.get("baseline")
-    if not base:
-        return None
-    if "metric" not in base and isinstance(base.get(profile), dict):  # stored per profile
-        return dict(base[profile])
-    if profile == primary_profile(study):
-        return dict(base)
-    return {k: v for k, v in base.items() if not k.startswith("latency")}
+        return losses(t, self.higher_is_better)
 
 
 def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
@@ -225,15 +162,14 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
         )
     wl = study.user_attrs.get("workload") or {}
     names = tuple(study.user_attrs.get("constraint_names") or ())
-    baseline = _baseline_on(study, profile)
-    trials = read_trials(study, profile, baseline_metric=(baseline or {}).get("metric"))
+    baseline = study_baseline(study, profile)
+    trials = read_trials(study, profile)
     choices: dict[str, tuple[str, ...]] = {}
     for t in study.get_trials(deepcopy=False):
         for name, dist in t.distributions.items():
             if name.startswith("bits.") and hasattr(dist, "choices"):
                 layer = name[len("bits.") :]
                 choices[layer] = tuple(dict.fromkeys(choices.get(layer, ()) + tuple(map(str, dist.choices))))
-    profile_settings = max((p for p in _profile_dicts(study) if p["name"] == profile), key=len, default=None)
     return StudyData(
         study_name=study.study_name,
         profile=profile,
@@ -248,7 +184,7 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
         narrowed=study.user_attrs.get("narrowed"),
         workload=dict(wl),
         fingerprint=dict(study.user_attrs.get("fingerprint") or {}),
-        profile_settings=profile_settings,
+        profile_settings=profile_settings(study, profile),
         constraint_names=names,
     )
 

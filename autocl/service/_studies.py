@@ -108,7 +108,7 @@ def _cut_off(error: str | None) -> bool:
 
 def progress(name: str, since: int = 0) -> Progress:
     """How far a study got (trials numbered ``since`` or later); empty when it does not exist yet."""
-    from autocl.study import read_front
+    from autocl.study import front_records
 
     if not study_path(name).is_file():
         return Progress()
@@ -124,9 +124,9 @@ def progress(name: str, since: int = 0) -> Progress:
             interrupted += t.state == optuna.trial.TrialState.FAIL and _cut_off(t.user_attrs.get("error"))
             polished += t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("polish_of") is not None
     primary = _primary(study)
-    rows = read_front(study_url(name), name, primary) if primary else []
+    rows = front_records(study, primary) if primary else []  # the study record's front
     higher = bool((study.user_attrs.get("workload") or {}).get("higher_is_better", True))
-    metrics = [r.metric for r in rows]
+    metrics = [r.metric for r in rows if r.metric is not None]
     state = optuna.trial.TrialState
     return Progress(
         complete=counts[state.COMPLETE],
@@ -136,7 +136,7 @@ def progress(name: str, since: int = 0) -> Progress:
         running=counts[state.RUNNING],
         front_size=len(rows),
         best_metric=(max(metrics) if higher else min(metrics)) if metrics else None,
-        fastest_latency_ms=min((r.latency_ms for r in rows), default=None),
+        fastest_latency_ms=min((r.latency_ms for r in rows if r.latency_ms is not None), default=None),
     )
 
 
@@ -158,7 +158,7 @@ def summary(name: str) -> dict:
     study = open_study(name)
     wl = study.user_attrs.get("workload") or {}
     fp = study.user_attrs.get("fingerprint") or {}
-    from autocl.study import stored_profiles
+    from autocl.study import measured_profiles
 
     return {
         "name": name,
@@ -166,7 +166,7 @@ def summary(name: str) -> dict:
         "metric_name": wl.get("metric"),
         "higher_is_better": wl.get("higher_is_better"),
         "primary_profile": _primary(study),
-        "profiles": stored_profiles(study_url(name), name),
+        "profiles": measured_profiles(study),
         "baseline": {k: v for k, v in (study.user_attrs.get("baseline") or {}).items() if k != "path"} or None,
         "trials": len(study.get_trials(deepcopy=False)),
         "progress": progress(name).to_dict(),

@@ -58,7 +58,9 @@ class _StatusReporter:
             self._write(trial.user_attrs.get("error", f"trial {trial.number} failed"))
         else:
             self.done += 1
-            m, lat, size = trial.values
+            from autocl.study import trial_summary
+
+            m, lat, _, size = trial_summary(trial)  # the raw median, not the comparable objective value
             self._write(f"trial {trial.number}: metric {m:.4f}, latency {lat:.3f} ms, size {size:.1f} KB")
 
 

@@ -8,15 +8,29 @@ here:
   ``speedup_search``, measured inside the trial in alternation with the fp32 baseline (stored as
   ``user_attrs['speedup'][profile]``), and ``speedup_remeasured``, from ``autocl remeasure`` /
   the end-of-search re-measurement (``study.user_attrs['remeasured']``). Views say which they show.
+  ``speedup`` is the comparable one: re-measured when present, else the search's.
   ``not_faster`` is decided on the search pair, the same numbers as ``speedup_search``.
+* **comparable latency**: ``normalized_ms = study baseline ms / speedup`` (:func:`normalized_ms`).
+  Raw medians taken minutes apart are not comparable (the fp32 reference moved 12% between two
+  trials on a shared machine); ratios measured in alternation with fp32 are. Everything that
+  *chooses* ranks by it: dominance, the front's order, ``--pick``, the closing line, polishing and
+  the objective of new studies (``study.user_attrs['latency_objective'] == 'normalized_ms'``;
+  older studies' Optuna objective is the raw median, see :func:`latency_objective`). The raw median
+  (``latency_ms``) stays for absolute ``latency_ms`` budgets and for display.
 * **metric change**: ``metric_change = -metric_drop`` (:func:`autocl.evaluate.metric_drop`):
   positive is better than the fp32 teacher, for higher- and lower-is-better metrics alike.
 * **front membership**: :func:`dominates` and :func:`pareto_members`, over completed feasible
-  trials measured on the profile, on (metric, latency, size).
+  trials measured on the profile, on :func:`losses` (metric, comparable latency, size).
 * **distilled**: the pipeline changed the model (structured, head or unstructured pruning) and
   ran distillation steps (:func:`is_distilled`).
 * **compressed**: anything differs from the fp32 teacher: a model change or any layer not fp32
   (int8, int8_dynamic, int4, fp16) (:func:`is_compressed`).
+* **pruning applied**: structured pruning was asked for and removed at least one parameter
+  (:func:`pruning_applied`, on kept *parameters*: the one rule for "nothing removed"; kept MACs
+  are shown beside it).
+
+Derived flags (distilled, compressed, not faster, pruning applied) are recomputed on read from the
+stored configuration and measurements; copies a trial stored are never read back.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError
 from autocl.evaluate import metric_drop
+from autocl.study._baselines import study_baseline
 
 if TYPE_CHECKING:
     import optuna
@@ -73,6 +88,29 @@ def speedup(baseline_ms: float | None, latency_ms: float | None) -> float | None
         ``baseline_ms / latency_ms``, or None when either is missing or zero.
     """
     return baseline_ms / latency_ms if baseline_ms and latency_ms else None
+
+
+NORMALIZED, RAW = "normalized_ms", "raw_ms"
+
+
+def normalized_ms(baseline_ms: float | None, speed_up: float | None) -> float | None:
+    """The comparable latency: the study's fp32 baseline over a speed-up measured side by side with fp32.
+
+    Args:
+        baseline_ms: The study's fp32 baseline median on the profile (measured once per study).
+        speed_up: A speed-up from :func:`speedup` (re-measured when present, else the trial's).
+
+    Returns:
+        ``baseline_ms / speed_up`` in ms, or None when either is missing or zero.
+    """
+    return baseline_ms / speed_up if baseline_ms and speed_up else None
+
+
+def latency_objective(study: optuna.Study) -> str:
+    """What the study's second Optuna objective is: ``normalized_ms`` for studies made since the
+    comparable latency, ``raw_ms`` (the trial's raw median) for older ones, which keep it so a
+    resumed search stays consistent with its earlier trials."""
+    return NORMALIZED if study.user_attrs.get("latency_objective") == NORMALIZED else RAW
 
 
 def _noise(m: Mapping) -> float:
@@ -138,6 +176,25 @@ def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = 
         return any(p != "fp32" for p in names)
     quant = config.get("quant") or {}
     return quant.get("default", "fp32") != "fp32" or any(p != "fp32" for p in (quant.get("layers") or {}).values())
+
+
+def pruning_applied(config: Mapping, kept_params: float | None) -> bool | None:
+    """Whether structured pruning was asked for and removed something: the one rule for "nothing removed".
+
+    Decided on kept *parameters* (not MACs): parameters are what pruning removes, and a layer that
+    loses parameters always loses MACs, while MACs alone miss layers that cost none (embeddings).
+
+    Args:
+        config: A stored configuration (a ``CompressionConfig`` dict).
+        kept_params: The share of parameters pruning kept (``None``: not recorded).
+
+    Returns:
+        None when nothing was asked for or ``kept_params`` is unknown, else whether any parameter went.
+    """
+    cfg = _config(config)
+    if cfg is None or not cfg.prune.is_structured or kept_params is None:
+        return None
+    return kept_params < 0.9999
 
 
 def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -220,6 +277,17 @@ def write_error(trial: optuna.Trial, error: str, traceback: str | None = None) -
         trial.set_user_attr("traceback", traceback)
 
 
+def trial_summary(trial: optuna.trial.FrozenTrial) -> tuple[float, float, float | None, float]:
+    """A just-finished trial's line for progress output: (metric, raw median ms, speed-up, size KB)
+    on its first (primary) profile. Optuna's latency value may be the comparable one
+    (:func:`latency_objective`); the raw median is what a person reads as milliseconds."""
+    a = trial.user_attrs
+    metric, latency, size = trial.values
+    name, m = next(iter((a.get("measurements") or {}).items()), ("", None))
+    x = (a.get("speedup") or {}).get(name) if isinstance(a.get("speedup"), dict) else None
+    return metric, (m or {}).get("median_ms", latency), x, size
+
+
 # ---- the reader --------------------------------------------------------------------------------
 
 
@@ -258,6 +326,7 @@ class TrialRecord:
     metric_drop: float | None = None
     speedup_search: float | None = None
     speedup_remeasured: float | None = None
+    normalized_ms: float | None = None
     remeasured_ms: float | None = None
     latency_changed: bool | None = None
     distilled: bool = False
@@ -266,6 +335,7 @@ class TrialRecord:
     recipe: bool = False
     kept_params: float | None = None
     kept_macs: float | None = None
+    pruning_applied: bool | None = None
     error: str | None = None
     traceback: str | None = field(default=None, repr=False)
 
@@ -281,11 +351,20 @@ class TrialRecord:
         return float(peak) if isinstance(peak, (int, float)) else None
 
     @property
+    def speedup(self) -> float | None:
+        """The comparable speed-up: ``speedup_remeasured`` when the front was re-measured, else
+        ``speedup_search`` (both measured in alternation with fp32)."""
+        return self.speedup_remeasured if self.speedup_remeasured is not None else self.speedup_search
+
+    @property
     def objectives(self) -> tuple[float, float, float]:
-        """(metric, latency ms, size KB) of a measured trial: front and dominated members have all three."""
+        """(metric, comparable latency ms, size KB) of a measured trial: front and dominated members
+        have all three. The latency is ``normalized_ms``; the raw median only where the study stores
+        no baseline or the trial no speed-up."""
         if self.metric is None or self.latency_ms is None or self.size_kb is None:
             raise ValueError(f"trial {self.number} has no measured objectives")
-        return self.metric, self.latency_ms, self.size_kb
+        latency = self.normalized_ms if self.normalized_ms is not None else self.latency_ms
+        return self.metric, latency, self.size_kb
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -297,8 +376,8 @@ class TrialRecord:
             out.append("by-hand recipe")
         if self.not_faster:
             out.append("not faster than fp32")
-        if self.latency_changed and self.remeasured_ms is not None:
-            out.append(f"re-measured {self.remeasured_ms:.3f} ms")
+        if self.latency_changed and self.speedup_remeasured is not None:
+            out.append(f"re-measured {self.speedup_remeasured:.2f}x ({self.remeasured_ms or 0:.3f} ms)")
         if (self.config.get("quant") or {}).get("qat") and "8" in self.bits:
             out.append("QAT")
         clusters = (self.config.get("cluster") or {}).get("clusters")
@@ -318,6 +397,7 @@ class TrialRecord:
             "prune_ratio": self.prune_ratio,
             "kept_macs": self.kept_macs,
             "kept_params": self.kept_params,
+            "pruning_applied": self.pruning_applied,
             "distilled": self.distilled,
             "compressed": self.compressed,
             "temperature": self.temperature,
@@ -331,6 +411,8 @@ class TrialRecord:
             "latency_p90_ms": self.latency_p90_ms,
             "speedup_search": self.speedup_search,
             "speedup_remeasured": self.speedup_remeasured,
+            "speedup": self.speedup,
+            "normalized_ms": self.normalized_ms,
             "remeasured_ms": self.remeasured_ms,
             "latency_changed": self.latency_changed,
             "not_faster": self.not_faster,
@@ -412,6 +494,7 @@ def read_trial(
     higher_is_better: bool = True,
     constraint_names: tuple[str, ...] = (),
     remeasured: Mapping | None = None,
+    baseline_ms: float | None = None,
 ) -> TrialRecord:
     """Trial ``t`` on ``profile``.
 
@@ -424,6 +507,7 @@ def read_trial(
         higher_is_better: Whether a higher metric is better.
         constraint_names: The study's constraint names, for the reasons of infeasibility.
         remeasured: The profile's re-measurement of members, trial number (str) -> comparison.
+        baseline_ms: The study's fp32 baseline median on ``profile``, for the comparable latency.
 
     Returns:
         The ``TrialRecord``.
@@ -443,14 +527,11 @@ def read_trial(
     search = (
         _num(stored) if stored is not None else (speedup(base_m["median_ms"], m["median_ms"]) if m and base_m else None)
     )
-    nf = a.get("not_faster")
-    flag = nf.get(profile) if isinstance(nf, dict) else None
-    compressed = a.get("compressed")
-    if compressed is None:
-        compressed = is_compressed(cfg, (a.get("compression") or {}).get("precisions"))
-    if m and base_m and compressed:
-        flag = not_faster(m, base_m)  # the same pair as speedup_search
+    # derived flags: recomputed from the configuration and the measurements, never read back
+    compressed = bool(cfg) and is_compressed(cfg, (a.get("compression") or {}).get("precisions"))
+    flag = not_faster(m, base_m) if m and base_m and compressed else None  # the same pair as speedup_search
     again = (remeasured or {}).get(str(t.number)) or {}
+    again_speedup = _num(again.get("speedup"))
     mem = a.get("memory")
     pruning = a.get("pruning") or {}
     drop = (
@@ -474,7 +555,7 @@ def read_trial(
         config=cfg,
         params=dict(t.params),
         constraints=constraints,
-        not_faster=flag if compressed else None,
+        not_faster=flag,
         memory=mem.get(profile) if isinstance(mem, dict) else None,
         artifact_sha256=a.get("artifact_sha256", ""),
         student_key=a.get("student_key", ""),
@@ -484,24 +565,39 @@ def read_trial(
         metric_change=None if drop is None else 0.0 - drop + 0.0,
         metric_drop=drop,
         speedup_search=search,
-        speedup_remeasured=_num(again.get("speedup")),
+        speedup_remeasured=again_speedup,
+        normalized_ms=normalized_ms(baseline_ms, again_speedup if again_speedup is not None else search),
         remeasured_ms=_num(again.get("median_ms")),
         latency_changed=again.get("changed"),
-        distilled=bool(a["distilled"]) if "distilled" in a else (is_distilled(cfg) if cfg else False),
-        compressed=bool(compressed) if cfg else False,
+        distilled=bool(cfg) and is_distilled(cfg),
+        compressed=compressed,
         polish_of=a.get("polish_of"),
         recipe=bool(a.get("recipe")),
         kept_params=_num(pruning.get("kept_params")),
         kept_macs=_num(pruning.get("kept_macs")),
+        pruning_applied=pruning_applied(cfg, _num(pruning.get("kept_params"))) if cfg else None,
         error=a.get("error"),
         traceback=a.get("traceback"),
     )
 
 
+def losses(r: TrialRecord, higher_is_better: bool) -> tuple[float, float, float]:
+    """What dominance compares: (metric negated when higher is better, comparable latency, size), all minimized.
+
+    Args:
+        r: A measured trial.
+        higher_is_better: Whether a higher metric is better.
+
+    Returns:
+        The three values (see :attr:`TrialRecord.objectives`).
+    """
+    metric, latency, size = r.objectives
+    return (-metric if higher_is_better else metric, latency, size)
+
+
 def classify(records: list[TrialRecord], higher_is_better: bool) -> list[TrialRecord]:
     """Decide front vs dominated among the provisional ``front`` records (one dominance computation)."""
-    sign = -1.0 if higher_is_better else 1.0
-    cands = {r.number: (sign * r.objectives[0], *r.objectives[1:]) for r in records if r.status == FRONT}
+    cands = {r.number: losses(r, higher_is_better) for r in records if r.status == FRONT}
     members = pareto_members(cands)
     out = []
     for r in records:
@@ -511,7 +607,7 @@ def classify(records: list[TrialRecord], higher_is_better: bool) -> list[TrialRe
             r = replace(
                 r,
                 status=DOMINATED,
-                reason=f"dominated by trial {best}: at least as good on metric, latency and size, and better on one",
+                reason=(f"dominated by trial {best}: at least as good on metric, speed-up and size, and better on one"),
             )
         out.append(r)
     return out
@@ -529,11 +625,14 @@ def read_trials(study: optuna.Study, profile: str, *, baseline_metric: float | N
     Args:
         study: The study.
         profile: The hardware profile's name.
-        baseline_metric: The fp32 teacher's metric, for the metric drop.
+        baseline_metric: The fp32 teacher's metric, for the metric drop (default: the stored baseline's).
 
     Returns:
         One ``TrialRecord`` per trial, with its final status (dominance computed over all of them).
     """
+    base = study_baseline(study, profile) or {}
+    if baseline_metric is None:
+        baseline_metric = _num(base.get("metric"))
     wl = study.user_attrs.get("workload") or {}
     higher = bool(wl.get("higher_is_better", True))
     names = tuple(study.user_attrs.get("constraint_names") or ())
@@ -546,6 +645,7 @@ def read_trials(study: optuna.Study, profile: str, *, baseline_metric: float | N
             higher_is_better=higher,
             constraint_names=names,
             remeasured=again,
+            baseline_ms=_num(base.get("latency_ms")),
         )
         for t in study.get_trials(deepcopy=False)
     ]
@@ -566,13 +666,18 @@ __all__ = [
     "dominates",
     "is_compressed",
     "is_distilled",
+    "latency_objective",
+    "losses",
     "metric_change",
+    "normalized_ms",
     "not_faster",
     "pareto_members",
+    "pruning_applied",
     "read_trial",
     "read_trials",
     "remeasured_members",
     "speedup",
+    "trial_summary",
     "write_config",
     "write_error",
     "write_result",

@@ -2,8 +2,9 @@
 
 Trials run through ``study.optimize`` (so Optuna's heartbeats apply). A trial that fails becomes
 a FAIL trial with its error stored in ``user_attrs['error']``; the study and all measured trials
-survive. Every artifact is measured on each profile (the first is the primary: its latency is the
-objective); after every trial each profile's Pareto front is written to autocl's own table, and at
+survive. Every artifact is measured on each profile (the first is the primary: its comparable
+latency, the study's fp32 baseline over the speed-up measured in alternation with fp32, is the
+objective of a new study; an older study keeps its raw median); after every trial each profile's Pareto front is written to autocl's own table, and at
 the end the fronts are re-measured.
 """
 
@@ -31,7 +32,16 @@ from autocl.study._claims import claim
 from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
-from autocl.study._record import is_compressed, write_config, write_error, write_result
+from autocl.study._record import (
+    NORMALIZED,
+    is_compressed,
+    latency_objective,
+    normalized_ms,
+    pruning_applied,
+    write_config,
+    write_error,
+    write_result,
+)
 from autocl.study._remeasure import remeasure_front
 from autocl.study._samplers import make_sampler
 from autocl.study._seeds import Seed, enqueue_seeds
@@ -147,7 +157,8 @@ def _objective(
     profiles: list[HardwareProfile],
     reporter: Reporter,
     limits: SearchLimits,
-    baseline_metric: float,
+    baseline: dict,
+    objective_kind: str,
 ):
     workload = compressor.workload
     primary, eval_profile = profiles[0], _eval_profile(profiles)
@@ -193,7 +204,7 @@ def _objective(
             if any(p.budgets.items() for p in profiles) or limits.max_drop is not None:
                 constraints = constraint_values(profiles, results, size)
                 if limits.max_drop is not None:
-                    drop = metric_drop(metric, baseline_metric, workload.higher_is_better)
+                    drop = metric_drop(metric, baseline["metric"], workload.higher_is_better)
                     constraints.append(
                         drop / limits.max_drop - 1 if limits.max_drop > 0 else (1.0 if drop > 0 else -1.0)
                     )
@@ -211,7 +222,10 @@ def _objective(
                 },
             )
             internal.succeeded()
-            return metric, m.median_ms, size / 1024
+            latency = m.median_ms
+            if objective_kind == NORMALIZED:  # comparable across trials: the ratio measured side by side
+                latency = normalized_ms(baseline.get("latency_ms"), results[primary.name].speedup) or latency
+            return metric, latency, size / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
             write_error(trial, str(error))
@@ -256,7 +270,7 @@ def _pruning_record(cfg: CompressionConfig, kept: dict | None) -> dict:
     (rounding kept every channel) is recorded as not applied, never as if it had been."""
     kept = kept or {"params": 1.0, "macs": 1.0}
     requested = cfg.prune.is_structured
-    applied = requested and kept.get("params", 1.0) < 0.9999
+    applied = bool(pruning_applied(cfg.to_dict(), kept.get("params", 1.0)))  # the record's one rule
     out = {
         "requested_ratio": cfg.prune.ratio,
         "requested_head_ratio": cfg.prune.head_ratio,
@@ -431,7 +445,7 @@ def run_search(
         write_fronts(st)
         reporter.trial_finished(trial)
 
-    objective = run.wrap(_objective(compressor, space, profiles, reporter, limits, baseline["metric"]))
+    objective = run.wrap(_objective(compressor, space, profiles, reporter, limits, baseline, latency_objective(study)))
     pol = space.distill.polish
     polishing = polish and pol.members > 0 and pol.epochs > 0
     deadline = started + timeout if timeout is not None else None
@@ -458,6 +472,7 @@ def run_search(
     def polish_round() -> int:
         chosen = polish_candidates(
             study,
+            profile=profiles[0].name,
             baseline=baseline["metric"],
             higher_is_better=workload.higher_is_better,
             window=pol.window,

@@ -23,7 +23,7 @@ from autocl.errors import StudyError
 from autocl.hardware import HardwareProfile
 from autocl.space import SearchSpace
 from autocl.study._fingerprint import check_fingerprint, check_study_name, fingerprint_changes, study_fingerprint
-from autocl.study._front import read_front, stored_profiles
+from autocl.study._front import front_numbers
 from autocl.study._study import default_storage, make_storage, sqlite_file
 from autocl.study._targets import narrow_space
 from autocl.study._teacher import restore_teacher
@@ -111,11 +111,10 @@ def fork_seeds(old: optuna.Study, space: SearchSpace) -> list[Seed]:
 
 
 def warm_start_seeds(other: optuna.Study, url: str, space: SearchSpace) -> list[Seed]:
-    """The other study's front configurations (every profile's front) that ``space`` can produce."""
+    """The other study's front configurations (every profile's front, read from its record) that
+    ``space`` can produce."""
     layers = other.user_attrs.get("workload", {}).get("layers", [])
-    members = sorted(
-        {r.trial for p in stored_profiles(url, other.study_name) for r in read_front(url, other.study_name, p)}
-    )
+    members = sorted(front_numbers(other))
     trials = {t.number: t for t in other.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     return [
         Seed(dict(trials[n].params), {"study": other.study_name, "trial": n, "why": "warm start"})

@@ -15,11 +15,14 @@ from autocl.errors import StudyError
 from autocl.runtime import home_dir
 from autocl.study._claims import schema_lock
 from autocl.study._fingerprint import check_fingerprint, check_study_name
+from autocl.study._record import NORMALIZED
 from autocl.study._tables import driver_url, engine_for
 from autocl.study._teacher import keep_teacher
 from autocl.study._trial_run import reap_dead_trials
 
-OBJECTIVES = ("metric", "latency_ms", "size_kb")
+OBJECTIVES = ("metric", "normalized_ms", "size_kb")
+"""A new study's Optuna objectives: the latency is the comparable one (:func:`autocl.study._record.normalized_ms`);
+studies made before it was (no ``latency_objective`` attribute) keep the raw median, named ``latency_ms``."""
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 40
 
@@ -106,7 +109,8 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
         higher_is_better: Whether the workload's metric is maximized.
 
     Returns:
-        The Optuna study, with the objectives (metric, latency, size).
+        The Optuna study, with the objectives (metric, latency, size); a new one's latency is the
+        comparable ``normalized_ms``.
 
     Raises:
         StudyError: The name is not allowed, the storage cannot be opened, or the stored fingerprint
@@ -124,8 +128,10 @@ def open_study(name: str, url: str, fingerprint: dict, *, higher_is_better: bool
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
     stored = study.user_attrs.get("fingerprint")
     if stored is None:
+        if not study.trials:  # what its latency objective is, decided once per study (latency_objective)
+            study.set_user_attr("latency_objective", NORMALIZED)
         with _experimental_ok():
-            study.set_metric_names(list(OBJECTIVES))
+            study.set_metric_names(list(OBJECTIVES) if not study.trials else ["metric", "latency_ms", "size_kb"])
         study.set_user_attr("fingerprint", fingerprint)
     else:
         check_fingerprint(name, url, stored, fingerprint)

@@ -113,7 +113,7 @@ def test_the_pareto_plot_shows_the_feasible_front_apart_from_the_rest(page):
 def test_the_front_table_and_data_match_the_stored_front(page, searched):
     study, _, p = page
     url, name = searched
-    stored = {r.trial for r in read_front(url, name, "test-cpu")}
+    stored = {r["trial"] for r in read_front(url, name, "test-cpu")}
     shown = [int(r[0]) for r in p.tables["front-table"][2:]]  # header, then the fp32 row
     assert set(shown) == {r["trial"] for r in p.data["front"]}
     # the copy's front is the real study's front: the extra trials are infeasible or failed

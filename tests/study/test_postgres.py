@@ -115,7 +115,7 @@ def _check_accounted(study: optuna.Study, url: str) -> None:
     """Numbers 0..n-1 once each, nothing left RUNNING or WAITING, recipes and polished twins
     enqueued once, and autocl's stored front equal to the one recomputed from Optuna's trials."""
     from autocl.space import SearchSpace, recipe_params
-    from autocl.study import compute_front, read_front
+    from autocl.study import front_records, read_front
 
     trials = study.trials
     assert [t.number for t in trials] == list(range(len(trials)))
@@ -126,10 +126,10 @@ def _check_accounted(study: optuna.Study, url: str) -> None:
     assert len([t for t in trials if t.user_attrs.get("recipe")]) == len(recipes)
     twins = [t.user_attrs["polish_of"] for t in trials if "polish_of" in t.user_attrs]
     assert len(twins) == len(set(twins))
-    front = compute_front(study, "tiny-cpu")
+    front = front_records(study, "tiny-cpu")
     stored = read_front(url, study.study_name, "tiny-cpu")
-    assert front and [r.trial for r in stored] == [t.number for t in front]
-    assert [r.metric for r in stored] == [t.values[0] for t in front]
+    assert front and [r["trial"] for r in stored] == [r.number for r in front]
+    assert [r["metric"] for r in stored] == [r.metric for r in front]
 
 
 def test_two_searches_at_once_share_one_study(files, postgres_url):

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from autocl.study import (
-    is_compressed, is_distilled, metric_change, not_faster, pareto_members, read_trials, speedup,
+    is_compressed, is_distilled, metric_change, not_faster, pareto_members, pruning_applied, read_trials, speedup,
 )
 from tests.report.studies import searched_study, synthetic_study, trial_row
 
@@ -68,7 +68,10 @@ def test_the_reader_names_both_speedups_and_flags_with_the_search_pair():
     records = {r.number: r for r in read_trials(study, "p1", baseline_metric=0.96)}
     assert records[0].speedup_search == pytest.approx(2.0) and records[0].speedup_remeasured == 1.5
     assert records[0].distilled and records[0].compressed and records[0].metric_change == pytest.approx(-0.06)
-    assert "re-measured 2.200 ms" in records[0].notes
+    assert "re-measured 1.50x (2.200 ms)" in records[0].notes
+    # the comparable latency: the study's baseline over the re-measured speed-up, else the trial's
+    assert records[0].speedup == 1.5 and records[0].normalized_ms == pytest.approx(4.0 / 1.5)
+    assert records[1].speedup == pytest.approx(1.0) and records[1].normalized_ms == pytest.approx(4.0)
     assert records[1].speedup_remeasured is None and records[1].compressed  # its int8 layers (bits 88f)
 
 
@@ -108,3 +111,21 @@ def test_cli_json_api_frame_and_report_agree_number_for_number(searched, tmp_pat
         assert cli_row["speedup_search"] and cli_row["speedup_remeasured"] == 9.5
     assert view.pick("speedup_remeasured>=9").trial.number == rows[0]["trial"]  # the fastest member
     study.set_user_attr("remeasured", {})
+
+
+def test_derived_flags_are_recomputed_never_read_back_from_stored_copies():
+    lying = {"distilled": True, "compressed": True, "not_faster": {"p1": False},
+             "pruning": {"kept_params": 0.5, "kept_macs": 0.5, "applied": True}}
+    pruned = {"distilled": False, "compressed": False, "not_faster": {"p1": True},
+              "baseline_measurements": {"p1": {"median_ms": 4.0}},
+              "pruning": {"kept_params": 1.0, "kept_macs": 0.98, "applied": True}}
+    study = synthetic_study([trial_row(0.95, 4.0, 40, bits="fff", extra=lying),
+                             trial_row(0.9, 2.0, 30, ratio=0.5, extra=pruned)])
+    plain, rounded = read_trials(study, "p1")
+    assert not plain.distilled and not plain.compressed and plain.not_faster is None
+    assert plain.pruning_applied is None  # nothing was asked for
+    assert rounded.distilled and rounded.compressed and rounded.not_faster is False  # 2 ms against 4 ms
+    # the one rule for "nothing removed": kept parameters, whatever the MACs or the stored flag say
+    assert rounded.pruning_applied is False
+    assert pruning_applied(_cfg(ratio=0.5), 0.7) is True and pruning_applied(_cfg(ratio=0.5), 1.0) is False
+    assert pruning_applied(_cfg(), 0.7) is None

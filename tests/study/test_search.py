@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from autocl.errors import StudyError
-from autocl.study import read_front, run_search
+from autocl.study import front_records, read_front, run_search
 from autocl.study._tables import ParetoEntry, engine_for
 
 
@@ -22,21 +22,26 @@ def test_every_trial_stores_its_config_and_measurements(searched):
     for t in done:
         assert {"config", "measurements", "artifact_sha256", "size_bytes"} <= set(t.user_attrs)
         m = t.user_attrs["measurements"]["test-cpu"]
-        assert t.values[1] == pytest.approx(m["median_ms"])
+        # a new study's latency objective is the comparable one: the study's baseline over the speed-up
+        base_ms = result.study.user_attrs["baselines"]["test-cpu"]["latency_ms"]
+        assert t.values[1] == pytest.approx(base_ms / t.user_attrs["speedup"]["test-cpu"], rel=1e-3)
         assert len(m["samples_ms"]) >= 3
-    assert result.study.metric_names == ["metric", "latency_ms", "size_kb"]
+    assert result.study.metric_names == ["metric", "normalized_ms", "size_kb"]
+    assert result.study.user_attrs["latency_objective"] == "normalized_ms"
     # the first trial is the whole-model int8 reference, unpruned
     first = result.study.trials[0].user_attrs["config"]
     assert first["prune"]["ratio"] == 0.0 and set(first["quant"]["layers"].values()) == {"int8"}
 
 
-def test_the_front_table_equals_optunas_best_trials(searched):
+def test_the_front_table_is_written_from_the_record(searched):
     url, result = searched
     rows = read_front(url, "s", "test-cpu")
-    assert {r.trial for r in rows} == {t.number for t in result.study.best_trials}
+    members = front_records(result.study, "test-cpu")  # re-measured at the end: on those speed-ups
+    assert [r["trial"] for r in rows] == [r.number for r in members]
+    assert rows == [{**r.to_row(), "profile": "test-cpu"} for r in members]
     with Session(engine_for(url)) as s:  # plain SQL answers "what is the front of study s"
         stored = s.scalars(select(ParetoEntry).where(ParetoEntry.study_name == "s")).all()
-        assert {e.trial_number for e in stored} == {t.number for t in result.study.best_trials}
+        assert {e.trial_number for e in stored} == {r.number for r in members}
         assert all(e.config["type"] == "autocl.CompressionConfig" for e in stored)
 
 

@@ -2,13 +2,14 @@
 as constraints, the not-faster flag, narrowing the space, and re-measuring the front."""
 
 import math
+from pathlib import Path
 
 import optuna
 import pytest
 
 from autocl.errors import ConfigError, StudyError
 from autocl.hardware import Measurement, profile_from_dict
-from autocl.study import compute_front, read_front, remeasure_front, run_search
+from autocl.study import front_records, read_front, read_trials, remeasure_front, run_search
 
 
 def _profile(name, batch, **kw):
@@ -45,7 +46,10 @@ def test_every_artifact_is_measured_on_every_profile_and_trained_once(two_target
         ms = t.user_attrs["measurements"]
         assert set(ms) == {"edge", "server"}
         assert ms["edge"]["batch_size"] == 1 and ms["server"]["batch_size"] == 16
-        assert t.values[1] == pytest.approx(ms["edge"]["median_ms"])  # the first profile is the objective
+        # the first profile is the objective: its comparable latency, the study's fp32 baseline over the
+        # speed-up measured in the trial
+        base_ms = result.study.user_attrs["baselines"]["edge"]["latency_ms"]
+        assert t.values[1] == pytest.approx(base_ms / t.user_attrs["speedup"]["edge"], rel=1e-3)
         assert set(t.user_attrs["speedup"]) == {"edge", "server"}
         assert "edge" in t.user_attrs["memory"] and "server" not in t.user_attrs["memory"]
         assert t.user_attrs["memory"]["edge"]["peak_mb"] > 0
@@ -56,8 +60,12 @@ def test_every_artifact_is_measured_on_every_profile_and_trained_once(two_target
 
 
 def _brute_front(study, profile):
+    """By hand: the speed-up re-measured when present, else the trial's; the study's baseline over it."""
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pts = {t.number: (-t.values[0], t.user_attrs["measurements"][profile]["median_ms"], t.values[2]) for t in done}
+    again = (study.user_attrs.get("remeasured") or {}).get(profile, {}).get("members", {})
+    base = study.user_attrs["baselines"][profile]["latency_ms"]
+    x = {t.number: (again.get(str(t.number)) or {}).get("speedup") or t.user_attrs["speedup"][profile] for t in done}
+    pts = {t.number: (-t.values[0], base / x[t.number], t.values[2]) for t in done}
     return {n for n, p in pts.items()
             if not any(all(x <= y for x, y in zip(q, p)) and q != p for m, q in pts.items() if m != n)}
 
@@ -66,20 +74,22 @@ def test_each_profile_has_its_own_front_in_the_table(two_targets):
     url, result, _ = two_targets
     for name in ("edge", "server"):
         rows = read_front(url, "m", name)
-        assert {r.trial for r in rows} == _brute_front(result.study, name)
+        assert {r["trial"] for r in rows} == _brute_front(result.study, name)
+        assert [r["trial"] for r in rows] == [r.number for r in front_records(result.study, name)]
         for r in rows:
-            assert r.latency_ms == pytest.approx(
-                result.study.trials[r.trial].user_attrs["measurements"][name]["median_ms"])
-    assert {t.number for t in result.study.best_trials} == {r.trial for r in read_front(url, "m", "edge")}
+            assert r["latency_ms"] == pytest.approx(
+                result.study.trials[r["trial"]].user_attrs["measurements"][name]["median_ms"])
 
 
 def test_the_front_is_remeasured_at_the_end(two_targets):
     url, result, _ = two_targets
     for name in ("edge", "server"):
         rows = read_front(url, "m", name)
-        assert rows and all(r.remeasured_ms and r.remeasured_ms > 0 for r in rows)
-        assert all(r.latency_changed in (True, False) for r in rows)
-        assert set(result.remeasured[name]) == {r.trial for r in rows}
+        # the front after re-measuring is decided on the re-measured speed-ups: every member has one
+        assert rows and all(r["remeasured_ms"] and r["remeasured_ms"] > 0 and r["speedup_remeasured"] for r in rows)
+        assert all(r["latency_changed"] in (True, False) for r in rows)
+        assert {r["trial"] for r in rows} <= set(result.remeasured[name]) | set(
+            result.study.user_attrs["remeasured"][name]["members"])
     assert set(result.study.user_attrs["remeasured"]) == {"edge", "server"}
 
 
@@ -106,22 +116,25 @@ def test_a_budget_no_artifact_meets_makes_every_trial_infeasible(digits, fast_sp
     assert read_front(url, "b", "tiny-budget") == [] and result.study.best_trials == []
 
 
-def test_compute_front_skips_infeasible_trials_and_uses_each_profile_s_latency():
+def test_the_front_skips_infeasible_trials_and_uses_each_profile_s_speedup():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("baselines", {"a": {"latency_ms": 2.0}, "b": {"latency_ms": 4.0}})
 
-    def add(metric, lat_a, lat_b, size, constraints=None):
+    def add(metric, x_a, x_b, size, constraints=None):  # raw medians that would rank the other way
         study.add_trial(optuna.trial.create_trial(
-            values=[metric, lat_a, size],
-            user_attrs={"measurements": {"a": {"median_ms": lat_a}, "b": {"median_ms": lat_b}}},
+            values=[metric, 2.0 / x_a, size],
+            user_attrs={"measurements": {"a": {"median_ms": x_a}, "b": {"median_ms": x_b}},
+                        "speedup": {"a": x_a, "b": x_b}, "size_bytes": size * 1024},
             system_attrs={"constraints": constraints} if constraints else {}))
 
     add(0.9, 1.0, 5.0, 10)   # 0: best metric
-    add(0.8, 0.5, 9.0, 10)   # 1: fastest on a, slow on b
-    add(0.8, 2.0, 1.0, 10)   # 2: fastest on b
-    add(0.95, 0.1, 0.1, 1, constraints=[0.5])  # 3: dominates all but breaks a budget
-    assert [t.number for t in compute_front(study, "a")] == [1, 0]
-    assert [t.number for t in compute_front(study, "b")] == [2, 0]
-    assert {t.number for t in compute_front(study)} == {t.number for t in study.best_trials}
+    add(0.8, 2.0, 1.1, 10)   # 1: fastest on a, slow on b
+    add(0.8, 0.5, 9.0, 10)   # 2: fastest on b
+    add(0.95, 9.0, 9.0, 1, constraints=[0.5])  # 3: dominates all but breaks a budget
+    assert [r.number for r in front_records(study, "a")] == [1, 0]
+    assert [r.number for r in front_records(study, "b")] == [2, 0]
+    assert {r.number for r in front_records(study, "a")} == {t.number for t in study.best_trials}
+    assert {r.number: r.normalized_ms for r in read_trials(study, "b")}[2] == pytest.approx(4.0 / 9.0)
 
 
 def _m(median, rel_ci=0.01, key="k"):
@@ -208,23 +221,32 @@ def test_remeasuring_flags_a_changed_latency_and_skips_other_devices(two_targets
 
     url, result, _ = two_targets
     edge = result.profiles[0]
-    stored = {t.number: t.user_attrs["measurements"]["edge"] for t in compute_front(result.study, "edge")}
-    key = next(iter(stored.values()))["device"]["key"]
+    trials = result.study.trials
+    key = trials[0].user_attrs["measurements"]["edge"]["device"]["key"]
 
-    def beyond(n):  # twice the top of the stored confidence interval: changed beyond any noise
-        return 2 * max(stored[n]["ci95_ms"][1], stored[n]["median_ms"])
+    def ratio(n):  # the speed-up measured in the trial
+        return trials[n].user_attrs["baseline_measurements"]["edge"]["median_ms"] / trials[n].user_attrs[
+            "measurements"]["edge"]["median_ms"]
 
-    order = sorted(stored, key=lambda n: (stored[n]["median_ms"], n))  # the front's order
-    monkeypatch.setattr(rem, "measure_many", lambda paths, p, feed, memory=None:
-                        [_m(beyond(n), key=key) for n in order] + [_m(1.0, key=key)])
+    def measured(new_ms, base_ms):  # each artifact's new median, by trial; the fp32 baseline's last
+        return lambda paths, p, feed, memory=None: [
+            _m(new_ms(int(Path(x).stem.split("-")[1])), key=key) for x in paths[:-1]] + [_m(base_ms, key=key)]
+
+    monkeypatch.setattr(rem, "_artifact", lambda t, compressor: (Path(f"trial-{t.number}.onnx"), False))
+    # ten times the trial's speed-up, against a baseline of 1 ms: changed beyond any noise, on the ratio
+    # (the stored medians are tens of microseconds, their intervals wide: only a rise clears them)
+    monkeypatch.setattr(rem, "measure_many", measured(lambda n: 0.1 / ratio(n), 1.0))
     out = remeasure_front(result.study, url, digits, [edge])["edge"]
-    assert all(r["changed"] is True and r["rel_change"] >= 1.0 for r in out.values())
-    assert all(r.latency_changed for r in read_front(url, "m", "edge"))
+    assert out and all(r["changed"] is True and r["speedup_change"] == pytest.approx(9.0, rel=1e-3)
+                       for r in out.values())
+    assert all(r["speedup"] == pytest.approx(ratio(n) * 10, rel=1e-3) for n, r in out.items())
+    assert all(r["latency_changed"] and r["trial"] in out for r in read_front(url, "m", "edge"))
 
-    monkeypatch.setattr(rem, "measure_many", lambda paths, p, feed, memory=None:
-                        [_m(stored[n]["median_ms"] * 1.001, key=key) for n in order] + [_m(1.0, key=key)])
+    # raw medians far from the stored ones, with the fp32 baseline moved alike: the same ratio, no change
+    monkeypatch.setattr(rem, "measure_many", measured(lambda n: 7.0 / ratio(n), 7.0))
     out = remeasure_front(result.study, url, digits, [edge])["edge"]
     assert all(r["changed"] is False for r in out.values())
+    assert any(abs(r["rel_change"]) > 0.5 for r in out.values())  # what a raw-ms rule would have flagged
 
     monkeypatch.setattr(rem, "measure_many", lambda paths, p, feed, memory=None: [_m(1.0, key="other")] * len(paths))
     out = remeasure_front(result.study, url, digits, [edge])["edge"]
