@@ -252,19 +252,41 @@ TOOLS = {"inc": run_inc, "olive": run_olive}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tool", required=True, choices=sorted(TOOLS))
-    p.add_argument("--model", required=True, type=Path, help="fp32 ONNX model")
-    p.add_argument("--calib", required=True, type=Path, help=".npz of calibration inputs by ONNX input name")
-    p.add_argument("--val", required=True, type=Path, help=".npz of validation inputs plus targets 'y'")
-    p.add_argument("--metric", required=True, choices=["accuracy", "cosine"])
+    p.add_argument("--check", action="store_true",
+                   help="a dry run: import the tool and print {tool, version}; nothing else is needed")
+    p.add_argument("--model", type=Path, help="fp32 ONNX model")
+    p.add_argument("--calib", type=Path, help=".npz of calibration inputs by ONNX input name")
+    p.add_argument("--val", type=Path, help=".npz of validation inputs plus targets 'y'")
+    p.add_argument("--metric", choices=["accuracy", "cosine"])
     p.add_argument("--max-drop", type=float, default=0.01, help="tolerable metric loss, relative to fp32")
     p.add_argument("--max-trials", type=int, default=20)
-    p.add_argument("--out", required=True, type=Path, help="where the tuned model is written")
-    return p.parse_args(argv)
+    p.add_argument("--out", type=Path, help="where the tuned model is written")
+    args = p.parse_args(argv)
+    missing = [f"--{k.replace('_', '-')}" for k in ("model", "calib", "val", "metric", "out") if getattr(args, k) is None]
+    if missing and not args.check:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
+    return args
+
+
+def check(tool: str) -> dict:
+    """The dry run: the tool's modules that a tuning run uses import, and its version."""
+    if tool == "inc":
+        from onnx_neural_compressor.quantization import config, tuning  # noqa: F401
+
+        return {"tool": tool, "version": f"onnx-neural-compressor {_version('onnx-neural-compressor')}, "
+                                         f"onnxruntime {ort.__version__}"}
+    import olive
+    from olive.workflows import run  # noqa: F401
+
+    return {"tool": tool, "version": f"olive-ai {olive.__version__}, onnxruntime {ort.__version__}"}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if args.check:
+            print(json.dumps(check(args.tool)))
+            return 0
         calib, _ = split_npz(args.calib)
         val, y = split_npz(args.val)
         if y is None:
