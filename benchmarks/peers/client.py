@@ -37,12 +37,14 @@ def run_peer(
     max_drop: float,
     out: Path,
     timeout_s: int,
+    options: dict[str, object] | None = None,
 ) -> dict:
     """Tune ``fp32_onnx`` with peer ``tool`` ("inc" or "olive") and write its model to ``out``.
 
     ``calib`` and ``val_inputs`` map ONNX input names to arrays (rows on axis 0); ``val_y`` holds
     class labels (``metric="accuracy"``) or reference embeddings (``metric="cosine"``).
-    ``max_drop`` is the tolerable metric loss relative to fp32. Returns the peer's JSON result
+    ``max_drop`` is the tolerable metric loss relative to fp32. ``options`` are more ``run_peer.py``
+    options (``{"num_heads": 12}`` is ``--num-heads 12``). Returns the peer's JSON result
     ({"tool", "version", "config", "tuning_seconds", "metric", "baseline_metric", "trials"}) or
     {"tool", "error"}.
     """
@@ -62,6 +64,8 @@ def run_peer(
         cmd = [str(python), str(RUN_PEER), "--tool", tool, "--model", str(fp32_onnx),
                "--calib", str(calib_path), "--val", str(val_path), "--metric", metric,
                "--max-drop", str(max_drop), "--out", str(out)]
+        for key, value in (options or {}).items():
+            cmd += [f"--{key.replace('_', '-')}", str(value)]
         return _run(tool, cmd, timeout_s, tmp)
 
 
