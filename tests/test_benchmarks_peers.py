@@ -114,3 +114,43 @@ def test_the_peer_runs_without_the_main_environments_pythonpath(fake_venv, monke
 def test_a_json_line_from_a_crashed_peer_is_not_taken_for_a_result():
     out = json.dumps({"tool": "inc", "version": "1"})
     assert "error" in client.parse_result("inc", -9, out, "Killed")
+
+
+# ---- compare_baselines: a peer that cannot run stops the benchmark unless allowed to be missing ----
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def test_a_missing_peer_stops_the_benchmark_with_the_reason(fake_venv, capsys):
+    from _peer_rows import PeerMissing, check_peers
+
+    with pytest.raises(PeerMissing) as stopped:
+        check_peers(["inc", "olive"], allowed=set())
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "peer olive cannot run" in err and "make peer-venv" in err and "--allow-missing-peer olive" in err
+
+
+def test_an_allowed_missing_peer_is_recorded_and_the_ratio_left_empty(fake_venv):
+    from _peer_rows import check_peers, versions
+    from compare_baselines import _markdown
+
+    checked = check_peers(["inc", "olive"], allowed={"olive"})
+    assert checked["inc"] == {"tool": "inc", "version": "fake 1.0"} and "error" in checked["olive"]
+    assert versions(checked)["olive"].startswith("missing: ")
+    row = {"metric": 0.98, "metric_drop": 0.0, "latency_ms": 1.0, "latency_iqr_ms": 0.1, "speedup": 1.0,
+           "file_kb": 10.0, "shipped_kb": 8.0, "seconds": None}
+    result = {"workload": "mnist", "profile": "cpu-edge-1t", "metric": "accuracy", "max_drop": 0.01,
+              "rows": {"fp32": row, "autocl trial 3": {**row, "speedup": 2.0}}, "autocl_row": "autocl trial 3",
+              "missing_peers": {"olive": checked["olive"]["error"]}, "autocl_vs_best_other": None,
+              "best_other": None, "first_beating_every_recipe": None, "best_byhand_before_search": 1.0,
+              "autocl_config": {}, "autocl_trial": 3, "trials": 4, "complete": 4, "recipes_in_search": 1,
+              "polished": 0, "search_seconds": 60.0, "autocl_bits": "int8", "autocl_polish_of": None,
+              "peers": checked}
+    run = {"command": "python benchmarks/compare_baselines.py", "device": {"cpu": "a CPU", "cores": 2},
+           "load": [1.0], "date": "today", "git": {"commit": "0123456789abcdef", "clean": True}, "result": result}
+    text = _markdown([run])
+    table = text.index("| model |")
+    assert text.index("**Missing peer: olive**") < table
+    assert "autocl / best other = empty (a peer is missing)" in text
+    assert "commit 0123456789" in text
