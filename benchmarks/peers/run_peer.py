@@ -196,14 +196,24 @@ def run_olive(args, calib, val, y) -> dict:
     import shutil
     import tempfile
 
+    _olive_custom_metric_fix()
+    work = Path(tempfile.mkdtemp(prefix="autocl-olive-"))
+    try:
+        return _olive_search(args, val, y, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _olive_search(args, val, y, work: Path) -> dict:
+    """``run_olive`` in the folder ``work`` (Olive's cache and output)."""
+    import shutil
+
     import olive
     from olive.workflows import run as olive_run
 
-    _olive_custom_metric_fix()
     here = Path(__file__).resolve().parent
     script = {"user_script": str(here / "olive_user_script.py"), "script_dir": str(here)}
     goal = {"type": "percent-max-degradation", "value": 100 * args.max_drop}
-    work = Path(tempfile.mkdtemp(prefix="autocl-olive-"))
     data = {**script, "load_dataset_config": {"type": "npz_rows", "params": {"path": str(args.calib)}}}
     passes: dict = {}
     if args.num_heads:
@@ -217,7 +227,7 @@ def run_olive(args, calib, val, y) -> dict:
             {"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]}},
         "data_configs": [{"name": "calib", **data, "dataloader_config": {"batch_size": CALIB_BATCH}},
                          {"name": "timing", **data, "dataloader_config": {"batch_size": args.latency_batch}}],
-        "evaluators": {"olive": {"metrics": [
+        "evaluators": {"olive": {"type": "OnnxEvaluator", "metrics": [
             {"name": "latency", "type": "latency", "data_config": "timing",
              "sub_types": [{"name": "avg", "priority": 1}],
              "user_config": {"inference_settings": {"onnx": {"session_options": {
@@ -233,6 +243,7 @@ def run_olive(args, calib, val, y) -> dict:
             "cache_dir": str(work / "cache"), "output_dir": str(work / "out"), "log_severity_level": 3,
         },
     }
+    pass_types = [p["type"] for p in passes.values()]  # before Olive rewrites its config in place
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
         output = olive_run(run_config)
@@ -242,15 +253,16 @@ def run_olive(args, calib, val, y) -> dict:
         raise PeerError(f"olive: no candidate met the goal {goal['value']:.2f}% max degradation "
                         f"within {args.max_trials} trial(s)")
     shutil.copyfile(best.model_path, args.out)
-    history = output.trace_back_run_history(best.model_id) or {}
-    chosen = {k: v for entry in history.values() if entry for k, v in (entry.get("pass_config") or entry).items()
-              if k in OLIVE_SEARCHED}
-    trials = len(list((work / "cache").rglob("metrics.json"))) or None
+    footprint = json.loads((work / "out" / "footprint.json").read_text())
+    node = footprint.get("nodes", footprint).get(best.model_id) or {}
+    chosen = {k: v for k, v in (node.get("pass_run_config") or {}).items()
+              if k in OLIVE_SEARCHED and isinstance(v, (str, bool, int, float))}
+    trials = max(len(list((work / "cache").rglob("evaluations/*.json"))) - 1, 0)  # less the input model's
     base = output.get_input_model_metrics() or {}
     return {
         "tool": "olive",
         "version": f"olive-ai {olive.__version__}, onnxruntime {ort.__version__}",
-        "config": {"passes": [p["type"] for p in passes.values()], **chosen, "quantized_ops": quantized_ops(args.out)},
+        "config": {"passes": pass_types, **chosen, "quantized_ops": quantized_ops(args.out)},
         "tuning_seconds": round(seconds, 2),
         "metric": make_evaluator(val, y, args.metric)(args.out),
         "baseline_metric": (base.get(f"{args.metric}-{args.metric}") or {}).get("value"),
@@ -258,26 +270,39 @@ def run_olive(args, calib, val, y) -> dict:
     }
 
 
-def _olive_custom_metric_fix() -> None:
-    """See ``run_olive``: olive-ai 0.13 serializes a custom metric's ``backend`` and its sub-metrics'
-    ``metric_config`` (both None, as its own validators set them) as None instead of failing.
+def _serialize_none_as_none(self, value):
+    """What olive-ai 0.13's ``serialize_backend`` and ``serialize_metric_config`` do, and None for None."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.model_dump()
 
-    pydantic compiles a field serializer into the model's schema: the decorator's function is wrapped, then
-    the schema rebuilt."""
+
+def _olive_custom_metric_fix() -> None:
+    """Two bugs of olive-ai 0.13 with pydantic 2.14 that stop any ``custom`` metric (``run_olive``):
+
+    * a custom metric's ``backend`` and its sub-metrics' ``metric_config`` are None (Olive's own validators
+      set them so) and its serializers call ``None.model_dump()``: they now return None for None;
+    * every ``model_dump`` of a config drops a metric's ``user_config`` (declared ``ConfigBase``, built as a
+      per-type subclass) to the empty base class, losing ``evaluate_func``, and the metric Olive validates
+      again from that dump has none: ``ConfigBase.model_dump`` now dumps each nested config as its own
+      class (pydantic's ``serialize_as_any``).
+
+    pydantic compiles serializers into every schema that holds them, each keeping a reference to the same
+    function object: the two serializers' code is replaced in place (their bodies are otherwise olive-ai
+    0.13's)."""
+    from olive.common.config_utils import ConfigBase
     from olive.evaluator.metric import Metric, SubMetric
+    from pydantic import BaseModel
 
     for model, name in ((SubMetric, "serialize_metric_config"), (Metric, "serialize_backend")):
-        decorator = model.__pydantic_decorators__.field_serializers[name]
-        original = decorator.func
-        if getattr(original, "_autocl_fixed", False):
-            continue
+        func = model.__pydantic_decorators__.field_serializers[name].func
+        func.__code__ = _serialize_none_as_none.__code__
 
-        def passing_none(self, value, _original=original):
-            return None if value is None else _original(self, value)
+    def model_dump(self, **kwargs):
+        kwargs.setdefault("serialize_as_any", True)
+        return BaseModel.model_dump(self, **kwargs)
 
-        passing_none._autocl_fixed = True  # type: ignore[attr-defined]
-        decorator.func = passing_none
-        model.model_rebuild(force=True)
+    ConfigBase.model_dump = model_dump  # type: ignore[method-assign]
 
 
 TOOLS = {"inc": run_inc, "olive": run_olive}
