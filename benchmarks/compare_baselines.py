@@ -113,8 +113,10 @@ def bench(name: str, args, profile, work: Path, checked: dict[str, dict]) -> dic
     base_metric = evaluate_artifact(fp32, w, profile)
     drop = lambda m: metric_drop(m, base_metric, w.higher_is_better)  # noqa: E731
     log(f"{name}: fp32 {w.metric_name} {base_metric:.4f}; by-hand recipes")
-    recipes = byhand_recipes(w, comp, feeds, work)
+    recipes = {} if args.peers_only else byhand_recipes(w, comp, feeds, work)
     peers = run_peers(w, fp32, feeds, base_metric, args, work, checked, profile.batch_size)
+    if args.peers_only:
+        return {"workload": name, "baseline_metric": base_metric, "peers": peers}
     # the recipes' speed-ups before the search, to time when the search first beats all of them
     pre = measure_all({"fp32": fp32, **{k: v["path"] for k, v in recipes.items()}}, w, profile, args.pre_rounds)
     recipe_metrics = {k: evaluate_artifact(v["path"], w, profile) for k, v in recipes.items()}
@@ -213,7 +215,8 @@ def _markdown(runs: list[dict]) -> str:
     for run in runs:
         r = run["result"]
         chosen = r.get("autocl_row", "autocl")
-        lines += [f"## {r['workload']} on `{r['profile']}` — metric: {r['metric']}", "", header_line(run), ""]
+        lines += [f"## {r['workload']} on `{r['profile']}` — metric: {r['metric']}", "",
+                  header_line({**run, "date": run.get("date") or r.get("date")}), ""]
         for tool, error in (r.get("missing_peers") or {}).items():
             lines += [f"**Missing peer: {tool}** ({error}). It was allowed to be missing (`--allow-missing-peer "
                       f"{tool}`): this table compares autocl with fewer tools than asked, and autocl / best other "
@@ -271,6 +274,8 @@ def main() -> None:
                              "empty (repeatable)")
     parser.add_argument("--peer-timeout", default="15m")
     parser.add_argument("--peer-trials", type=int, default=20, help="most configurations each peer may try")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="run the peers' dry runs and tunings alone, print their results, write nothing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default=time.strftime("%Y%m%d-%H%M%S"))
     add_run_args(parser, quick="a 3-minute search, 3 final rounds, 2 before the search, 8 peer trials")
@@ -289,10 +294,15 @@ def main() -> None:
 
     for name in args.workloads:
         result = bench(name, args, profile, work, checked)
+        if args.peers_only:
+            print(json.dumps({**result, "versions": versions(checked)}, indent=1, default=str), flush=True)
+            continue
         run = {**header(profile, versions(checked), quick=args.quick), "result": result}
         (out / f"compare_baselines-{name}.json").write_text(json.dumps(run, indent=1, default=str))
         _front_figure.write(result, out / f"compare_baselines_front-{name}")
         print(_markdown([run]), flush=True)
+    if args.peers_only:
+        return
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("compare_baselines-*.json"))]
     runs = [r for r in runs if "rows" in r.get("result", {}) and "best_other" in r["result"]]
     order = {"digits": 0, "mnist": 1, "minilm": 2}
