@@ -20,8 +20,12 @@ class PeerMissing(SystemExit):
     """A peer that cannot run and was not allowed to be missing: exit status 2, the reason on stderr."""
 
     def __init__(self, tool: str, error: str) -> None:
-        print(f"compare_baselines: peer {tool} cannot run: {error}. Fix it (`make peer-venv` installs the "
-              f"peers), or pass --allow-missing-peer {tool} to go on without it.", file=sys.stderr, flush=True)
+        print(
+            f"compare_baselines: peer {tool} cannot run: {error}. Fix it (`make peer-venv` installs the "
+            f"peers), or pass --allow-missing-peer {tool} to go on without it.",
+            file=sys.stderr,
+            flush=True,
+        )
         super().__init__(2)
 
 
@@ -50,16 +54,16 @@ def transformer_shape(w) -> dict[str, int]:
     return {"num_heads": heads, "hidden_size": hidden} if heads and hidden else {}
 
 
-def run_peers(w, fp32: Path, feeds, baseline_metric: float, args, work: Path, checked: dict[str, dict],
-              batch_size: int) -> dict[str, dict]:
+def run_peers(
+    w, fp32: Path, feeds, baseline_metric: float, args, work: Path, checked: dict[str, dict], batch_size: int
+) -> dict[str, dict]:
     """Each peer's tuning of ``fp32``: name -> its result (with "path") or its error."""
     import numpy as np
-
     from client import run_peer
 
     calib = {n: np.concatenate([f[n] for f in feeds]) for n in w.input_names}
     xs = w.validation[0] if isinstance(w.validation[0], tuple) else (w.validation[0],)
-    val = dict(zip(w.input_names, xs))
+    val = dict(zip(w.input_names, xs, strict=True))
     metric = "accuracy" if w.output_kind == "logits" else "cosine"
     # the peers' tolerable loss is relative to the fp32 metric; autocl's drop is in the metric's units
     rel = args.max_drop / abs(baseline_metric) if baseline_metric else args.max_drop
@@ -73,8 +77,9 @@ def run_peers(w, fp32: Path, feeds, baseline_metric: float, args, work: Path, ch
         if name == "olive":
             options.update(transformer_shape(w), latency_batch=batch_size)
         path = work / f"{w.name}-{name}.onnx"
-        result = run_peer(name, fp32, calib, val, np.asarray(w.validation[1]), metric, rel, path,
-                          int(args.peer_timeout), options)
+        result = run_peer(
+            name, fp32, calib, val, np.asarray(w.validation[1]), metric, rel, path, int(args.peer_timeout), options
+        )
         if "error" in result:
             if name not in args.allow_missing_peer:
                 raise PeerMissing(name, result["error"])

@@ -38,16 +38,22 @@ def cpu_model() -> str:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     except OSError:
         return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                "unknown CPU")
+    return next(
+        (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "unknown CPU"
+    )
 
 
 def add_run_args(parser: argparse.ArgumentParser, *, quick: str) -> None:
     """``--quick`` (``quick`` says what it shortens) and ``--out`` (a folder, default ``benchmarks/results``)."""
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a short run that finishes in under 10 minutes on 2 cores: {quick}")
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="folder for the results (default benchmarks/results/, the committed ones)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"a short run that finishes in under 10 minutes on 2 cores: {quick}"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="folder for the results (default benchmarks/results/, the committed ones)",
+    )
 
 
 def out_dir(args: argparse.Namespace) -> Path:
@@ -68,9 +74,11 @@ def quick_defaults(args: argparse.Namespace, parser: argparse.ArgumentParser, **
 
 def git_state(root: Path = ROOT) -> dict:
     """The project's commit and whether its tree was clean (tracked changes or untracked, not ignored, files)."""
+
     def git(*argv: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *argv], capture_output=True, text=True, check=True,
-                              timeout=30).stdout
+        return subprocess.run(
+            ["git", "-C", str(root), *argv], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
 
     try:
         commit = git("rev-parse", "HEAD").strip()
@@ -95,9 +103,15 @@ def header(profile=None, peers: dict[str, str] | None = None, *, quick: bool = F
     from autocl.hardware import device_description
 
     device = device_description(profile) if profile is not None else {"cpu": cpu_model(), "cores": os.cpu_count()}
-    return {"command": command_line().strip(), "quick": quick, "device": {**device, "python": platform.python_version()},
-            "load": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "git": git_state(), "peers": dict(peers or {})}
+    return {
+        "command": command_line().strip(),
+        "quick": quick,
+        "device": {**device, "python": platform.python_version()},
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": git_state(),
+        "peers": dict(peers or {}),
+    }
 
 
 def commit_text(git: dict) -> str:
@@ -113,10 +127,11 @@ def header_line(h: dict) -> str:
     commit = commit_text(h.get("git") or {})
     flags = [f for f in d.get("cpu_flags", ()) if "vnni" in f or "amx" in f or f.startswith("avx512f")]
     peers = "; ".join(f"{k} {v}" for k, v in h.get("peers", {}).items())
-    return (f"Command: `{h['command']}`{' (quick run)' if h.get('quick') else ''} — {d.get('cpu')} "
-            f"({d.get('cores')} cores{', ' + ' '.join(flags) if flags else ''}), onnxruntime {d.get('onnxruntime')}, "
-            f"load average {h.get('load')}, {h.get('date')}, commit {commit}" + (f"; peers: {peers}" if peers else "")
-            + ".")
+    return (
+        f"Command: `{h['command']}`{' (quick run)' if h.get('quick') else ''} — {d.get('cpu')} "
+        f"({d.get('cores')} cores{', ' + ' '.join(flags) if flags else ''}), onnxruntime {d.get('onnxruntime')}, "
+        f"load average {h.get('load')}, {h.get('date')}, commit {commit}" + (f"; peers: {peers}" if peers else "") + "."
+    )
 
 
 def measure_all(paths: dict[str, Path], w, profile, rounds: int) -> dict[str, dict]:
@@ -131,7 +146,7 @@ def measure_all(paths: dict[str, Path], w, profile, rounds: int) -> dict[str, di
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
-        for n, m in zip(order, measure_many([Path(paths[n]) for n in order], profile, feed, memory=False)):
+        for n, m in zip(order, measure_many([Path(paths[n]) for n in order], profile, feed, memory=False), strict=True):
             per_round[n].append(m.median_ms)
             samples[n].extend(m.samples_ms)
     out = {}

@@ -56,9 +56,8 @@ FUSED = "ORT transformer optimizer + quantize_dynamic"
 
 def byhand_recipes(w, comp, feeds, work: Path) -> dict[str, dict]:
     """name -> {"path", "seconds"}: the by-hand artifacts of :mod:`byhand`."""
-    import torch
-
     import byhand
+    import torch
 
     fp32 = comp.baseline()
     out: dict[str, dict] = {}

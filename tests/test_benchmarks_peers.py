@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
 
 import client  # noqa: E402
 
-FAKE_PEER = r'''
+FAKE_PEER = r"""
 import json, os, shutil, sys, time
 argv = sys.argv[2:]  # argv[1] is run_peer.py
 opt = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
@@ -43,7 +43,7 @@ if seen["model_exists"]:
     shutil.copyfile(model, out)
 print("some log line")
 print(json.dumps({"tool": opt["--tool"], "version": "fake 1.0", "seen": seen}))
-'''
+"""
 
 
 @pytest.fixture
@@ -84,11 +84,14 @@ def test_a_model_that_does_not_exist_is_an_error_before_the_peer_starts(fake_ven
     assert "does not exist" in result["error"] and str(fake_venv / "nowhere") in result["error"]
 
 
-@pytest.mark.parametrize(("mode", "timeout", "expected"), [
-    ("crash", 30, "exit status 1: ImportError: no module named olive"),
-    ("hang", 1, "timed out after 1 s"),
-    ("refuse", 30, "no config within tolerable_loss"),
-])
+@pytest.mark.parametrize(
+    ("mode", "timeout", "expected"),
+    [
+        ("crash", 30, "exit status 1: ImportError: no module named olive"),
+        ("hang", 1, "timed out after 1 s"),
+        ("refuse", 30, "no config within tolerable_loss"),
+    ],
+)
 def test_a_peer_that_cannot_run_says_why(fake_venv, monkeypatch, mode, timeout, expected):
     model = fake_venv / "m.onnx"
     model.write_bytes(b"onnx")
@@ -138,17 +141,47 @@ def test_an_allowed_missing_peer_is_recorded_and_the_ratio_left_empty(fake_venv)
     checked = check_peers(["inc", "olive"], allowed={"olive"})
     assert checked["inc"] == {"tool": "inc", "version": "fake 1.0"} and "error" in checked["olive"]
     assert versions(checked)["olive"].startswith("missing: ")
-    row = {"metric": 0.98, "metric_drop": 0.0, "latency_ms": 1.0, "latency_iqr_ms": 0.1, "speedup": 1.0,
-           "file_kb": 10.0, "shipped_kb": 8.0, "seconds": None}
-    result = {"workload": "mnist", "profile": "cpu-edge-1t", "metric": "accuracy", "max_drop": 0.01,
-              "rows": {"fp32": row, "autocl trial 3": {**row, "speedup": 2.0}}, "autocl_row": "autocl trial 3",
-              "missing_peers": {"olive": checked["olive"]["error"]}, "autocl_vs_best_other": None,
-              "best_other": None, "first_beating_every_recipe": None, "best_byhand_before_search": 1.0,
-              "autocl_config": {}, "autocl_trial": 3, "trials": 4, "complete": 4, "recipes_in_search": 1,
-              "polished": 0, "search_seconds": 60.0, "autocl_bits": "int8", "autocl_polish_of": None,
-              "peers": checked}
-    run = {"command": "python benchmarks/compare_baselines.py", "device": {"cpu": "a CPU", "cores": 2},
-           "load": [1.0], "date": "today", "git": {"commit": "0123456789abcdef", "clean": True}, "result": result}
+    row = {
+        "metric": 0.98,
+        "metric_drop": 0.0,
+        "latency_ms": 1.0,
+        "latency_iqr_ms": 0.1,
+        "speedup": 1.0,
+        "file_kb": 10.0,
+        "shipped_kb": 8.0,
+        "seconds": None,
+    }
+    result = {
+        "workload": "mnist",
+        "profile": "cpu-edge-1t",
+        "metric": "accuracy",
+        "max_drop": 0.01,
+        "rows": {"fp32": row, "autocl trial 3": {**row, "speedup": 2.0}},
+        "autocl_row": "autocl trial 3",
+        "missing_peers": {"olive": checked["olive"]["error"]},
+        "autocl_vs_best_other": None,
+        "best_other": None,
+        "first_beating_every_recipe": None,
+        "best_byhand_before_search": 1.0,
+        "autocl_config": {},
+        "autocl_trial": 3,
+        "trials": 4,
+        "complete": 4,
+        "recipes_in_search": 1,
+        "polished": 0,
+        "search_seconds": 60.0,
+        "autocl_bits": "int8",
+        "autocl_polish_of": None,
+        "peers": checked,
+    }
+    run = {
+        "command": "python benchmarks/compare_baselines.py",
+        "device": {"cpu": "a CPU", "cores": 2},
+        "load": [1.0],
+        "date": "today",
+        "git": {"commit": "0123456789abcdef", "clean": True},
+        "result": result,
+    }
     text = _markdown([run])
     table = text.index("| model |")
     assert text.index("**Missing peer: olive**") < table

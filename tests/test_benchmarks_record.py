@@ -15,8 +15,9 @@ import _record  # noqa: E402
 
 
 def _git(repo: Path, *argv: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *argv], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *argv], check=True, capture_output=True
+    )
 
 
 def test_the_git_state_names_the_commit_and_whether_the_tree_was_clean(tmp_path):
@@ -52,11 +53,26 @@ def test_the_figure_puts_the_whole_front_and_every_other_row_on_one_plot(tmp_pat
     def row(metric, speedup):
         return {"metric": metric, "speedup": speedup, "file_kb": 1.0, "shipped_kb": 0.5}
 
-    result = {"workload": "minilm", "metric": "fidelity", "max_drop": 0.01, "profile": "cpu-local",
-              "rows": {"fp32": row(1.0, 1.0), "int8 dynamic": row(0.991, 2.3), "INC accuracy-aware tuning": row(0.99, 2.6),
-                       "autocl trial 9": row(0.97, 3.5), "autocl trial 4": row(0.992, 2.8)},
-              "row_kinds": {"fp32": "fp32", "int8 dynamic": "by hand", "INC accuracy-aware tuning": "peer",
-                            "autocl trial 9": "autocl", "autocl trial 4": "autocl"}}
+    result = {
+        "workload": "minilm",
+        "metric": "fidelity",
+        "max_drop": 0.01,
+        "profile": "cpu-local",
+        "rows": {
+            "fp32": row(1.0, 1.0),
+            "int8 dynamic": row(0.991, 2.3),
+            "INC accuracy-aware tuning": row(0.99, 2.6),
+            "autocl trial 9": row(0.97, 3.5),
+            "autocl trial 4": row(0.992, 2.8),
+        },
+        "row_kinds": {
+            "fp32": "fp32",
+            "int8 dynamic": "by hand",
+            "INC accuracy-aware tuning": "peer",
+            "autocl trial 9": "autocl",
+            "autocl trial 4": "autocl",
+        },
+    }
     data = _front_figure.points(result)
     assert [p["name"] for p in data["points"][:2]] == ["autocl trial 4", "autocl trial 9"]  # the front, by speed
     assert {p["kind"] for p in data["points"]} == {"autocl", "peer", "by hand", "fp32"}
