@@ -196,13 +196,13 @@ def main() -> None:
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--out", default=str(RESULTS / "mutation"), help="results path without suffix (.md and .json)")
     ap.add_argument("--quick", action="store_true",
-                    help="a short run (under 10 minutes on 2 cores): autocl/evaluate.py alone, an 8-minute time box")
+                    help="a short run (under 10 minutes on 2 cores): autocl/evaluate.py alone, a 5-minute time box")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tests", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.chdir(ROOT)
     if args.quick:
-        args.only, args.minutes = args.only or ["autocl/evaluate.py"], args.minutes or 8
+        args.only, args.minutes = args.only or ["autocl/evaluate.py"], args.minutes or 5
     if args.inner:
         return inner(args.only, args.tests, args.max_children)
     from importlib.metadata import version
