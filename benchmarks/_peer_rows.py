@@ -13,7 +13,7 @@ from pathlib import Path
 from _record import log
 
 PEERS = {"inc": "INC accuracy-aware tuning", "olive": "Olive auto-optimization"}
-DRY_RUN_S = 300
+DRY_RUN_S = 600  # an import of torch and the tool: seconds on a quiet machine, minutes on a loaded one
 
 
 class PeerMissing(SystemExit):
