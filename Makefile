@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint test-slow bench mutation clean peer-venv postgres-server chromium
+.PHONY: install demo test lint test-slow bench bench-quick mutation clean peer-venv postgres-server chromium
 
 install: $(STAMP)
 
@@ -63,6 +63,22 @@ bench: $(STAMP) peer-venv
 	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads mnist --profile cpu-edge-1t --timeout 20m
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads minilm --profile cpu-local --timeout 20m
+
+# every benchmark's --quick run (each under 10 minutes on 2 cores, about an hour in all), results to $(QUICK_OUT):
+# the committed results in benchmarks/results/ stay untouched
+QUICK_OUT ?= /tmp/autocl-bench-quick
+bench-quick: $(STAMP) peer-venv
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads mnist --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads minilm --profile cpu-local --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_encodings.py --workload mnist --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_samplers.py --workload mnist --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_fuse.py --workload minilm --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_depth.py --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_lowrank.py --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_qat.py --workload mnist --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_cluster.py --workload mnist --quick --out $(QUICK_OUT)
+	$(PY) benchmarks/mutation.py --quick --out $(QUICK_OUT)/mutation
 
 # peer tools for benchmarks/compare_baselines.py, each in its own venv (see benchmarks/peers/README.md).
 # INC pins numpy<2 and imports prettytable and scipy undeclared; Olive imports requests undeclared and needs torch, so the

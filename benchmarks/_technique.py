@@ -1,7 +1,8 @@
 """One technique against the model without it, measured in one interleaved run.
 
 ``run`` (``technique_depth.py``, ``technique_lowrank.py``) and ``build_rows``/``write``/``best``
-(``technique_qat.py``, ``technique_cluster.py``) share it. For a workload and a hardware
+(``technique_qat.py``, ``technique_cluster.py``, ``technique_fuse.py``) share it; what a result records
+and the interleaved measurement are ``_record``'s. For a workload and a hardware
 profile (default ``cpu-local``: 1 thread, batch 8) it builds, through autocl's ``Compressor`` (the
 path every search trial takes: prune -> depth/low rank -> distill -> export -> quantize):
 
@@ -11,17 +12,13 @@ path every search trial takes: prune -> depth/low rank -> distill -> export -> q
 * each configuration with the technique, distilled for the steps given, its training time recorded.
 
 Then every artifact's metric comes from an onnxruntime session on the validation split, and all are
-measured in interleaved rounds with ``autocl.hardware.measure_many`` (``compare_baselines.measure_all``).
-The table goes to ``benchmarks/results/technique_<name>-<workload>.md`` with the command, the
-machine and the date.
+measured in interleaved rounds (``_record.measure_all``). The table goes to
+``<--out>/technique_<name>-<workload>.md`` (default ``benchmarks/results/``) with ``_record.header``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,26 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                "unknown CPU")
+from _record import RESULTS, header, header_line, log, measure_all  # noqa: E402
 
 
 def run(technique: str, workload: str, profile_name: str, without: tuple[str, object, str],
-        with_: list[tuple[str, object]], *, rounds: int, target: float | None, notes: list[str]) -> dict:
+        with_: list[tuple[str, object]], *, rounds: int, target: float | None, notes: list[str],
+        out_dir: Path = RESULTS, quick: bool = False) -> dict:
     """Build, evaluate and measure; ``without`` is (label, config, where it comes from),
-    ``with_`` is [(label, config)]. Returns the rows; writes the Markdown and JSON results."""
+    ``with_`` is [(label, config)]. Returns the rows; writes the Markdown and JSON results to ``out_dir``."""
     import byhand
-    from compare_baselines import measure_all
 
     from autocl.compress import Compressor
     from autocl.evaluate import evaluate_artifact
@@ -60,7 +46,7 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
     profile = load_profile(profile_name)
     w = load_workload(workload)
     comp = Compressor(w, cache_dir())
-    work = ROOT / "benchmarks" / "results" / "work"
+    work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     fp32 = comp.baseline()
     paths = {"fp32": fp32, "quantize_dynamic (whole model, by hand)": byhand.int8_dynamic(fp32, work / f"{workload}-dyn.onnx")}
@@ -77,7 +63,7 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
                       "steps": c.distill.steps if c.trains else 0, "student_fp32_metric": student_metric,
                       "kept_macs": (art.student.achieved or {}).get("macs", 1.0), "structure": art.student.structure,
                       "config": c.to_dict()}
-    out = ROOT / "benchmarks" / "results" / f"technique_{technique}-{workload}"
+    out = out_dir / f"technique_{technique}-{workload}"
     earlier = json.loads(out.with_suffix(".json").read_text())["rows"] if out.with_suffix(".json").is_file() else {}
     for name, row in info.items():  # a cached student: keep the build time of the run that trained it
         before = earlier.get(name, {})
@@ -93,12 +79,9 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
     for r in rows.values():
         r["speedup_vs_fp32"] = rows["fp32"]["latency_ms"] / r["latency_ms"]
         r["speedup_vs_dynamic"] = dyn / r["latency_ms"]
-    command = f"python benchmarks/technique_{technique}.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {"technique": technique, "workload": workload, "metric": w.metric_name, "profile": profile.name,
-              "threads": profile.threads, "batch": profile.batch_size, "command": command, "cpu": cpu_model(),
-              "cores": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()],
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "without_source": source,
-              "target": target, "rows": rows, "notes": notes}
+              "threads": profile.threads, "batch": profile.batch_size, **header(profile, quick=quick),
+              "without_source": source, "target": target, "rows": rows, "notes": notes}
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
     text = markdown(result)
     out.with_suffix(".md").write_text(text)
@@ -126,10 +109,9 @@ def _structure(s: dict | None) -> str:
 
 def markdown(r: dict) -> str:
     lines = [f"# {r['technique']} on `{r['workload']}` — {r['metric']}", "",
-             f"Command: `{r['command']}` — {r['cpu']} ({r['cores']} cores), profile `{r['profile']}` "
-             f"({r['threads']} thread, batch {r['batch']}), load average {r['load']}, {r['date']}.", "",
+             header_line(r) + f" Profile `{r['profile']}` ({r['threads']} thread, batch {r['batch']}).", "",
              "All rows measured in one interleaved run (`autocl.hardware.measure_many`, "
-             "`compare_baselines.measure_all`); metrics from onnxruntime sessions on the validation split. "
+             "`_record.measure_all`); metrics from onnxruntime sessions on the validation split. "
              f"The row without the technique: {r['without_source']}", ""]
     head = ["model", "metric", "student fp32", "latency ms", "± IQR", "vs fp32", "vs quantize_dynamic", "MACs kept",
             "size KB", "distill steps", "build s"]
@@ -169,7 +151,8 @@ def markdown(r: dict) -> str:
 
 # ---- build named configurations, measure them in one run, write a table (QAT, clustering) ----
 
-def build_rows(workload_name: str, configs: dict, profile_name: str, rounds: int) -> tuple[dict, dict]:
+def build_rows(workload_name: str, configs: dict, profile_name: str, rounds: int, *,
+               quick: bool = False) -> tuple[dict, dict]:
     """``configs``: row name -> CompressionConfig (``None``: the fp32 teacher). Returns the rows
     (metric, drop, latency, speed-up, sizes, build seconds, distillation steps) and facts of the run."""
     from autocl.compress import Compressor
@@ -178,8 +161,6 @@ def build_rows(workload_name: str, configs: dict, profile_name: str, rounds: int
     from autocl.hardware import load_profile
     from autocl.runtime import cache_dir
     from autocl.workloads import load_workload
-
-    from compare_baselines import measure_all
 
     profile = load_profile(profile_name)
     w = load_workload(workload_name)
@@ -209,20 +190,17 @@ def build_rows(workload_name: str, configs: dict, profile_name: str, rounds: int
                       "file_kb": path.stat().st_size / 1024, "compressed_kb": compressed_size(path) / 1024,
                       **built[name]}
     facts = {"workload": workload_name, "metric_name": w.metric_name, "profile": profile.name,
-             "cpu": cpu_model(), "load": [round(x, 2) for x in os.getloadavg()],
-             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+             **header(profile, quick=quick)}
     return rows, facts
 
 
 def write(name: str, title: str, intro: list[str], rows: dict, facts: dict, marks: dict[str, str],
-          notes: list[str]) -> Path:
-    """Write ``benchmarks/results/technique_<name>-<workload>.md`` (and .json) and print it."""
-    command = "python benchmarks/" + Path(sys.argv[0]).name + " " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+          notes: list[str], out_dir: Path = RESULTS) -> Path:
+    """Write ``<out_dir>/technique_<name>-<workload>.md`` (and .json) and print it."""
     head = ["model", facts["metric_name"], "Δ metric", "latency ms", "± IQR", "speed-up", "file KB",
             "compressed KB", "steps", "build s"]
     lines = [f"# {title}", "", *intro, "",
-             f"Command: `{command.strip()}` — {facts['cpu']}, profile `{facts['profile']}`, load average "
-             f"{facts['load']}, {facts['date']}.", "",
+             header_line(facts) + f" Profile `{facts['profile']}`.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k, r in rows.items():
         label = f"{k} ({marks[k]})" if k in marks else k
@@ -232,10 +210,10 @@ def write(name: str, title: str, intro: list[str], rows: dict, facts: dict, mark
                                         f"{r['seconds']:.0f}"]) + " |")
     lines += ["", *notes, ""]
     text = "\n".join(lines)
-    out = ROOT / "benchmarks" / "results" / f"technique_{name}-{facts['workload']}"
+    out = out_dir / f"technique_{name}-{facts['workload']}"
     out.with_suffix(".md").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"command": command, "facts": facts, "rows": rows}, indent=1,
-                                                   default=str))
+    out.with_suffix(".json").write_text(json.dumps({"command": facts["command"], "facts": facts, "rows": rows},
+                                                   indent=1, default=str))
     print(text, flush=True)
     return out.with_suffix(".md")
 

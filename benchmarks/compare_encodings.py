@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -22,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import add_run_args, header, header_line, out_dir, quick_defaults  # noqa: E402
 
 
 def hypervolume(points: list[tuple[float, float]], ref_drop: float) -> float:
@@ -62,9 +63,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ref-drop", type=float, default=0.05)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    add_run_args(parser, quick="8 trials, one seed")
     args = parser.parse_args()
-    from autocl.hardware import device_description, load_profile
+    quick_defaults(args, parser, trials=8, seeds=[0])
+    args.out = out_dir(args)
+    from autocl.hardware import load_profile
     from autocl.space import SearchSpace
     from autocl.workloads import load_workload
 
@@ -89,11 +92,8 @@ def main() -> None:
             results[encoding].append(hv)
             print(f"seed {seed} {encoding:9s}: hypervolume {hv:.4f} ({len(pts)} trials, {time.time() - t0:.0f} s)",
                   flush=True)
-    device = {**device_description(profile), "python": platform.python_version()}
-    command = "python benchmarks/compare_encodings.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    lines = [f"# Precision encodings on {args.workload}, profile `{profile.name}`", "",
-             f"Command: `{command}` — {device.get('cpu')}, onnxruntime {device.get('onnxruntime')}, "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+    h = header(profile, quick=args.quick)
+    lines = [f"# Precision encodings on {args.workload}, profile `{profile.name}`", "", header_line(h), "",
              f"Hypervolume of the (metric drop, speed-up) front, reference (drop {args.ref_drop}, 1.0x), after "
              f"{args.trials} trials; same space, no recipes, no polishing.", "",
              "| encoding | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |", "|---|" + "---|" * (len(args.seeds) + 1)]
@@ -101,7 +101,7 @@ def main() -> None:
         lines.append(f"| {enc} | " + " | ".join(f"{h:.4f}" for h in hvs) + f" | {statistics.mean(hvs):.4f} |")
     (Path(args.out) / f"compare_encodings-{args.workload}.md").write_text("\n".join(lines) + "\n")
     (Path(args.out) / f"compare_encodings-{args.workload}.json").write_text(
-        json.dumps({"command": command, "device": device, "results": results}, indent=1))
+        json.dumps({**h, "results": results}, indent=1))
     print("\n".join(lines))
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -23,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import add_run_args, header, header_line, out_dir, quick_defaults  # noqa: E402
 
 
 def main() -> None:
@@ -34,11 +34,13 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=30)
     parser.add_argument("--long", type=int, default=60)
     parser.add_argument("--ref-drop", type=float, default=0.05)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    add_run_args(parser, quick="one seed, 8 and 16 trials")
     args = parser.parse_args()
+    quick_defaults(args, parser, seeds=[0], short=8, long=16)
+    args.out = out_dir(args)
     from compare_encodings import hypervolume, search_points
 
-    from autocl.hardware import device_description, load_profile
+    from autocl.hardware import load_profile
     from autocl.space import SearchSpace
     from autocl.workloads import load_workload
 
@@ -61,11 +63,8 @@ def main() -> None:
             rows[sampler]["long"].append(hypervolume(pts, args.ref_drop))
             print(f"{sampler:7s} seed {seed}: {rows[sampler]['short'][-1]:.4f} at {args.short} trials, "
                   f"{rows[sampler]['long'][-1]:.4f} at {len(pts)} ({time.time() - t0:.0f} s)", flush=True)
-    device = {**device_description(profile), "python": platform.python_version()}
-    command = "python benchmarks/compare_samplers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    lines = [f"# Samplers on {args.workload}, profile `{profile.name}`", "",
-             f"Command: `{command}` — {device.get('cpu')}, onnxruntime {device.get('onnxruntime')}, "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+    h = header(profile, quick=args.quick)
+    lines = [f"# Samplers on {args.workload}, profile `{profile.name}`", "", header_line(h), "",
              f"Hypervolume of the (metric drop, speed-up) front, reference (drop {args.ref_drop}, 1.0x), mean over "
              f"seeds {args.seeds}; no recipes, no polishing.", "",
              f"| sampler | after {args.short} trials | after {args.long} trials |", "|---|---|---|"]
@@ -73,7 +72,7 @@ def main() -> None:
         lines.append(f"| {s} | {statistics.mean(r['short']):.4f} | {statistics.mean(r['long']):.4f} |")
     (Path(args.out) / f"compare_samplers-{args.workload}.md").write_text("\n".join(lines) + "\n")
     (Path(args.out) / f"compare_samplers-{args.workload}.json").write_text(
-        json.dumps({"command": command, "device": device, "results": rows}, indent=1))
+        json.dumps({**h, "results": rows}, indent=1))
     print("\n".join(lines))
 
 

@@ -16,16 +16,15 @@ Targets: CV below 3%, rho above 0.95, cost under 10% of a trial.
     python benchmarks/measure_noise.py                      # digits and mnist, cpu-local
     python benchmarks/measure_noise.py --workloads mnist --profile hardware_profiles/cpu-edge-1t.yaml
 
-Results go to ``benchmarks/results/measure_noise[-<profile>].json`` and ``.md``, with the command.
+Results go to ``<--out>/measure_noise[-<profile>].json`` and ``.md`` (default ``benchmarks/results/``), with
+``_record.header`` (command, machine, git commit).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import add_run_args, commit_text, header, out_dir, quick_defaults  # noqa: E402
 
 
 def _prepare_home() -> Path:
@@ -131,7 +133,8 @@ def bench_workload(name: str, args, profile, space) -> dict:
 
 def _markdown(out: dict) -> str:
     lines = [f"# Measurement protocol noise and cost: profile `{out['profile']['name']}`", "",
-             f"Command: `{out['command']}`  ", f"Date: {out['date']}  ",
+             f"Command: `{out['command']}`{' (quick run)' if out.get('quick') else ''}  ", f"Date: {out['date']}  ",
+             f"Commit: {commit_text(out.get('git') or {})}  ",
              f"Machine: {out['device']['cpu']}, {out['device']['cores']} logical CPUs, onnxruntime "
              f"{out['device']['onnxruntime']}, {out['profile']['threads']} thread(s), batch "
              f"{out['profile']['batch_size']}, affinity {out['profile']['affinity']}", "",
@@ -165,22 +168,19 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8, help="trials of each search")
     ap.add_argument("--repeats", type=int, default=10, help="independent measurements for the CV")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="result path without suffix [benchmarks/results/measure_noise[-profile]]")
+    add_run_args(ap, quick="the mnist workload alone, 4 trials, 4 repeats")
     args = ap.parse_args()
+    quick_defaults(args, ap, workloads="mnist", trials=4, repeats=4)
     args.home = _prepare_home()
 
-    from autocl.hardware import device_description, load_profile
+    from autocl.hardware import load_profile
     from autocl.runtime import set_torch_threads
     from autocl.space import load_space
 
     set_torch_threads()
     profile = load_profile(args.profile)
     space = load_space(args.space)
-    script = Path(sys.argv[0]).resolve()
-    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
-    out = {"command": " ".join(["python", str(shown), *sys.argv[1:]]),
-           "date": dt.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
-           "device": device_description(profile), "profile": profile.model_dump(mode="json"), "workloads": []}
+    out = {**header(profile, quick=args.quick), "profile": profile.model_dump(mode="json"), "workloads": []}
     for name in args.workloads.split(","):
         print(f"[{name}] searching {args.trials} trials, then measuring noise", flush=True)
         out["workloads"].append(bench_workload(name.strip(), args, profile, space))
@@ -189,8 +189,7 @@ def main() -> None:
               + ", ".join(f"{k} {v['cv']:.2%}" for k, v in r["cv"].items())
               + f"; rho {r['rank_correlation']['spearman_two_passes']:.3f}", flush=True)
     default = "measure_noise" if profile.name == "cpu-local" else f"measure_noise-{profile.name}"
-    base = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / default
-    base.parent.mkdir(parents=True, exist_ok=True)
+    base = out_dir(args) / default
     base.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     base.with_suffix(".md").write_text(_markdown(out))
     print(_markdown(out))

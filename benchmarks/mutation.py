@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import commit_text, git_state  # noqa: E402
 SCOPE = ("autocl/compress/*.py", "autocl/evaluate.py", "autocl/study/*.py", "autocl/export.py")
 
 # the fast subset of tests for each module: the tests written for it, and those that drive it end to end
@@ -161,6 +164,7 @@ def write_report(result: dict, out: Path) -> None:
     lines = [
         "# Mutation score of the core (mutmut)", "",
         f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
+        f"Commit: {commit_text(result.get('git') or {})}  ",
         f"mutmut {result['mutmut']}, {result['minutes']:.1f} min wall-clock, {result['scope']}", "",
         f"**Score: {'-' if s is None else f'{s:.1%}'}** of the checked mutants caught "
         f"({sum(total.get(k, 0) for k in CAUGHT)} of {sum(n for k, n in total.items() if k not in ('not checked', 'skipped'))}; "
@@ -191,10 +195,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=0, help="time box for the whole campaign (0: none)")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--out", default=str(RESULTS / "mutation"), help="results path without suffix (.md and .json)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run (under 10 minutes on 2 cores): autocl/evaluate.py alone, a 5-minute time box")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tests", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.chdir(ROOT)
+    if args.quick:
+        args.only, args.minutes = args.only or ["autocl/evaluate.py"], args.minutes or 5
     if args.inner:
         return inner(args.only, args.tests, args.max_children)
     from importlib.metadata import version
@@ -211,7 +219,8 @@ def main() -> None:
     start = time.monotonic()
     deadline = start + args.minutes * 60 if args.minutes else float("inf")
     result = {"command": " ".join(["python", "benchmarks/mutation.py", *sys.argv[1:]]),
-              "date": dt.datetime.now().isoformat(timespec="seconds"), "mutmut": version("mutmut"), "scope": ("modules " + ", ".join(files)), "modules": {}, "tests": {}}
+              "date": dt.datetime.now().isoformat(timespec="seconds"), "mutmut": version("mutmut"), "scope": ("modules " + ", ".join(files)), "modules": {}, "tests": {},
+              "git": git_state(), "quick": args.quick}
     for i, (tests, group) in enumerate(groups.items()):
         # a time box is shared fairly: each run gets its part of what is left, unused time rolls over
         share = (deadline - time.monotonic()) / (len(groups) - i)

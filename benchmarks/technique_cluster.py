@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from _record import add_run_args, out_dir, quick_defaults
 from _technique import best, build_rows, log, write
 
 
@@ -43,8 +44,11 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu-edge-1t")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
     parser.add_argument("--max-drop", type=float, default=0.01, help="allowed metric drop (0.01 = one accuracy point)")
+    add_run_args(parser, quick="40 distillation steps, 4 clusters only, 2 rounds")
     args = parser.parse_args()
-    rows, facts = build_rows(args.workload, configs(args.steps, args.clusters), args.profile, args.rounds)
+    quick_defaults(args, parser, steps=40, clusters=[4], rounds=2)
+    rows, facts = build_rows(args.workload, configs(args.steps, args.clusters), args.profile, args.rounds,
+                             quick=args.quick)
     names = [n for n in rows if n != "fp32"]
     size = lambda r: r["compressed_kb"]  # noqa: E731
     without = best(rows, [n for n in names if "cluster" not in n], args.max_drop, size)
@@ -66,7 +70,7 @@ def main() -> None:
           ["fp32, the smallest configuration without clustering and the smallest with it, built by autocl's "
            "Compressor and measured in one interleaved run (`benchmarks/_technique.py`). `compressed KB` is the "
            "study's size objective (`autocl.compress.size`)."],
-          rows, facts, marks, notes)
+          rows, facts, marks, notes, out_dir(args))
     log("done")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from _record import add_run_args, out_dir, quick_defaults
 from _technique import run
 
 from autocl.config import CompressionConfig, DistillConfig, PruneConfig, QuantConfig
@@ -36,7 +37,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--feature-weight", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5)
+    add_run_args(parser, quick="one row (2 blocks removed), 16 distillation steps, 2 rounds")
     args = parser.parse_args()
+    quick_defaults(args, parser, depths=[2], steps=16, rounds=2)
     quant = QuantConfig(default="int8_dynamic")
     d = distill_config(args.steps, args.lr, args.feature_weight)
     with_ = [(f"depth -{depth:g} ({args.criterion}) + distill + int8_dynamic",
@@ -47,7 +50,7 @@ def main() -> None:
              "its teacher layer; `build s` is the whole build (depth choice, distillation, export, quantization), "
              "run nice'd on a machine shared with other jobs."]
     run("depth", args.workload, args.profile, (BEST_WITHOUT[0], CompressionConfig(quant=quant), BEST_WITHOUT[1]),
-        with_, rounds=args.rounds, target=0.99, notes=notes)
+        with_, rounds=args.rounds, target=0.99, notes=notes, out_dir=out_dir(args), quick=args.quick)
 
 
 if __name__ == "__main__":

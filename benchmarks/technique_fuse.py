@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from _record import add_run_args, out_dir, quick_defaults
 from _technique import best, build_rows, log, write
 
 
@@ -32,11 +33,13 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu-local")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
     parser.add_argument("--max-drop", type=float, default=0.01, help="allowed metric drop")
+    add_run_args(parser, quick="2 rounds")
     args = parser.parse_args()
+    quick_defaults(args, parser, rounds=2)
     from autocl.workloads import load_workload
 
     rows, facts = build_rows(args.workload, configs(load_workload(args.workload).layer_names()), args.profile,
-                             args.rounds)
+                             args.rounds, quick=args.quick)
     names = [n for n in rows if n != "fp32"]
     fastest = lambda r: r["latency_ms"]  # noqa: E731
     without = best(rows, [n for n in names if "fuse" not in n], args.max_drop, fastest)
@@ -53,7 +56,7 @@ def main() -> None:
     write("fuse", f"Graph fusions before quantizing on {args.workload}",
           ["fp32 and every Linear at one precision, without and with `quant.fuse_first`, built by autocl's "
            "Compressor and measured in one interleaved run (`benchmarks/_technique.py`)."],
-          rows, facts, marks, notes)
+          rows, facts, marks, notes, out_dir(args))
     log("done")
 
 

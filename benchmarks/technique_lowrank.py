@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from _record import add_run_args, out_dir, quick_defaults
 from _technique import run
 from technique_depth import BEST_WITHOUT, distill_config
 
@@ -27,7 +28,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--feature-weight", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5)
+    add_run_args(parser, quick="16 distillation steps, 2 rounds")
     args = parser.parse_args()
+    quick_defaults(args, parser, steps=16, rounds=2)
     quant = QuantConfig(default="int8_dynamic")
     d = distill_config(args.steps, args.lr, args.feature_weight)
     with_ = []
@@ -40,7 +43,7 @@ def main() -> None:
              "the whole build (SVD, distillation, export, quantization), run nice'd on a machine shared with other jobs."]
     run("lowrank", args.workload, args.profile, (BEST_WITHOUT[0].replace("depth pruning", "low rank"),
                                                  CompressionConfig(quant=quant), BEST_WITHOUT[1]),
-        with_, rounds=args.rounds, target=0.99, notes=notes)
+        with_, rounds=args.rounds, target=0.99, notes=notes, out_dir=out_dir(args), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from _record import add_run_args, out_dir, quick_defaults
 from _technique import best, build_rows, log, write
 
 PROFILES = {"minilm": "cpu-local", "mnist": "cpu-edge-1t", "digits": "cpu-edge-1t"}
@@ -55,9 +56,12 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="hardware profile [default: cpu-local for minilm, else cpu-edge-1t]")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
     parser.add_argument("--max-drop", type=float, default=0.01, help="allowed metric drop (0.01 = cosine 0.99 on minilm)")
+    add_run_args(parser, quick="24 distillation steps, 2 rounds")
     args = parser.parse_args()
+    quick_defaults(args, parser, steps=24, rounds=2)
     cfgs = configs(args.workload, args.steps, args.ratio)
-    rows, facts = build_rows(args.workload, cfgs, args.profile or PROFILES[args.workload], args.rounds)
+    rows, facts = build_rows(args.workload, cfgs, args.profile or PROFILES[args.workload], args.rounds,
+                             quick=args.quick)
     names = [n for n in rows if n != "fp32"]
     by_latency = lambda r: r["latency_ms"]  # noqa: E731
     without = best(rows, [n for n in names if "QAT" not in n], args.max_drop, by_latency)
@@ -83,7 +87,7 @@ def main() -> None:
           ["fp32, the best configuration without QAT and the best with it, built by autocl's Compressor and "
            "measured in one interleaved run (`benchmarks/_technique.py`). Δ metric is `autocl.evaluate.metric_drop` "
            "(negative: worse). `compressed KB` is the study's size (`autocl.compress.size`)."],
-          rows, facts, marks, notes)
+          rows, facts, marks, notes, out_dir(args))
     log("done")
 
 

@@ -179,18 +179,34 @@ def run_inc(args, calib, val, y) -> dict:
     }
 
 
-OLIVE_SEARCHED = ("quant_format", "per_channel", "calibrate_method")
+OLIVE_SEARCHED = ("quant_mode", "per_channel", "quant_format", "calibrate_method")
 
 
 def run_olive(args, calib, val, y) -> dict:
-    """Microsoft Olive: the ``OnnxStaticQuantization`` pass with its own search values for
-    ``OLIVE_SEARCHED``, a sequential search that stops at the first candidate whose metric meets a
-    ``percent-max-degradation`` goal (relative, like INC's).
+    """Microsoft Olive's own automatic optimization for the CPU target: for a transformer (``--num-heads``),
+    its ``OrtTransformersOptimization`` pass (onnxruntime's fusions for ``bert``), then its
+    ``OnnxQuantization`` pass with Olive's own search values for ``OLIVE_SEARCHED`` (dynamic or static int8;
+    per-channel; QDQ or QOperator; the calibration method). Olive evaluates each candidate on two metrics:
+    its latency (priority 1) and the quality metric with a ``percent-max-degradation`` goal (relative, like
+    INC's), and its best candidate is the fastest among those meeting the goal.
 
-    With olive-ai 0.13 this fails before the first trial: a ``custom`` metric gets ``backend=None``
-    and Olive's own serializer calls ``None.model_dump()`` (pydantic 2.12 and 2.14 alike). The
-    error is reported as the peer's result rather than patched over."""
+    olive-ai 0.13 cannot serialize a ``custom`` metric (its validator sets ``backend`` to None, and its
+    serializer calls ``None.model_dump()``): ``_olive_custom_metric_fix`` makes that serializer return
+    None, the value its own validator chose. Nothing else of Olive is changed."""
+    import shutil
     import tempfile
+
+    _olive_custom_metric_fix()
+    work = Path(tempfile.mkdtemp(prefix="autocl-olive-"))
+    try:
+        return _olive_search(args, val, y, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _olive_search(args, val, y, work: Path) -> dict:
+    """``run_olive`` in the folder ``work`` (Olive's cache and output)."""
+    import shutil
 
     import olive
     from olive.workflows import run as olive_run
@@ -198,27 +214,36 @@ def run_olive(args, calib, val, y) -> dict:
     here = Path(__file__).resolve().parent
     script = {"user_script": str(here / "olive_user_script.py"), "script_dir": str(here)}
     goal = {"type": "percent-max-degradation", "value": 100 * args.max_drop}
-    work = Path(tempfile.mkdtemp(prefix="autocl-olive-"))
+    data = {**script, "load_dataset_config": {"type": "npz_rows", "params": {"path": str(args.calib)}}}
+    passes: dict = {}
+    if args.num_heads:
+        passes["fuse"] = {"type": "OrtTransformersOptimization", "model_type": "bert", "num_heads": args.num_heads,
+                          "hidden_size": args.hidden_size}
+    passes["quantize"] = {"type": "OnnxQuantization", "data_config": "calib",
+                          **{k: "SEARCHABLE_VALUES" for k in OLIVE_SEARCHED}}
     run_config = {
         "input_model": {"type": "ONNXModel", "model_path": args.model},
         "systems": {"local": {"type": "LocalSystem", "accelerators": [
             {"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]}},
-        "data_configs": [{"name": "calib", **script, "load_dataset_config": {"type": "npz_rows", "params": {
-            "path": str(args.calib)}}, "dataloader_config": {"batch_size": CALIB_BATCH}}],
-        "evaluators": {"quality": {"metrics": [{
-            "name": args.metric, "type": "custom",
-            "user_config": {**script, "evaluate_func": "evaluate",
-                            "evaluate_func_kwargs": {"val_path": str(args.val), "metric": args.metric}},
-            "sub_types": [{"name": args.metric, "priority": 1, "higher_is_better": True, "goal": goal}]}]}},
-        "passes": {"quantize": [{"type": "OnnxStaticQuantization", "data_config": "calib",
-                                 **{k: "SEARCHABLE_VALUES" for k in OLIVE_SEARCHED}}]},
+        "data_configs": [{"name": "calib", **data, "dataloader_config": {"batch_size": CALIB_BATCH}},
+                         {"name": "timing", **data, "dataloader_config": {"batch_size": args.latency_batch}}],
+        "evaluators": {"olive": {"type": "OnnxEvaluator", "metrics": [
+            {"name": "latency", "type": "latency", "data_config": "timing",
+             "sub_types": [{"name": "avg", "priority": 1}],
+             "user_config": {"inference_settings": {"onnx": {"session_options": {
+                 "intra_op_num_threads": 1, "inter_op_num_threads": 1}}}}},
+            {"name": args.metric, "type": "custom",
+             "user_config": {**script, "evaluate_func": "evaluate",
+                             "evaluate_func_kwargs": {"val_path": str(args.val), "metric": args.metric}},
+             "sub_types": [{"name": args.metric, "priority": 2, "higher_is_better": True, "goal": goal}]}]}},
+        "passes": passes,
         "engine": {
-            "search_strategy": {"execution_order": "joint", "sampler": "sequential",
-                                "max_iter": args.max_trials, "stop_when_goals_met": True},
-            "evaluator": "quality", "host": "local", "target": "local", "evaluate_input_model": True,
+            "search_strategy": {"execution_order": "joint", "sampler": "sequential", "max_iter": args.max_trials},
+            "evaluator": "olive", "host": "local", "target": "local", "evaluate_input_model": True,
             "cache_dir": str(work / "cache"), "output_dir": str(work / "out"), "log_severity_level": 3,
         },
     }
+    pass_types = [p["type"] for p in passes.values()]  # before Olive rewrites its config in place
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
         output = olive_run(run_config)
@@ -227,23 +252,57 @@ def run_olive(args, calib, val, y) -> dict:
     if best is None or not best.model_path:
         raise PeerError(f"olive: no candidate met the goal {goal['value']:.2f}% max degradation "
                         f"within {args.max_trials} trial(s)")
-    import shutil
-
     shutil.copyfile(best.model_path, args.out)
-    pass_config = output.trace_back_run_history(best.model_id)
-    chosen = next((v.get("pass_config", v) for v in pass_config.values() if v), {}) if pass_config else {}
-    trials = len(list((work / "cache").rglob("metrics.json"))) or None
+    footprint = json.loads((work / "out" / "footprint.json").read_text())
+    node = footprint.get("nodes", footprint).get(best.model_id) or {}
+    chosen = {k: v for k, v in (node.get("pass_run_config") or {}).items()
+              if k in OLIVE_SEARCHED and isinstance(v, (str, bool, int, float))}
+    trials = max(len(list((work / "cache").rglob("evaluations/*.json"))) - 1, 0)  # less the input model's
+    base = output.get_input_model_metrics() or {}
     return {
         "tool": "olive",
         "version": f"olive-ai {olive.__version__}, onnxruntime {ort.__version__}",
-        "config": {"pass": "OnnxStaticQuantization",
-                   **{k: chosen.get(k) for k in OLIVE_SEARCHED if isinstance(chosen, dict)},
-                   "quantized_ops": quantized_ops(args.out)},
+        "config": {"passes": pass_types, **chosen, "quantized_ops": quantized_ops(args.out)},
         "tuning_seconds": round(seconds, 2),
         "metric": make_evaluator(val, y, args.metric)(args.out),
-        "baseline_metric": (output.get_input_model_metrics() or {}).get(f"{args.metric}-{args.metric}", {}).get("value"),
+        "baseline_metric": (base.get(f"{args.metric}-{args.metric}") or {}).get("value"),
         "trials": trials,
     }
+
+
+def _serialize_none_as_none(self, value):
+    """What olive-ai 0.13's ``serialize_backend`` and ``serialize_metric_config`` do, and None for None."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.model_dump()
+
+
+def _olive_custom_metric_fix() -> None:
+    """Two bugs of olive-ai 0.13 with pydantic 2.14 that stop any ``custom`` metric (``run_olive``):
+
+    * a custom metric's ``backend`` and its sub-metrics' ``metric_config`` are None (Olive's own validators
+      set them so) and its serializers call ``None.model_dump()``: they now return None for None;
+    * every ``model_dump`` of a config drops a metric's ``user_config`` (declared ``ConfigBase``, built as a
+      per-type subclass) to the empty base class, losing ``evaluate_func``, and the metric Olive validates
+      again from that dump has none: ``ConfigBase.model_dump`` now dumps each nested config as its own
+      class (pydantic's ``serialize_as_any``).
+
+    pydantic compiles serializers into every schema that holds them, each keeping a reference to the same
+    function object: the two serializers' code is replaced in place (their bodies are otherwise olive-ai
+    0.13's)."""
+    from olive.common.config_utils import ConfigBase
+    from olive.evaluator.metric import Metric, SubMetric
+    from pydantic import BaseModel
+
+    for model, name in ((SubMetric, "serialize_metric_config"), (Metric, "serialize_backend")):
+        func = model.__pydantic_decorators__.field_serializers[name].func
+        func.__code__ = _serialize_none_as_none.__code__
+
+    def model_dump(self, **kwargs):
+        kwargs.setdefault("serialize_as_any", True)
+        return BaseModel.model_dump(self, **kwargs)
+
+    ConfigBase.model_dump = model_dump  # type: ignore[method-assign]
 
 
 TOOLS = {"inc": run_inc, "olive": run_olive}
@@ -252,19 +311,44 @@ TOOLS = {"inc": run_inc, "olive": run_olive}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tool", required=True, choices=sorted(TOOLS))
-    p.add_argument("--model", required=True, type=Path, help="fp32 ONNX model")
-    p.add_argument("--calib", required=True, type=Path, help=".npz of calibration inputs by ONNX input name")
-    p.add_argument("--val", required=True, type=Path, help=".npz of validation inputs plus targets 'y'")
-    p.add_argument("--metric", required=True, choices=["accuracy", "cosine"])
+    p.add_argument("--check", action="store_true",
+                   help="a dry run: import the tool and print {tool, version}; nothing else is needed")
+    p.add_argument("--model", type=Path, help="fp32 ONNX model")
+    p.add_argument("--calib", type=Path, help=".npz of calibration inputs by ONNX input name")
+    p.add_argument("--val", type=Path, help=".npz of validation inputs plus targets 'y'")
+    p.add_argument("--metric", choices=["accuracy", "cosine"])
     p.add_argument("--max-drop", type=float, default=0.01, help="tolerable metric loss, relative to fp32")
     p.add_argument("--max-trials", type=int, default=20)
-    p.add_argument("--out", required=True, type=Path, help="where the tuned model is written")
-    return p.parse_args(argv)
+    p.add_argument("--num-heads", type=int, default=0, help="a transformer's attention heads (olive: fuse it first)")
+    p.add_argument("--hidden-size", type=int, default=0, help="a transformer's hidden size (with --num-heads)")
+    p.add_argument("--latency-batch", type=int, default=1, help="batch of olive's own latency metric")
+    p.add_argument("--out", type=Path, help="where the tuned model is written")
+    args = p.parse_args(argv)
+    missing = [f"--{k.replace('_', '-')}" for k in ("model", "calib", "val", "metric", "out") if getattr(args, k) is None]
+    if missing and not args.check:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
+    return args
+
+
+def check(tool: str) -> dict:
+    """The dry run: the tool's modules that a tuning run uses import, and its version."""
+    if tool == "inc":
+        from onnx_neural_compressor.quantization import config, tuning  # noqa: F401
+
+        return {"tool": tool, "version": f"onnx-neural-compressor {_version('onnx-neural-compressor')}, "
+                                         f"onnxruntime {ort.__version__}"}
+    import olive
+    from olive.workflows import run  # noqa: F401
+
+    return {"tool": tool, "version": f"olive-ai {olive.__version__}, onnxruntime {ort.__version__}"}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if args.check:
+            print(json.dumps(check(args.tool)))
+            return 0
         calib, _ = split_npz(args.calib)
         val, y = split_npz(args.val)
         if y is None:
