@@ -3,7 +3,9 @@
 A trial is, on the chosen profile, exactly one of:
 
 * ``front``: completed, feasible (every constraint ≤ 0, or none stored), measured on the profile, and
-  not dominated on (metric, latency on the profile, size) by another such trial;
+  not dominated on (metric, comparable latency on the profile, size) by another such trial (the
+  comparable latency: the study's fp32 baseline over the speed-up measured side by side with fp32,
+  ``TrialRecord.normalized_ms``);
 * ``dominated``: the same, but another feasible trial is at least as good on all three objectives and
   better on one (the reason names it);
 * ``infeasible``: completed but a constraint (a budget) is violated, as Optuna records it

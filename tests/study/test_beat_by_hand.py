@@ -111,7 +111,8 @@ def test_the_search_does_not_recommend_a_member_that_is_not_faster(capsys):
     from tests.report.studies import PROFILE, synthetic_study, trial_row
 
     base = {"metric": 0.99, "latency_ms": 1.0, "size_kb": 100.0}
-    slow = {"not_faster": {PROFILE: True}}
+    # the pair the search measured (the flag is recomputed from it, never read back from a stored copy)
+    slow = {"baseline_measurements": {PROFILE: {"median_ms": 1.0}}}
     study = synthetic_study([trial_row(0.99, 1.02, 30.0, extra=slow), trial_row(0.90, 0.5, 20.0)], baseline=base)
     _print_keeper("sqlite://", "syn", study, 0.01)
     out = capsys.readouterr().out
