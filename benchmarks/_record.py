@@ -146,7 +146,9 @@ def measure_all(paths: dict[str, Path], w, profile, rounds: int) -> dict[str, di
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
-        for n, m in zip(order, measure_many([Path(paths[n]) for n in order], profile, feed, memory=False), strict=True):
+        for n, m in zip(
+            order, measure_many([Path(paths[n]).resolve() for n in order], profile, feed, memory=False), strict=True
+        ):
             per_round[n].append(m.median_ms)
             samples[n].extend(m.samples_ms)
     out = {}

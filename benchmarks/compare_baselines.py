@@ -148,7 +148,7 @@ def bench(name: str, args, profile, work: Path, checked: dict[str, dict]) -> dic
         if "path" in r:
             paths[PEERS[tool]], kinds[PEERS[tool]] = Path(r["path"]), "peer"
     for k, t in front.items():
-        paths[k], kinds[k] = Path(t.user_attrs["artifact_path"]), "autocl"
+        paths[k], kinds[k] = Path(t.user_attrs["artifact_path"]).resolve(), "autocl"
     log(f"final interleaved measurement of {len(paths)} artifacts, {args.rounds} rounds")
     lat = measure_all(paths, w, profile, args.rounds)
     rows = {}
