@@ -43,8 +43,16 @@ def cpu_model() -> str:
     )
 
 
+_GIT_AT_START: dict | None = None
+
+
 def add_run_args(parser: argparse.ArgumentParser, *, quick: str) -> None:
-    """``--quick`` (``quick`` says what it shortens) and ``--out`` (a folder, default ``benchmarks/results``)."""
+    """``--quick`` (``quick`` says what it shortens) and ``--out`` (a folder, default ``benchmarks/results``).
+
+    Called as a script starts, it also takes the git state the result will record: the tree the run began
+    from, whatever is committed while it runs."""
+    global _GIT_AT_START
+    _GIT_AT_START = git_state()
     parser.add_argument(
         "--quick", action="store_true", help=f"a short run that finishes in under 10 minutes on 2 cores: {quick}"
     )
@@ -109,7 +117,7 @@ def header(profile=None, peers: dict[str, str] | None = None, *, quick: bool = F
         "device": {**device, "python": platform.python_version()},
         "load": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "git": git_state(),
+        "git": _GIT_AT_START or git_state(),
         "peers": dict(peers or {}),
     }
 
@@ -146,7 +154,9 @@ def measure_all(paths: dict[str, Path], w, profile, rounds: int) -> dict[str, di
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
-        for n, m in zip(order, measure_many([Path(paths[n]) for n in order], profile, feed, memory=False), strict=True):
+        for n, m in zip(
+            order, measure_many([Path(paths[n]).resolve() for n in order], profile, feed, memory=False), strict=True
+        ):
             per_round[n].append(m.median_ms)
             samples[n].extend(m.samples_ms)
     out = {}

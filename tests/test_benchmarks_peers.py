@@ -187,3 +187,33 @@ def test_an_allowed_missing_peer_is_recorded_and_the_ratio_left_empty(fake_venv)
     assert text.index("**Missing peer: olive**") < table
     assert "autocl / best other = empty (a peer is missing)" in text
     assert "commit 0123456789" in text
+
+
+def test_a_peer_that_fails_its_tuning_stops_the_benchmark_unless_allowed(fake_venv, monkeypatch):
+    from types import SimpleNamespace
+
+    from _peer_rows import PeerMissing, run_peers
+
+    model = fake_venv / "fp32.onnx"
+    model.write_bytes(b"onnx")
+    w = SimpleNamespace(
+        name="tiny",
+        input_names=["input"],
+        output_kind="logits",
+        model=object(),
+        validation=(np.zeros((4, 3), np.float32), np.zeros(4)),
+    )
+    feeds = [{"input": np.zeros((2, 3), np.float32)}]
+    args = SimpleNamespace(peers=["inc"], allow_missing_peer=[], max_drop=0.01, peer_trials=3, peer_timeout=30)
+    checked = {"inc": {"tool": "inc", "version": "fake 1.0"}}
+    ran = run_peers(w, model, feeds, 0.9, args, fake_venv / "work", checked, 1)
+    assert ran["inc"]["path"] == str(fake_venv / "work" / "tiny-inc.onnx")
+    assert (fake_venv / "work" / "tiny-inc.onnx").is_file()
+    monkeypatch.setenv("FAKE_PEER_MODE", "refuse")
+    with pytest.raises(PeerMissing):
+        run_peers(w, model, feeds, 0.9, args, fake_venv / "work", checked, 1)
+    args.allow_missing_peer = ["inc"]
+    assert run_peers(w, model, feeds, 0.9, args, fake_venv / "work", checked, 1)["inc"] == {
+        "tool": "inc",
+        "error": "no config within tolerable_loss",
+    }
