@@ -125,7 +125,7 @@ def _validated(text: str, what: str, loader) -> Any:
 def resolve_space(name: str | None, inline: str | None) -> ResolvedFile:
     from autocl.space import load_space
 
-    if name and inline:
+    if name is not None and inline is not None:
         raise InputError(422, "give space or space_yaml, not both")
     if inline is not None:
         space = _validated(inline, "space_yaml", load_space)
@@ -138,7 +138,7 @@ def resolve_space(name: str | None, inline: str | None) -> ResolvedFile:
 def resolve_profile(name: str | None, inline: str | None) -> ResolvedFile:
     from autocl.hardware import load_profile
 
-    if name and inline:
+    if name is not None and inline is not None:
         raise InputError(422, "give profile or profile_yaml, not both")
     if inline is not None:
         data = safe_yaml(inline, "profile_yaml")
