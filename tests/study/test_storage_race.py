@@ -1,0 +1,37 @@
+"""Processes opening one new SQLite study at the same moment all proceed (issue 20, item 7): the
+creation of Optuna's tables is serialized, so none dies of "UNIQUE constraint failed:
+alembic_version.version_num" or "table studies already exists"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.conftest import ROOT
+
+OPEN_AT = """
+import sys, time
+from autocl.study import open_study
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+try:
+    open_study("race", sys.argv[1], {"workload": "w"}, higher_is_better=True)
+    print("ok")
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def test_three_processes_open_a_new_sqlite_study_at_once_and_all_proceed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
+        start = time.time() + 6  # after every interpreter has imported autocl
+        procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(start)], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+        outs = [p.communicate(timeout=180)[0].strip().splitlines()[-1:] for p in procs]
+        assert all(out == ["ok"] for out in outs), outs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race0.db", "race1.db", "race2.db"]  # no lock file left
