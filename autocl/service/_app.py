@@ -25,7 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import autocl
-from autocl.errors import AutoclError
+from autocl.errors import AutoclError, redact
 from autocl.service import _studies
 from autocl.service._inputs import (
     MAX_YAML_CHARS,
@@ -319,7 +319,7 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _crash(_req: Request, exc: Exception):  # a bug: still JSON, and said plainly
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+        return JSONResponse({"detail": redact(f"internal error: {type(exc).__name__}: {exc}")}, status_code=500)
 
     @app.get("/health", tags=["service"])
     def health() -> dict:
