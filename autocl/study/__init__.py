@@ -39,6 +39,7 @@ from autocl.study._study import (
     workload_spec,
 )
 from autocl.study._targets import Narrowing, as_profiles, narrow_space, narrowing
+from autocl.study._teacher import restore_teacher
 from autocl.study._trial_run import Interrupted, sigterm_as_interrupt
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "read_trial",
     "read_trials",
     "remeasure_front",
+    "restore_teacher",
     "row_from_trial",
     "run_search",
     "sigterm_as_interrupt",
