@@ -26,15 +26,16 @@ def own_study(tmp_path_factory, digits, fast_space, fast_profile):
     (home / "cache" / "teachers").mkdir(parents=True)
     shutil.copyfile(digits.teacher_file, home / "cache" / "teachers" / digits.teacher_file.name)
     url = f"sqlite:///{home / 'tamper.db'}"
-    run_search(load_workload("digits"), fast_space, fast_profile, study_name="tamper", storage=url, n_trials=2,
-               remeasure=False)
+    run_search(
+        load_workload("digits"), fast_space, fast_profile, study_name="tamper", storage=url, n_trials=2, remeasure=False
+    )
     yield home, url, optuna.load_study(study_name="tamper", storage=url)
     os.environ["AUTOCL_HOME"] = before
 
 
 def _flip(path, at: int = 4096, n: int = 16) -> None:
     data = bytearray(path.read_bytes())
-    data[at:at + n] = bytes(b ^ 0xFF for b in data[at:at + n])
+    data[at : at + n] = bytes(b ^ 0xFF for b in data[at : at + n])
     path.write_bytes(bytes(data))
 
 
@@ -63,8 +64,9 @@ def test_an_artifact_tampered_with_its_sha256_is_rebuilt_and_matches_the_study(o
         _flip(path, at=path.stat().st_size // 2)
         path.with_name(path.name + ".sha256").write_text(file_sha256(path))
     stages: list[str] = []
-    again = export_trial(study, tmp_path / "again", trial=first.trial.number, storage=url, latency_tolerance=2.0,
-                         on_stage=stages.append)
+    again = export_trial(
+        study, tmp_path / "again", trial=first.trial.number, storage=url, latency_tolerance=2.0, on_stage=stages.append
+    )
     assert any("building it again" in s for s in stages), stages
     facts = json.loads((again.directory / "export.json").read_text())
     assert facts["verification"]["sha_ok"] and file_sha256(again.directory / "model.onnx") == wanted

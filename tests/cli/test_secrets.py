@@ -28,14 +28,24 @@ def test_redact_hides_the_password_of_every_url_and_nothing_else():
     assert SECRET not in str(ConfigError(f"bad {URL}", file="f.yaml", field="storage"))
 
 
-@pytest.mark.parametrize("command", [
-    ["search", "--workload", "digits", "--study", "s", "--trials", "1", "--storage", URL],
-    ["worker", "--study", "s", "--storage", URL],
-    ["front", "--study", "s", "--storage", URL],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--workload", "digits", "--study", "s", "--trials", "1", "--storage", URL],
+        ["worker", "--study", "s", "--storage", URL],
+        ["front", "--study", "s", "--storage", URL],
+    ],
+)
 def test_a_command_on_an_unreachable_postgres_never_prints_the_password(command):
-    run = subprocess.run([sys.executable, "-m", "autocl", *command], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "autocl", *command],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        timeout=300,
+    )
     assert run.returncode == 2, run.stderr
     assert SECRET not in run.stdout + run.stderr, run.stderr
     assert "bob:***@" in run.stdout + run.stderr
@@ -47,8 +57,9 @@ def test_the_export_hint_shows_the_storage_without_its_password(monkeypatch):
 
     out = io.StringIO()
     monkeypatch.setattr(_search, "console", Console(file=out, width=300))
-    study = synthetic_study([trial_row(0.95, 1.0, 10, ratio=0.5), trial_row(0.96, 4.0, 40)],
-                            baseline={"metric": 0.96, "latency_ms": 8.0})
+    study = synthetic_study(
+        [trial_row(0.95, 1.0, 10, ratio=0.5), trial_row(0.96, 4.0, 40)], baseline={"metric": 0.96, "latency_ms": 8.0}
+    )
     _search._print_keeper(URL, study.study_name, study, 0.05)
     assert "export it:" in out.getvalue(), out.getvalue()
     assert SECRET not in out.getvalue() and "--storage 'postgresql://bob:***@127.0.0.1:1/autocl'" in out.getvalue()

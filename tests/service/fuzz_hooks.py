@@ -26,7 +26,9 @@ def _examples() -> dict:
     for name, text in HOSTILE_YAML.items():
         out[f"space-{name}"] = {"value": {**base, "study": f"fuzz-{name}", "space_yaml": text}}
     out["profile-deep"] = {"value": {**base, "study": "fuzz-profile-deep", "profile_yaml": DEEP}}
-    out["profile-inf"] = {"value": {**base, "study": "fuzz-profile-inf", "profile_yaml": PROFILE + "batch_size: .inf\n"}}
+    out["profile-inf"] = {
+        "value": {**base, "study": "fuzz-profile-inf", "profile_yaml": PROFILE + "batch_size: .inf\n"}
+    }
     out["both-spaces"] = {"value": {**base, "study": "fuzz-both", "space": "default"}}
     return out
 
@@ -37,9 +39,13 @@ def before_load_schema(context, raw_schema: dict) -> None:
     post["requestBody"]["content"]["application/json"]["examples"] = _examples()
     created = post["responses"].setdefault("201", {"description": "Created"})
     created["links"] = {
-        name: {"operationId": raw_schema["paths"][path][method]["operationId"],
-               "parameters": {"job_id": "$response.body#/id"}}
-        for name, path, method in (("GetJob", "/api/jobs/{job_id}", "get"),
-                                   ("StopJob", "/api/jobs/{job_id}/stop", "post"),
-                                   ("ResumeJob", "/api/jobs/{job_id}/resume", "post"))
+        name: {
+            "operationId": raw_schema["paths"][path][method]["operationId"],
+            "parameters": {"job_id": "$response.body#/id"},
+        }
+        for name, path, method in (
+            ("GetJob", "/api/jobs/{job_id}", "get"),
+            ("StopJob", "/api/jobs/{job_id}/stop", "post"),
+            ("ResumeJob", "/api/jobs/{job_id}/resume", "post"),
+        )
     }

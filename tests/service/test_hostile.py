@@ -39,8 +39,14 @@ def server(tmp_path_factory):
 
 
 def job(**overrides) -> dict:
-    return {"workload": "digits", "study": "hostile", "space_yaml": SPACE, "profile_yaml": PROFILE, "trials": 2,
-            **overrides}
+    return {
+        "workload": "digits",
+        "study": "hostile",
+        "space_yaml": SPACE,
+        "profile_yaml": PROFILE,
+        "trials": 2,
+        **overrides,
+    }
 
 
 @pytest.mark.parametrize(("change", "reason"), HOSTILE, ids=[r for _, r in HOSTILE])
@@ -71,8 +77,12 @@ def test_the_page_link_must_carry_the_token_even_with_a_valid_cookie(server):
 
 
 def test_every_response_carries_the_security_headers(server):
-    for r in (server.client.get("/"), server.client.get("/api/jobs"), httpx.get(server.url + "/api/jobs"),
-              httpx.get(server.url + "/health")):
+    for r in (
+        server.client.get("/"),
+        server.client.get("/api/jobs"),
+        httpx.get(server.url + "/api/jobs"),
+        httpx.get(server.url + "/health"),
+    ):
         assert r.headers["x-frame-options"] == "DENY", r.url
         assert r.headers["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
@@ -96,8 +106,7 @@ def test_the_schema_says_a_space_is_named_or_inline_not_both(server):
 def test_the_queue_is_capped(server, monkeypatch):
     from autocl.service._jobs import MAX_QUEUED
 
-    answers = [server.client.post("/api/jobs", json=job(study=f"queue-{i}")).status_code
-               for i in range(MAX_QUEUED + 1)]
+    answers = [server.client.post("/api/jobs", json=job(study=f"queue-{i}")).status_code for i in range(MAX_QUEUED + 1)]
     assert 429 in answers and set(answers) <= {201, 429}
     r = server.client.post("/api/jobs", json=job(study="one-too-many"))
     assert r.status_code == 429 and "queued already" in r.json()["detail"]
@@ -112,8 +121,15 @@ def test_a_worker_imports_the_servers_autocl_not_a_folder_where_it_runs(tmp_path
     monkeypatch.chdir(tmp_path)  # the server started here
     monkeypatch.setenv("AUTOCL_HOME", "relative-home")
     env = _worker_env()
-    run = subprocess.run([sys.executable, "-P", "-c", "import autocl, os; print(autocl.__file__)"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-P", "-c", "import autocl, os; print(autocl.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
     import autocl
 
     assert run.returncode == 0 and run.stdout.strip() == autocl.__file__, run.stderr
@@ -121,9 +137,18 @@ def test_a_worker_imports_the_servers_autocl_not_a_folder_where_it_runs(tmp_path
 
 
 def test_serving_beyond_loopback_warns():
-    run = subprocess.run([sys.executable, "-c", "from autocl.service import serve; import autocl.service as s;"
-                          "import uvicorn; uvicorn.run = lambda *a, **k: None; serve('0.0.0.0', 1, 'x' * 20)"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from autocl.service import serve; import autocl.service as s;"
+            "import uvicorn; uvicorn.run = lambda *a, **k: None; serve('0.0.0.0', 1, 'x' * 20)",
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0 and "warning: listening on 0.0.0.0" in run.stderr, run.stderr
 
 
@@ -136,11 +161,25 @@ def test_an_interrupted_jobs_progress_counts_no_trial_as_running(monkeypatch, tm
     monkeypatch.setenv("AUTOCL_HOME", str(tmp_path))
     from autocl.study import make_storage
 
-    study = optuna.create_study(study_name="cut", storage=make_storage(f"sqlite:///{tmp_path / 'cut.db'}"),
-                                directions=["maximize", "minimize", "minimize"])
+    study = optuna.create_study(
+        study_name="cut",
+        storage=make_storage(f"sqlite:///{tmp_path / 'cut.db'}"),
+        directions=["maximize", "minimize", "minimize"],
+    )
     study.ask()  # the worker was killed while this trial ran: it stays RUNNING in the storage
-    base = dict(id="0123456789ab", study="cut", workload="digits", space="inline", space_name="s", profile="inline",
-                profile_name="p", trials=2, time_budget_s=None, seed=0, trials_before=0)
+    base = dict(
+        id="0123456789ab",
+        study="cut",
+        workload="digits",
+        space="inline",
+        space_name="s",
+        profile="inline",
+        profile_name="p",
+        trials=2,
+        time_budget_s=None,
+        seed=0,
+        trials_before=0,
+    )
     gone = _job_view(Job(**base, state="interrupted"))["progress"]
     assert gone["running"] == 0 and gone["interrupted"] == 1
     assert _job_view(Job(**base, state="running"))["progress"]["running"] == 1

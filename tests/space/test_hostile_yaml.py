@@ -28,8 +28,7 @@ BASE = "name: hostile\ndistill: {{steps: 8, batch_size: 32, polish: {{epochs: 0}
         ('quant: {precisions: [fp32, int8]}\nnote: "\\ud800"', "note", "surrogate"),
     ],
 )
-def test_a_space_file_with_a_non_finite_number_or_a_surrogate_is_refused_naming_the_field(tmp_path, extra, field,
-                                                                                         said):
+def test_a_space_file_with_a_non_finite_number_or_a_surrogate_is_refused_naming_the_field(tmp_path, extra, field, said):
     path = tmp_path / "space.yaml"
     path.write_text(BASE.format(extra=extra))
     with pytest.raises(ConfigError) as err:
@@ -69,9 +68,29 @@ def test_search_with_a_nan_space_exits_2_in_one_line_and_leaves_no_database(tmp_
     (tmp_path / "space.yaml").write_text(BASE.format(extra="quant: {precisions: [fp32], calibration_samples: .inf}"))
     (tmp_path / "profile.yaml").write_text(TINY_PROFILE_YAML)
     run = subprocess.run(
-        [sys.executable, "-m", "autocl", "search", "--workload", "digits", "--space", "space.yaml", "--profile",
-         "profile.yaml", "--study", "nan", "--trials", "1", "--storage", f"sqlite:///{tmp_path / 'nan.db'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "autocl",
+            "search",
+            "--workload",
+            "digits",
+            "--space",
+            "space.yaml",
+            "--profile",
+            "profile.yaml",
+            "--study",
+            "nan",
+            "--trials",
+            "1",
+            "--storage",
+            f"sqlite:///{tmp_path / 'nan.db'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
     )
     assert run.returncode == 2, run.stderr

@@ -13,8 +13,15 @@ COMPLETE, WAITING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WA
 def test_a_polish_round_runs_its_twin_within_the_trial_budget(digits, fast_space, fast_profile, tmp_path):
     polish = fast_space.distill.polish.model_copy(update={"epochs": 0.2, "every": 2, "members": 1, "window": 1.0})
     space = fast_space.model_copy(update={"distill": fast_space.distill.model_copy(update={"polish": polish})})
-    result = run_search(digits, space, fast_profile, study_name="polbug", storage=f"sqlite:///{tmp_path / 'p.db'}",
-                        n_trials=2, remeasure=False)
+    result = run_search(
+        digits,
+        space,
+        fast_profile,
+        study_name="polbug",
+        storage=f"sqlite:///{tmp_path / 'p.db'}",
+        n_trials=2,
+        remeasure=False,
+    )
     trials = result.study.trials
     screened = [t for t in trials if t.state.is_finished() and "polish_of" not in t.user_attrs]
     twins = [t for t in trials if "polish_of" in t.user_attrs]

@@ -30,8 +30,16 @@ def test_three_processes_open_a_new_sqlite_study_at_once_and_all_proceed(tmp_pat
     for attempt in range(3):
         url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
         start = time.time() + 6  # after every interpreter has imported autocl
-        procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(start)], env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT, url, str(start)],
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
         outs = [p.communicate(timeout=180)[0].strip().splitlines()[-1:] for p in procs]
         assert all(out == ["ok"] for out in outs), outs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["race0.db", "race1.db", "race2.db"]  # no lock file left
