@@ -37,6 +37,8 @@ from autocl.service._worker import EXIT_FILE, RUN_FILE, STATUS_FILE, STOPPED, no
 ACTIVE = ("queued", "running")
 RESUMABLE = ("stopped", "interrupted", "failed")
 STATES = (*ACTIVE, "done", *RESUMABLE)
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
+"""No script folder on the worker's ``sys.path`` (its job folder holds only the job's files anyway)."""
 MAX_QUEUED = 32
 """Jobs waiting at once; one more is refused (429) until some start or are stopped."""
 JOB_ID = r"^[0-9a-f]{12}$"
@@ -121,7 +123,7 @@ def _pid_runs(pid: int | None, job_dir: Path) -> bool:
 
 def _worker_env() -> dict[str, str]:
     """The worker imports the very autocl this server runs, whatever folder the server was started
-    in: it runs in its job folder with ``python -P`` (no script folder on ``sys.path``), and the folder
+    in: it runs in its job folder with ``python -P`` (``SAFE_PATH``), and the folder
     holding this server's ``autocl`` package comes first on ``PYTHONPATH``. An ``autocl/`` folder in
     the server's working directory can neither shadow nor inject code. Relative ``AUTOCL_HOME`` is
     made absolute, since the worker's working directory differs."""
@@ -236,7 +238,7 @@ class JobService:
             (d / name).unlink(missing_ok=True)
         with open(d / "log.txt", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", "autocl.service._worker", str(d.resolve())],
+                [sys.executable, *SAFE_PATH, "-m", "autocl.service._worker", str(d.resolve())],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -114,16 +114,20 @@ def test_the_queue_is_capped(server, monkeypatch):
 
 
 def test_a_worker_imports_the_servers_autocl_not_a_folder_where_it_runs(tmp_path, monkeypatch):
-    from autocl.service._jobs import _worker_env
+    from autocl.service._jobs import SAFE_PATH, _worker_env
 
-    (tmp_path / "autocl").mkdir()
-    (tmp_path / "autocl" / "__init__.py").write_text("raise SystemExit('injected')\n")
-    monkeypatch.chdir(tmp_path)  # the server started here
+    started = tmp_path / "started-here"  # where the server was started: a planted autocl/ there
+    (started / "autocl").mkdir(parents=True)
+    (started / "autocl" / "__init__.py").write_text("raise SystemExit('injected')\n")
+    job = tmp_path / "job"
+    job.mkdir()
+    monkeypatch.chdir(started)
     monkeypatch.setenv("AUTOCL_HOME", "relative-home")
+    monkeypatch.setenv("PYTHONPATH", ".")  # a relative entry would have meant the server's folder
     env = _worker_env()
     run = subprocess.run(
-        [sys.executable, "-P", "-c", "import autocl, os; print(autocl.__file__)"],
-        cwd=tmp_path,
+        [sys.executable, *SAFE_PATH, "-c", "import autocl, os; print(autocl.__file__)"],
+        cwd=job,  # as _launch runs the worker
         env=env,
         capture_output=True,
         check=False,
@@ -133,7 +137,7 @@ def test_a_worker_imports_the_servers_autocl_not_a_folder_where_it_runs(tmp_path
     import autocl
 
     assert run.returncode == 0 and run.stdout.strip() == autocl.__file__, run.stderr
-    assert env["AUTOCL_HOME"] == str(tmp_path / "relative-home")
+    assert env["AUTOCL_HOME"] == str(started / "relative-home")
 
 
 def test_serving_beyond_loopback_warns():
