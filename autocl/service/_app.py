@@ -190,7 +190,9 @@ class Guard:
         link = (query.get("token") or [""])[0]
         if scope["path"] == "/" and link and not self._ok(link):
             # checked even with a valid cookie: the page link must never set a cookie to any value
-            return await _reply(send, 401, "the token in the page link is not valid: open the link autocl serve printed")
+            return await _reply(
+                send, 401, "the token in the page link is not valid: open the link autocl serve printed"
+            )
         login = scope["path"] == "/" and self._ok(link)
         if scope["path"] != "/health" and not (login or self._ok(_bearer(headers)) or self._ok(_cookie(headers))):
             return await _reply(

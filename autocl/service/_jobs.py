@@ -323,7 +323,8 @@ class JobService:
             queued = sum(j.state == "queued" for j in self.jobs.values())
             if queued >= MAX_QUEUED:
                 raise InputError(
-                    429, f"{queued} jobs are queued already (the limit is {MAX_QUEUED}); wait for some to start, or stop some"
+                    429,
+                    f"{queued} jobs are queued already (the limit is {MAX_QUEUED}); wait for some to start, or stop some",
                 )
             job = Job(
                 id=uuid.uuid4().hex[:12],
