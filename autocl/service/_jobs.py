@@ -31,7 +31,7 @@ from pathlib import Path
 
 from autocl.runtime import home_dir
 from autocl.service import _studies
-from autocl.service._inputs import InputError, ResolvedFile
+from autocl.service._inputs import InputError, ResolvedFile, check_study_name
 from autocl.service._worker import EXIT_FILE, RUN_FILE, STATUS_FILE, STOPPED, now, write_json
 
 ACTIVE = ("queued", "running")
@@ -84,6 +84,10 @@ class Job:
                 value.encode("utf-8")  # UnicodeEncodeError is a ValueError
         if not re.fullmatch(JOB_ID, job.id) or path.parent.name != job.id or job.state not in STATES:
             raise ValueError(f"id {job.id!r} or state {job.state!r} is not a job's")
+        try:
+            check_study_name(job.study)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
         return job
 
 

@@ -29,8 +29,17 @@ HOSTILE = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve-hostile")
-    # records left by an older server or a bad disk: neither may hide the other jobs
-    for job_id, text in (("0123456789ab", '{"id": "0123456789ab", "study": "\\ud800"}'), ("ba9876543210", "{nope")):
+    # records left by an older server or a bad disk: none may hide the other jobs
+    record = (
+        '{"id": "%s", "study": "%s", "workload": "digits", "space": "inline", "space_name": "%s", '
+        '"profile": "inline", "profile_name": "p", "trials": 1, "time_budget_s": null, "seed": 0}'
+    )
+    for job_id, text in (
+        ("0123456789ab", record % ("0123456789ab", "ok", "\\ud800")),  # a lone surrogate, as json.dumps wrote it
+        ("ba9876543210", "{nope"),
+        ("abcdefabcdef", record % ("abcdefabcdef", "../../etc", "s")),
+        ("a1b2c3d4e5f6", record % ("a1b2c3d4e5f6", "fine", "s")),  # a good one, listed
+    ):
         (home / "service" / "jobs" / job_id).mkdir(parents=True)
         (home / "service" / "jobs" / job_id / "job.json").write_text(text)
     s = Server(home, max_running=0).start()
@@ -61,7 +70,9 @@ def test_hostile_yaml_is_refused_with_a_reason_and_later_requests_still_work(ser
 
 def test_an_unreadable_job_record_is_skipped_and_said_not_a_500(server):
     r = server.client.get("/api/jobs")
-    assert r.status_code == 200 and all(j["id"] not in ("0123456789ab", "ba9876543210") for j in r.json())
+    ids = [j["id"] for j in r.json()]
+    assert r.status_code == 200 and "a1b2c3d4e5f6" in ids
+    assert not {"0123456789ab", "ba9876543210", "abcdefabcdef"} & set(ids)
     assert "skipping the job record" in server.read_log()
     assert server.client.get("/api/jobs/0123456789ab").status_code == 404
 
