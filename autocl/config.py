@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from autocl._yaml import parse_yaml
 from autocl.errors import ConfigError
 
 Precision = Literal["fp32", "fp16", "int8", "int8_dynamic", "int4"]
@@ -46,7 +46,7 @@ CONFIG_VERSION = 1
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PruneConfig(_Record):
@@ -323,17 +323,16 @@ def validate_model(model_cls: type[M], data: Any, *, source: str, error: type[Co
 
 
 def load_yaml(path: str | Path, *, error: type[ConfigError] = ConfigError) -> Any:
-    """Read a YAML file, turning a missing file or a syntax error into a ConfigError."""
+    """Read a YAML file through :func:`autocl._yaml.parse_yaml` (bounded, finite numbers, encodable
+    text), turning a missing file, undecodable bytes or a syntax error into a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise error("file not found (give a path to an existing YAML file)", file=str(path))
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise error(f"malformed YAML{where}: {problem}", file=str(path)) from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8", file=str(path)) from None
+    return parse_yaml(text, str(path), error=error)
 
 
 def load_yaml_model(path: str | Path, model_cls: type[M], *, error: type[ConfigError] = ConfigError) -> M:

@@ -6,9 +6,23 @@ how to fix it. The CLI prints ``str(error)`` as one line and exits with status 2
 
 from __future__ import annotations
 
+import re
+
+_PASSWORD_IN_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)(?P<password>[^\s@/'\"]+)@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it (``postgresql://user:secret@host/db``)
+    replaced by ``***``: the one function everything shown to a person goes through when it may
+    hold a storage or an agent URL (errors, the search summary, the worker line, the export hint)."""
+    return _PASSWORD_IN_URL.sub(r"\g<head>***@", text)
+
 
 class AutoclError(Exception):
-    """Root of autocl's own errors."""
+    """Root of autocl's own errors; a password in a URL in the message is never kept (``redact``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(AutoclError):
@@ -54,4 +68,4 @@ class StudyError(AutoclError):
     """A study cannot be created, resumed or read (missing, mismatched, empty)."""
 
 
-__all__ = ["AutoclError", "ConfigError", "ProfileError", "StudyError", "TrialError", "WorkloadError"]
+__all__ = ["AutoclError", "ConfigError", "ProfileError", "StudyError", "TrialError", "WorkloadError", "redact"]

@@ -36,7 +36,7 @@ import yaml
 
 import autocl
 from autocl.config import CompressionConfig
-from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, WorkloadError
+from autocl.errors import ConfigError, ProfileError, StudyError, TrialError, WorkloadError, redact
 from autocl.hardware import HardwareProfile, device_description, measure_latency, profile_from_dict
 from autocl.layer_latency import artifact_layer_shares
 from autocl.report import (
@@ -109,13 +109,18 @@ class ExportResult:
     files: tuple[str, ...] = BUNDLE_FILES
 
 
-def resolve_workload(data: StudyData, workload: Workload | str | None) -> Workload:
+def resolve_workload(data: StudyData, workload: Workload | str | None, storage: str | None = None) -> Workload:
     """The study's workload (by its stored spec, else name, unless given), refused if its teacher or data changed.
+
+    With the study's ``storage``, the study's copy of its teacher is first written back into the
+    cache where the cached file is missing or damaged, as ``autocl search`` does: a damaged cache
+    costs recomputation, never the study.
 
     Args:
         data: The study on one profile.
         workload: A workload, a workload spec (a built-in, a registered name or ``module:function``), or
             None to load the one the study records.
+        storage: The study's database URL (its teacher copy is restored from there), or None.
 
     Returns:
         The workload, whose key matches the one the study was searched with (when the study stores it).
@@ -125,6 +130,10 @@ def resolve_workload(data: StudyData, workload: Workload | str | None) -> Worklo
         WorkloadError: The workload cannot be loaded, or its key differs from the study's.
     """
     if not isinstance(workload, Workload):
+        if storage:
+            from autocl.study import restore_teacher
+
+            restore_teacher(storage, data.study_name)
         spec = workload or data.workload.get("spec") or data.workload.get("name")
         if not spec:
             raise StudyError(f"study {data.study_name!r} does not record its workload; pass --workload")
@@ -404,10 +413,18 @@ def export_trial(
     t, chosen = choose_trial(data, trial, spec)
     out = _check_out_dir(Path(out_dir), overwrite)
     hw = resolve_profile(data, hw)
-    wl = resolve_workload(data, workload)
+    wl = resolve_workload(data, workload, storage or None)
     cfg = CompressionConfig.from_dict(t.config, source=f"study {data.study_name!r}, trial {t.number}: config")
     on_stage("building the artifact (from the cache when present)")
-    artifact = Compressor(wl, cache_dir()).artifact(cfg, on_stage)
+    compressor = Compressor(wl, cache_dir())
+    artifact = compressor.artifact(cfg, on_stage)
+    if artifact.sha256 != t.artifact_sha256:
+        # a cached file that is not what the study measured (damaged, or replaced with its .sha256) is
+        # never shipped: quantized again from the student, it reproduces the study's sha256
+        on_stage("the cached artifact is not the one the study measured: building it again")
+        for stale in (artifact.path, artifact.path.with_name(artifact.path.name + ".sha256")):
+            stale.unlink(missing_ok=True)
+        artifact = compressor.artifact(cfg, on_stage)
     if artifact.sha256 != t.artifact_sha256 and not accept_rebuilt:
         raise TrialError(
             f"the artifact rebuilt now (sha256 {artifact.sha256[:12]}) is not the one the study measured "
@@ -513,7 +530,7 @@ def _facts(
 ) -> dict:
     return {
         "study": data.study_name,
-        "storage": storage,
+        "storage": redact(storage),  # never a password
         "trial": t.number,
         "status": t.status,
         "pick": {"rule": chosen.rule, "why": chosen.why} if chosen else None,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from autocl.errors import AutoclError
+from autocl.errors import AutoclError, redact
 from autocl.study import Interrupted, TrialRecord, sigterm_as_interrupt
 
 # piped output (CI logs, `| tee`) gets a width that fits the front table instead of 80 columns
@@ -54,8 +54,8 @@ def handles_errors(fn: F) -> F:
         except KeyboardInterrupt as exc:
             why = "SIGTERM" if isinstance(exc, Interrupted) and str(exc) == "SIGTERM" else "Ctrl-C"
             err_console.print(
-                f"interrupted ({why}): the running trial is marked failed, finished trials are saved; "
-                "run the same command again to resume",
+                f"interrupted ({why}): the running trial is marked failed and retried once when you resume, "
+                "finished trials are saved; run the same command again to resume",
                 soft_wrap=True,
             )
             # the exit status is the message's: a signal still pending as the interpreter shuts down
@@ -66,7 +66,7 @@ def handles_errors(fn: F) -> F:
             line = _database_error(exc)
             if line is None:
                 raise
-            err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {redact(line)}", soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

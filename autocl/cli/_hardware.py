@@ -175,7 +175,7 @@ def _remeasure(study_name, storage, workload, profile) -> None:
     from autocl.export import resolve_workload
     from autocl.report import study_data
 
-    wl = resolve_workload(study_data(st), workload)  # the one check that the study's workload is unchanged
+    wl = resolve_workload(study_data(st), workload, url)  # the one check that the study's workload is unchanged
     with console.status("re-measuring the fronts"):
         result = remeasure_front(st, url, wl, targets)
     if not result:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
-from autocl.errors import ConfigError, StudyError
+from autocl.errors import ConfigError, StudyError, redact
 from autocl.hardware import load_profile
 from autocl.space import load_space
 from autocl.study import (
@@ -254,7 +254,7 @@ def _search(
         )
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(
-        f"study [bold]{study}[/] in {url}: {len(result.new_trials)} new trial(s), "
+        f"study [bold]{study}[/] in {redact(url)}: {len(result.new_trials)} new trial(s), "
         f"{len(done)} complete in all, {reporter.failed} failed in this run"
     )
     for p in profiles:
@@ -284,7 +284,8 @@ def _print_keeper(url: str, study_name: str, study: optuna.Study, max_drop: floa
             soft_wrap=True,
         )
         return
-    storage = "" if url == default_storage(study_name) else f" --storage {url}"
+    # a password is never printed: the hint shows *** where it goes (or keep it in ~/.pgpass)
+    storage = "" if url == default_storage(study_name) else f" --storage '{redact(url)}'"
     # ranked and named by the comparable speed-up: re-measured when present, else the search's
     if t.speedup_remeasured is not None:
         speed = f", {t.speedup_remeasured:.2f}x the fp32 model re-measured ({t.speedup_search or 0:.2f}x in the search)"

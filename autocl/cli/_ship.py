@@ -62,7 +62,7 @@ def _report(study, storage, profile, out, layer_latency, workload) -> None:
     if layer_latency:
         from autocl.export import resolve_workload
 
-        wl = resolve_workload(view.data(profile), workload)
+        wl = resolve_workload(view.data(profile), workload, view.storage)
     path = view.report(out or home_dir() / f"{study}-report.html", profile, workload=wl, measure_layers=layer_latency)
     data = view.data(profile)
     console.print(

@@ -18,7 +18,7 @@ import typer
 
 from autocl.cli._common import console, handles_errors
 from autocl.cli._search import _print_front, _ProgressReporter, parse_duration, search_progress
-from autocl.errors import StudyError
+from autocl.errors import StudyError, redact
 from autocl.hardware import HardwareProfile, profile_from_dict
 from autocl.space import SearchSpace
 from autocl.study import SAMPLERS, load_existing, prepare_run, run_search, workload_spec
@@ -91,7 +91,7 @@ def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
     seed = os.getpid() if seed is None else seed
     me = f"{socket.gethostname()}:{os.getpid()}"
     console.print(
-        f"worker {me} joins study [bold]{study}[/] ({storage}): workload [bold]{workload}[/], profile(s) "
+        f"worker {me} joins study [bold]{study}[/] ({redact(storage)}): workload [bold]{workload}[/], profile(s) "
         f"{', '.join(p.name for p in profiles)}, sampler seed {seed}",
         soft_wrap=True,
     )

@@ -15,6 +15,7 @@ import sys
 from autocl.errors import ConfigError
 
 MIN_TOKEN_CHARS = 16  # as the latency agent's
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def resolve_token(token: str | None) -> tuple[str, str]:
@@ -51,6 +52,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, token: str | None = None, *
         f"  health:  {base}/health",
         flush=True,
     )
+    if host not in LOOPBACK:
+        print(
+            f"autocl serve: warning: listening on {host}, reachable from other machines; the token is the only "
+            "guard and travels in clear over HTTP: serve on 127.0.0.1 behind a TLS proxy, or on a trusted network only",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.run(create_app(token, max_running=max_running), host=host, port=port, log_level="warning")
     print("autocl serve: stopped; running jobs were interrupted and can be resumed", file=sys.stderr)
 

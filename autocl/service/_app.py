@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from http.cookies import SimpleCookie
 from typing import Any, Optional
 from urllib.parse import parse_qs
@@ -19,12 +20,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyCookie, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import autocl
-from autocl.errors import AutoclError
+from autocl.errors import AutoclError, redact
 from autocl.service import _studies
 from autocl.service._inputs import (
     MAX_YAML_CHARS,
@@ -80,17 +81,47 @@ class JobRequest(BaseModel):
         except InputError as exc:
             raise ValueError(str(exc)) from None
 
+    @model_validator(mode="after")
+    def _one_of_each(self) -> JobRequest:
+        for kind in ("space", "profile"):
+            if getattr(self, kind) is not None and getattr(self, f"{kind}_yaml") is not None:
+                raise ValueError(f"give {kind} or {kind}_yaml, not both")
+        return self
+
 
 class Error(BaseModel):
     detail: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (400, 401, 404, 409, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (400, 401, 404, 409, 413, 422, 429)}
+SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        # the page's one inline script and style, plotly from this server, nothing from elsewhere
+        b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        b"img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        b"form-action 'self'",
+    ),
+]
 
 
 def _with_names(schema: dict) -> dict:
-    """The OpenAPI document with the names a job may use as enums (they are known at start)."""
-    props = schema.get("components", {}).get("schemas", {}).get("JobRequest", {}).get("properties", {})
+    """The OpenAPI document with the names a job may use as enums (they are known at start), and the
+    rule that a space (a profile) is named or inline, not both."""
+    request = schema.get("components", {}).get("schemas", {}).get("JobRequest", {})
+    props = request.get("properties", {})
+    request["allOf"] = [
+        {
+            "not": {
+                "required": [kind, f"{kind}_yaml"],
+                "properties": {kind: {"type": "string"}, f"{kind}_yaml": {"type": "string"}},
+            }
+        }
+        for kind in ("space", "profile")
+    ]
     for field, names in (
         ("workload", workload_names()),
         ("space", list(shipped_spaces())),
@@ -107,7 +138,10 @@ def _job_view(job: Job, *, log: bool = False) -> dict:
     view = {k: v for k, v in job.__dict__.items() if k != "stop_requested"}
     view["stopping"] = job.stop_requested and job.state == "running"
     before = job.trials_before
-    view["progress"] = (_studies.progress(job.study, before) if before is not None else _studies.Progress()).to_dict()
+    done = _studies.progress(job.study, before) if before is not None else _studies.Progress()
+    if job.state != "running" and done.running:  # its worker is gone: what it left running was cut off
+        done = replace(done, interrupted=done.interrupted + done.running, running=0)
+    view["progress"] = done.to_dict()
     status = {}
     if job.state == "running":
         try:
@@ -150,9 +184,16 @@ class Guard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        send = _secured(send)
         headers = dict(scope.get("headers") or [])
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        login = scope["path"] == "/" and self._ok((query.get("token") or [""])[0])
+        link = (query.get("token") or [""])[0]
+        if scope["path"] == "/" and link and not self._ok(link):
+            # checked even with a valid cookie: the page link must never set a cookie to any value
+            return await _reply(
+                send, 401, "the token in the page link is not valid: open the link autocl serve printed"
+            )
+        login = scope["path"] == "/" and self._ok(link)
         if scope["path"] != "/health" and not (login or self._ok(_bearer(headers)) or self._ok(_cookie(headers))):
             return await _reply(
                 send,
@@ -165,6 +206,8 @@ class Guard:
             return await _reply(send, 400, "malformed Content-Length header")
         if int(length) > self.max_body:
             return await _reply(send, 413, f"request body over {self.max_body} bytes")
+        if scope["method"] == "OPTIONS":
+            return await self._options(scope, send)
         body, more = b"", True
         while more:
             message = await receive()
@@ -184,6 +227,35 @@ class Guard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _options(self, scope, send) -> None:
+        """``OPTIONS``: 204 with every method the path's routes answer (Starlette names one route's)."""
+        from starlette.routing import Match
+
+        allowed: set[str] = set()
+        for route in getattr(self.app, "routes", []):
+            match, _ = route.matches({**scope, "method": "GET"})
+            if match != Match.NONE:
+                allowed |= set(getattr(route, "methods", None) or ())
+        if not allowed:
+            return await _reply(send, 404, "Not Found")
+        allow = ", ".join(sorted(allowed | {"OPTIONS"}))
+        await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow.encode())]})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _secured(send):
+    """``send`` adding the security headers to every response (the page must not be framed, types
+    must not be sniffed, scripts come from this server)."""
+
+    async def secured(message) -> None:
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return secured
 
 
 async def _reply(send, status: int, detail: str) -> None:
@@ -249,7 +321,7 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _crash(_req: Request, exc: Exception):  # a bug: still JSON, and said plainly
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+        return JSONResponse({"detail": redact(f"internal error: {type(exc).__name__}: {exc}")}, status_code=500)
 
     @app.get("/health", tags=["service"])
     def health() -> dict:

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from autocl.errors import AutoclError, StudyError
+from autocl._yaml import parse_yaml
+from autocl.errors import AutoclError, ConfigError, StudyError
 from autocl.study._fingerprint import NAME_PATTERN
 
 STUDY_NAME = NAME_PATTERN.pattern
@@ -90,19 +89,15 @@ def _pick_shipped(kind: str, name: str, shipped: dict[str, Path]) -> Path:
 
 
 def safe_yaml(text: str, what: str) -> object:
-    """``yaml.safe_load`` of a bounded text with no anchors or aliases (which can expand a small
-    text into a huge document)."""
+    """:func:`autocl._yaml.parse_yaml` of inline text, stricter than for a file: at most
+    ``MAX_YAML_CHARS`` and no anchors or aliases (which can expand a small text into a huge
+    document). Also refused: nesting too deep, lone surrogates, ``.nan`` and ``.inf``."""
     if len(text) > MAX_YAML_CHARS:
         raise InputError(413, f"{what}: inline YAML is {len(text)} characters; the limit is {MAX_YAML_CHARS}")
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise InputError(422, f"{what}: YAML anchors and aliases are not accepted inline; write the values out")
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(422, f"{what}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        return parse_yaml(text, what, max_chars=MAX_YAML_CHARS, aliases=False)
+    except ConfigError as exc:
+        raise InputError(422, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -130,7 +125,7 @@ def _validated(text: str, what: str, loader) -> Any:
 def resolve_space(name: str | None, inline: str | None) -> ResolvedFile:
     from autocl.space import load_space
 
-    if name and inline:
+    if name is not None and inline is not None:
         raise InputError(422, "give space or space_yaml, not both")
     if inline is not None:
         space = _validated(inline, "space_yaml", load_space)
@@ -143,7 +138,7 @@ def resolve_space(name: str | None, inline: str | None) -> ResolvedFile:
 def resolve_profile(name: str | None, inline: str | None) -> ResolvedFile:
     from autocl.hardware import load_profile
 
-    if name and inline:
+    if name is not None and inline is not None:
         raise InputError(422, "give profile or profile_yaml, not both")
     if inline is not None:
         data = safe_yaml(inline, "profile_yaml")

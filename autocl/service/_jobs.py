@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,11 +31,16 @@ from pathlib import Path
 
 from autocl.runtime import home_dir
 from autocl.service import _studies
-from autocl.service._inputs import InputError, ResolvedFile
+from autocl.service._inputs import InputError, ResolvedFile, check_study_name
 from autocl.service._worker import EXIT_FILE, RUN_FILE, STATUS_FILE, STOPPED, now, write_json
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("stopped", "interrupted", "failed")
+STATES = (*ACTIVE, "done", *RESUMABLE)
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
+"""No script folder on the worker's ``sys.path`` (its job folder holds only the job's files anyway)."""
+MAX_QUEUED = 32
+"""Jobs waiting at once; one more is refused (429) until some start or are stopped."""
 JOB_ID = r"^[0-9a-f]{12}$"
 STOP_GRACE_S = (20.0, 40.0)  # after SIGINT: SIGTERM, then SIGKILL
 
@@ -64,8 +70,40 @@ class Job:
 
     @staticmethod
     def load(path: Path) -> Job:
+        """The record in ``path``; ValueError when it is not one this server wrote (wrong types, text
+        that cannot be encoded, a name that is not a job's): such a record would break every listing."""
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        job = Job(**{k: v for k, v in data.items() if k in Job.__dataclass_fields__})
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(job, name)
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise ValueError(f"field {name!r} is {type(value).__name__}")
+            if isinstance(value, str):
+                value.encode("utf-8")  # UnicodeEncodeError is a ValueError
+        if not re.fullmatch(JOB_ID, job.id) or path.parent.name != job.id or job.state not in STATES:
+            raise ValueError(f"id {job.id!r} or state {job.state!r} is not a job's")
+        try:
+            check_study_name(job.study)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return job
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    **{f: str for f in ("id", "study", "workload", "space", "space_name", "profile", "profile_name", "state")},
+    **{f: str for f in ("reason", "created_at")},
+    **{f: (str, type(None)) for f in ("started_at", "finished_at")},
+    "trials": (int, type(None)),
+    "time_budget_s": (int, float, type(None)),
+    "seed": int,
+    "runs": int,
+    "run_seconds": (int, float),
+    "trials_before": (int, type(None)),
+    "pid": (int, type(None)),
+    "stop_requested": bool,
+}
 
 
 def jobs_dir() -> Path:
@@ -85,6 +123,24 @@ def _pid_runs(pid: int | None, job_dir: Path) -> bool:
     except OSError:
         return False
     return str(job_dir).encode() in cmdline and b"autocl.service._worker" in cmdline
+
+
+def _worker_env() -> dict[str, str]:
+    """The worker imports the very autocl this server runs, whatever folder the server was started
+    in: it runs in its job folder with ``python -P`` (``SAFE_PATH``), and the folder
+    holding this server's ``autocl`` package comes first on ``PYTHONPATH``. An ``autocl/`` folder in
+    the server's working directory can neither shadow nor inject code. Relative ``AUTOCL_HOME`` is
+    made absolute, since the worker's working directory differs."""
+    import autocl
+
+    code = str(Path(autocl.__file__).resolve().parents[1])
+    path = [code, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != code)]
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(path),
+        "AUTOCL_HOME": str(home_dir().resolve()),
+    }
 
 
 class JobService:
@@ -120,7 +176,9 @@ class JobService:
         for path in sorted(root.glob("*/job.json")) if root.is_dir() else []:
             try:
                 job = Job.load(path)
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError) as exc:
+                # skipped, not fatal: one unreadable record must not hide every other job
+                print(f"autocl serve: skipping the job record {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
                 continue
             self.jobs[job.id] = job
             if job.state == "running" and not _pid_runs(job.pid, self._dir(job.id)):
@@ -174,7 +232,7 @@ class JobService:
             {
                 "study": job.study,
                 "workload": job.workload,
-                "storage": _studies.study_url(job.study),
+                "storage": f"sqlite:///{_studies.study_path(job.study).resolve()}",  # the worker runs elsewhere
                 "n_trials": n_trials,
                 "timeout_s": timeout,
                 "seed": job.seed + job.runs,
@@ -184,12 +242,13 @@ class JobService:
             (d / name).unlink(missing_ok=True)
         with open(d / "log.txt", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "autocl.service._worker", str(d.resolve())],
+                [sys.executable, *SAFE_PATH, "-m", "autocl.service._worker", str(d.resolve())],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=d,
+                env=_worker_env(),
             )
         self.procs[job.id] = proc
         job.state, job.reason, job.pid, job.stop_requested = "running", "", proc.pid, False
@@ -264,6 +323,12 @@ class JobService:
                     409,
                     f"study {study!r} already has an active job ({busy[0]}); stop it or wait, or "
                     "choose another study name",
+                )
+            queued = sum(j.state == "queued" for j in self.jobs.values())
+            if queued >= MAX_QUEUED:
+                raise InputError(
+                    429,
+                    f"{queued} jobs are queued already (the limit is {MAX_QUEUED}); wait for some to start, or stop some",
                 )
             job = Job(
                 id=uuid.uuid4().hex[:12],

@@ -45,7 +45,7 @@ from autocl.errors import ConfigError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _without_defaults(space: BaseModel, dumped: dict, knobs: tuple[str, ...]) -> dict:

@@ -36,6 +36,7 @@ from autocl.study._study import (
     workload_spec,
 )
 from autocl.study._targets import Narrowing, as_profiles, narrow_space, narrowing
+from autocl.study._teacher import restore_teacher
 from autocl.study._trial_run import Interrupted, sigterm_as_interrupt
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "read_trial",
     "read_trials",
     "remeasure_front",
+    "restore_teacher",
     "run_search",
     "sigterm_as_interrupt",
     "speedup",

@@ -8,8 +8,8 @@ WAITING trial is popped by one worker only) hands the enqueued trials out.
 
 :func:`hold` serializes the read-then-replace of a stored front: on PostgreSQL with a transaction
 advisory lock; SQLite lets one writer in at a time anyway (the caller writes first, then reads).
-:func:`schema_lock` lets one worker at a time create the tables of a fresh PostgreSQL database
-(Optuna's schema creation is not safe against a concurrent one there).
+:func:`schema_lock` lets one worker at a time create the tables of a fresh database, PostgreSQL or
+SQLite (Optuna's schema creation is not safe against a concurrent one).
 """
 
 from __future__ import annotations
@@ -51,8 +51,14 @@ def _lock_number(key: str) -> int:
 
 @contextmanager
 def schema_lock(url: str) -> Iterator[None]:
-    """Hold a database-wide lock while the block runs (PostgreSQL; a no-op elsewhere). When the
-    server or the driver cannot be reached, the block runs unlocked: opening the storage says why."""
+    """Hold a database-wide lock while the block runs: a PostgreSQL advisory lock, or for an SQLite
+    file an exclusive ``flock`` of the folder holding it (nothing is left beside the database); a
+    no-op elsewhere. When the server or the driver cannot be reached, the block runs unlocked:
+    opening the storage says why."""
+    if driver_url(url).startswith("sqlite:///"):
+        with _folder_lock(url[len("sqlite:///") :]):
+            yield
+        return
     if not driver_url(url).startswith("postgresql"):
         yield
         return
@@ -75,6 +81,31 @@ def schema_lock(url: str) -> Iterator[None]:
         finally:
             conn.close()
             engine.dispose()
+
+
+@contextmanager
+def _folder_lock(path: str) -> Iterator[None]:
+    """Two processes opening one new SQLite file at once both run Optuna's table creation and one
+    fails ("UNIQUE constraint failed: alembic_version", "table studies already exists"): they take
+    turns here instead."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: unlocked, as before
+        yield
+        return
+    if not path or path.startswith("file:") or path == ":memory:":
+        yield
+        return
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:  # no such folder (yet): opening the storage says why
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def hold(session: Session, key: str) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 
 from autocl.compress import Compressor
 from autocl.compress.depth import check_depth
@@ -59,6 +60,8 @@ from autocl.study._targets import (
 from autocl.study._teacher import teacher_record
 from autocl.study._trial_run import TrialRun, quiet_optuna_failures
 from autocl.workloads import Workload, n_samples
+
+WAITING, RUNNING = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
 
 
 class Reporter(Protocol):
@@ -481,7 +484,27 @@ def run_search(
         if not chosen:
             return 0
         reporter.stage(-1, f"polishing trial(s) {', '.join(str(t.number) for t in chosen)}")
-        return run_trials(enqueue_polish(study, chosen, storage), deadline)
+        if not enqueue_polish(study, chosen, storage):
+            return 0
+        of = {t.number for t in chosen}
+        twins = [t for t in study.get_trials(deepcopy=False, states=(WAITING,)) if t.user_attrs.get("polish_of") in of]
+        return sum(run_twin(t._trial_id) for t in twins)
+
+    def run_twin(trial_id: int) -> int:
+        """Run this waiting twin, and nothing else: Optuna would pop the oldest waiting trial (a
+        recipe beyond the budget, a retry), so the twin is taken first and handed to ``ask``."""
+        if deadline is not None and left(deadline) <= 0:
+            return 0
+        try:
+            if not study._storage.set_trial_state_values(trial_id, state=RUNNING):
+                return 0  # another worker runs it
+        except UpdateFinishedTrialError:
+            return 0
+        study._pop_waiting_trial_id = lambda: trial_id  # type: ignore[method-assign]
+        try:
+            return run_trials(1, None)
+        finally:
+            del study._pop_waiting_trial_id
 
     screened = 0
     while screened < budget and (screen_deadline is None or left(screen_deadline) > 0):

@@ -12,7 +12,10 @@ kept, they would fill the disk (one full model per layer and precision).
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 
@@ -25,6 +28,20 @@ from autocl.hardware import HardwareProfile
 from autocl.space import SearchSpace
 
 Progress = Callable[[str], None]
+
+
+def _own_link(path: Path) -> Path:
+    """A name of ``path``'s file private to this process (a hard link, else a copy), which stays
+    readable when another process deletes ``path``."""
+    own = path.with_name(f"{path.stem}.{os.getpid()}.eval{path.suffix}")
+    own.unlink(missing_ok=True)
+    try:
+        os.link(path, own)
+    except FileNotFoundError:
+        raise
+    except OSError:  # no hard links on this file system
+        shutil.copyfile(path, own)
+    return own
 
 
 def sensitivity_table(
@@ -40,14 +57,25 @@ def sensitivity_table(
     limit = q.sensitivity_samples
 
     def metric(quant: QuantConfig, keep: bool = True) -> float:
-        # the shipped size is not needed here, and costs seconds per transformer artifact
-        art = compressor.artifact(CompressionConfig(quant=quant), size=keep)
-        try:
-            return evaluate_artifact(art.path, w, profile, limit=limit)
-        finally:
-            if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 117 x ~60 MB)
-                for done in (art.path, art.path.with_name(art.path.name + ".sha256")):
-                    done.unlink(missing_ok=True)
+        # workers starting one new study at once run this pass side by side on one cache, and each
+        # deletes the single-layer artifacts it is done with: each evaluates its own link to the file.
+        # The shipped size is not needed here, and costs seconds per transformer artifact.
+        for attempt in range(3):
+            try:
+                art = compressor.artifact(CompressionConfig(quant=quant), size=keep)
+                own = _own_link(art.path)
+            except FileNotFoundError:  # another worker deleted it meanwhile: build it again
+                if attempt == 2:
+                    raise
+                continue
+            try:
+                return evaluate_artifact(own, w, profile, limit=limit)
+            finally:
+                own.unlink(missing_ok=True)
+                if not keep:  # one artifact per layer x precision would fill the disk (MiniLM: 117 x ~60 MB)
+                    for done in (art.path, art.path.with_name(art.path.name + ".sha256")):
+                        done.unlink(missing_ok=True)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     base_quant = QuantConfig(
         calibration_samples=int(_first(q.calibration_samples)),

@@ -3,8 +3,8 @@
 Each trial records the process running it (``user_attrs['worker']``: host, pid, process start
 time). A trial left RUNNING by a process of this machine that no longer exists is failed with that
 reason and retried at once, without waiting for the heartbeat grace period (which remains the rule
-for other hosts). SIGTERM stops a run like Ctrl-C: the running trial is failed with the reason and
-the command ends with one line. ``TrialRun.numbers`` are the trials this process ran, so a report
+for other hosts). SIGTERM stops a run like Ctrl-C: the running trial is failed with the reason, retried once like
+a killed one, and the command ends with one line. ``TrialRun.numbers`` are the trials this process ran, so a report
 of "new trials" never counts another worker's.
 """
 
@@ -81,13 +81,24 @@ def reap_dead_trials(study: optuna.Study) -> list[int]:
                 continue
         except UpdateFinishedTrialError:  # another process reaped it first
             continue
-        retry = copy.deepcopy(storage.get_trial(t._trial_id))
-        retry.user_attrs = {k: v for k, v in retry.user_attrs.items() if k in ("seeded_from",)}
-        with warnings.catch_warnings():  # an experimental class, used on purpose
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            RetryHeartbeatStaleTrialCallback(max_retry=1)(study, retry)
+        retry_once(study, t._trial_id)
         reaped.append(t.number)
     return reaped
+
+
+KEPT_ON_RETRY = ("seeded_from", "polish_of", "recipe")
+"""What a retry inherits of its trial's user attributes: where it came from, not what it recorded
+(a polished twin's retry is polished too)."""
+
+
+def retry_once(study: optuna.Study, trial_id: int) -> None:
+    """Enqueue the trial again, with its parameters, unless it is itself a retry (Optuna's heartbeat
+    retry, ``max_retry=1``: the same rule for a killed, a stale and an interrupted trial)."""
+    retry = copy.deepcopy(study._storage.get_trial(trial_id))
+    retry.user_attrs = {k: v for k, v in retry.user_attrs.items() if k in KEPT_ON_RETRY}
+    with warnings.catch_warnings():  # an experimental class, used on purpose
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=1)(study, retry)
 
 
 class TrialRun:
@@ -122,7 +133,12 @@ class TrialRun:
 
     @staticmethod
     def _record(trial: optuna.Trial, why: str) -> None:
-        trial.set_user_attr("error", f"trial {trial.number}: interrupted ({why}); run the command again to resume")
+        """Store why the trial stopped and enqueue its retry (once), so an interrupted recipe or
+        polished twin runs again when the search resumes, as a killed one does."""
+        trial.set_user_attr(
+            "error", f"trial {trial.number}: interrupted ({why}); run the command again to resume (it is retried once)"
+        )
+        retry_once(trial.study, trial._trial_id)
 
 
 class _DropTrialTracebacks(logging.Filter):
