@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 
 from autocl.compress import qat
-from autocl.compress._cache import CacheLayout, file_sha256
+from autocl.compress._budget import CacheBudget
+from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
 from autocl.compress.cluster import cluster_layers
 from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
@@ -137,12 +139,19 @@ class Compressor:
         workload: The workload whose teacher is compressed.
         cache_root: The artifact cache's root (e.g. ``autocl.runtime.cache_dir()``).
         seed: Seeds the student's training.
+        budget: Keeps the cache under a size: enforced after every student and artifact written
+            (None: the cache grows without bound).
     """
 
-    def __init__(self, workload: Workload, cache_root: Path, *, seed: int = 0) -> None:
+    def __init__(
+        self, workload: Workload, cache_root: Path, *, seed: int = 0, budget: CacheBudget | None = None
+    ) -> None:
         self.workload = workload
         self.seed = seed
+        self.cache_root = Path(cache_root)
         self.cache = CacheLayout.of(cache_root, workload.name, workload.key)
+        self.budget = budget
+        self._holds: ExitStack | None = None
         self.layers = workload.layer_names()
         self._x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in input_tuple(workload.train[0]))
         y = np.asarray(workload.train[1])
@@ -154,6 +163,28 @@ class Compressor:
         )
         self.structure: dict = {}
         """What the last :meth:`build_student` did to the model's structure (depth, low rank)."""
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Within the block, every student and artifact this compressor uses is held
+        (:meth:`CacheLayout.hold`): eviction, by this process or another, leaves them alone until
+        the block ends. A trial runs inside one."""
+        outer = self._holds
+        with ExitStack() as stack:
+            self._holds = stack
+            try:
+                yield
+            finally:
+                self._holds = outer
+
+    def _hold(self, kind: str, key: str) -> None:
+        if self._holds is not None:
+            self._holds.enter_context(self.cache.hold(kind, key))
+
+    def _written(self) -> None:
+        """An entry was written: evict what the budget says (never what this trial holds)."""
+        if self.budget is not None:
+            self.budget.enforce(self.cache_root)
 
     def _teacher_outputs(self) -> torch.Tensor:
         if self._soft is None:
@@ -304,6 +335,7 @@ class Compressor:
             (``reused`` says whether it came from the cache).
         """
         key = self.student_key(cfg)
+        self._hold(STUDENT, key)  # before looking: an entry found is not evicted while used
         folder = self.cache.student_folder(key)
         onnx_path, weights_path, info_path = (
             self.cache.student_onnx(key),
@@ -311,6 +343,7 @@ class Compressor:
             self.cache.student_info(key),
         )
         if info_path.is_file() and _verified(onnx_path, weights_path):
+            CacheLayout.touch(info_path)  # its last use, for least-recently-used eviction
             info = json.loads(info_path.read_text())
             return Student(
                 key,
@@ -352,6 +385,7 @@ class Compressor:
             tmp.replace(folder)
         except OSError:  # another worker put the same student there meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
+        self._written()
         return Student(
             key,
             onnx_path,
@@ -394,7 +428,10 @@ class Compressor:
             knobs.append("fuse_first")
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.cache.artifact(student.key, qkey)
-        if not _verified(path):
+        self._hold(ARTIFACT, path.stem)
+        if _verified(path):
+            CacheLayout.touch(path)
+        else:
             stage("quantizing")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp(path).with_suffix(".onnx")  # the quantizer picks its writer by the suffix
@@ -402,6 +439,7 @@ class Compressor:
             _seal(tmp)
             tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
+            self._written()
         int8 = tuple(n for n, p in precisions.items() if p == "int8")
         counts: dict[str, int] = {}
         for p in precisions.values():

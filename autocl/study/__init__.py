@@ -1,5 +1,6 @@
 """Studies: create/resume on RDB storage, run trials, keep the Pareto front in autocl's table."""
 
+from autocl.study._cache_use import StudyCacheUse, home_cache_uses, keep_predicate, study_cache_use
 from autocl.study._fingerprint import check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._front import (
     FrontRow,
@@ -53,6 +54,7 @@ __all__ = [
     "SearchResult",
     "Seed",
     "SilentReporter",
+    "StudyCacheUse",
     "TrialRecord",
     "annotate_front",
     "as_profiles",
@@ -62,9 +64,11 @@ __all__ = [
     "dominates",
     "existing_storage",
     "fingerprint_changes",
+    "home_cache_uses",
     "is_compressed",
     "is_distilled",
     "is_feasible",
+    "keep_predicate",
     "load_existing",
     "make_sampler",
     "make_storage",
@@ -85,6 +89,7 @@ __all__ = [
     "speedup",
     "sqlite_file",
     "stored_profiles",
+    "study_cache_use",
     "study_fingerprint",
     "workload_spec",
     "write_front",
