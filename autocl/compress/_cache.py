@@ -334,7 +334,9 @@ class CacheLayout:
         students = self.folder / "students"
         for folder in sorted(students.iterdir()) if students.is_dir() else []:
             if folder.is_dir() and "." not in folder.name:  # "<key>.<pid>.tmp": being written
-                out.append(self._entry(STUDENT, folder.name, [folder / n for n in STUDENT_FILES], folder / "info.json"))
+                entry = self._entry(STUDENT, folder.name, [folder / n for n in STUDENT_FILES], folder / "info.json")
+                if entry.files:  # a folder left with only a user's own files is not an entry
+                    out.append(entry)
         for path in sorted(self.artifacts.glob("*.onnx")) if self.artifacts.is_dir() else []:
             if path.stem.count(".") == 0:  # not "<stem>.<pid>.tmp.onnx"
                 files = [path, *(path.with_name(path.name + r) for r in ARTIFACT_RECORDS)]
