@@ -67,6 +67,39 @@ def disk_full(exc: BaseException, where: Path) -> str | None:
     return None
 
 
+def storage_failure(exc: BaseException, database: Path) -> StudyError | None:
+    """When ``exc`` is, or masks, a failed write of the study database: the one line that stops the search.
+
+    Optuna turns a failed write of a trial's outcome into an ``AssertionError`` ("Should not
+    reach") whose context is the database's error; the database itself rolled the write back.
+
+    Args:
+        exc: What ``study.optimize`` raised.
+        database: The study's SQLite file (or any folder on the disk it would be on).
+
+    Returns:
+        The ``StudyError`` to raise instead, or None when the database is not the cause.
+    """
+    import sqlalchemy.exc
+    from optuna.exceptions import StorageInternalError
+
+    kinds = (sqlalchemy.exc.SQLAlchemyError, StorageInternalError)
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen and not isinstance(cause, kinds):
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    if not isinstance(cause, kinds):
+        return None
+    fact = disk_full(cause, database)
+    detail = fact or str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+    advice = ADVICE if fact else "check that its file (or server) is writable and reachable"
+    return StudyError(
+        f"search stopped: the study database cannot be written ({detail}); finished trials are saved: "
+        f"{advice}, then run the same command again to resume"
+    )
+
+
 class DiskFullRun:
     """Counts trials in a row that ran out of space; the ``limit``-th stops the search."""
 
@@ -88,4 +121,4 @@ class DiskFullRun:
             )
 
 
-__all__ = ["ADVICE", "DiskFullRun", "disk_full", "free_bytes"]
+__all__ = ["ADVICE", "DiskFullRun", "disk_full", "free_bytes", "storage_failure"]

@@ -29,7 +29,7 @@ from autocl.runtime import cache_dir
 from autocl.space import SearchSpace, recipe_params
 from autocl.study._cache_use import home_cache_uses, keep_predicate, study_cache_use
 from autocl.study._claims import claim
-from autocl.study._disk import ADVICE, DiskFullRun, disk_full
+from autocl.study._disk import ADVICE, DiskFullRun, disk_full, storage_failure
 from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
@@ -38,7 +38,7 @@ from autocl.study._remeasure import remeasure_front
 from autocl.study._samplers import make_sampler
 from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
-from autocl.study._study import open_study
+from autocl.study._study import open_study, sqlite_file
 from autocl.study._targets import (
     as_profiles,
     constraint_names,
@@ -474,13 +474,19 @@ def run_search(
             return 0
         ran = finished[0]
         with quiet_optuna_failures():  # autocl prints its own line per failed trial
-            study.optimize(
-                objective,
-                n_trials=n,
-                timeout=None if until is None else left(until),
-                catch=(TrialError,),
-                callbacks=[after_trial],
-            )
+            try:
+                study.optimize(
+                    objective,
+                    n_trials=n,
+                    timeout=None if until is None else left(until),
+                    catch=(TrialError,),
+                    callbacks=[after_trial],
+                )
+            except Exception as exc:  # a full disk under the database: one line, not Optuna's assertion
+                stop = storage_failure(exc, sqlite_file(storage) or root)
+                if stop is None:
+                    raise
+                raise stop from None
         return finished[0] - ran
 
     def polish_round() -> int:
