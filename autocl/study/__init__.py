@@ -1,6 +1,7 @@
 """Studies: create/resume on RDB storage, run trials, keep the Pareto front in autocl's table."""
 
 from autocl.study._cache_use import StudyCacheUse, home_cache_uses, keep_predicate, study_cache_use
+from autocl.study._disk import ADVICE, disk_full
 from autocl.study._fingerprint import check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._front import (
     FrontRow,
@@ -43,6 +44,7 @@ from autocl.study._targets import Narrowing, as_profiles, narrow_space, narrowin
 from autocl.study._trial_run import Interrupted, sigterm_as_interrupt
 
 __all__ = [
+    "ADVICE",
     "OBJECTIVES",
     "ROW_KEYS",
     "SAMPLERS",
@@ -61,6 +63,7 @@ __all__ = [
     "check_study_name",
     "compute_front",
     "default_storage",
+    "disk_full",
     "dominates",
     "existing_storage",
     "fingerprint_changes",
