@@ -25,7 +25,7 @@ from autocl.config import CompressionConfig
 from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
 from autocl.evaluate import evaluate_artifact, metric_drop
 from autocl.hardware import HardwareProfile
-from autocl.runtime import cache_dir
+from autocl.runtime import cache_dir, release_memory
 from autocl.space import SearchSpace, recipe_params
 from autocl.study._cache_use import home_cache_uses, keep_predicate, study_cache_use
 from autocl.study._claims import claim
@@ -456,6 +456,7 @@ def run_search(
 
     def after_trial(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         finished[0] += 1
+        release_memory()  # the trial's student, sessions and batches are unreferenced by now
         write_fronts(st)
         reporter.trial_finished(trial)
 
