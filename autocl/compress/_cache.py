@@ -45,6 +45,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from autocl.compress._holds import EntryHold, alive
+
 STUDENT, ARTIFACT = "student", "artifact"
 
 STUDENT_FILES = (
@@ -74,16 +76,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def teacher_files(cache_root: str | Path) -> list[Path]:
@@ -123,30 +115,6 @@ class CacheEntry:
     def describe(self) -> str:
         """``student <key>`` or ``artifact <stem>``, with the workload's folder name."""
         return f"{self.layout.folder.name}: {self.kind} {self.key}"
-
-
-class EntryHold:
-    """A shared ``flock`` on an entry's lock file, held while a trial uses the entry.
-
-    Eviction takes the lock exclusively without waiting, so it skips a held entry. The operating
-    system drops the lock when its holder dies: a crashed worker holds nothing.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> EntryHold:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the lock
-            self._fd = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +223,7 @@ class CacheLayout:
         out = []
         for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
             pid = path.stem.rsplit(".", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not alive(int(pid)):
                 out.append(path)
         return out
 
