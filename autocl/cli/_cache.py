@@ -31,7 +31,6 @@ from autocl.compress import (
     plan_eviction,
     teacher_files,
 )
-from autocl.errors import ConfigError
 from autocl.runtime import cache_dir
 from autocl.study import StudyCacheUse, home_cache_uses, keep_predicate
 
@@ -147,8 +146,6 @@ def _when(t: float) -> str:
 
 def _prune(max_size: str, yes: bool, storage: list[str]) -> None:
     limit = parse_size(max_size, field="--max")
-    if limit < 0:
-        raise ConfigError("must be 0 or more", field="--max")
     root = cache_dir()
     plan = plan_eviction(root, limit, keep_predicate(home_cache_uses(root, extra=storage)))
     if not plan.remove:
