@@ -33,12 +33,21 @@ sys.path.insert(0, str(ROOT))
 SPACE = {
     "name": "long-run-memory",
     "prune": {"ratio": {"low": 0.1, "high": 0.7, "step": 0.01}, "importance": ["l1", "l2"]},
-    "distill": {"temperature": {"low": 1.0, "high": 8.0, "step": 0.25}, "alpha": 0.5, "steps": 10, "batch_size": 64,
-                "polish": {"epochs": 0.0}},
+    "distill": {
+        "temperature": {"low": 1.0, "high": 8.0, "step": 0.25},
+        "alpha": 0.5,
+        "steps": 10,
+        "batch_size": 64,
+        "polish": {"epochs": 0.0},
+    },
     "quant": {"precisions": ["fp32", "int8"], "calibration_samples": 32},
 }
-PROFILE = {"name": "memory-bench", "threads": 1, "batch_size": 8,
-           "measurement": {"warmup": 2, "repeats": 10, "min_repeats": 5, "max_seconds": 0.5}}
+PROFILE = {
+    "name": "memory-bench",
+    "threads": 1,
+    "batch_size": 8,
+    "measurement": {"warmup": 2, "repeats": 10, "min_repeats": 5, "max_seconds": 0.5},
+}
 
 
 def rss_mb() -> float:
@@ -85,10 +94,16 @@ class MemoryReporter:
         pass
 
     def trial_finished(self, trial) -> None:
-        row = {"trial": trial.number, "state": trial.state.name.lower(), "rss_mb": round(rss_mb(), 1),
-               "seconds": round(time.monotonic() - self.start, 1)}
+        row = {
+            "trial": trial.number,
+            "state": trial.state.name.lower(),
+            "rss_mb": round(rss_mb(), 1),
+            "seconds": round(time.monotonic() - self.start, 1),
+        }
         self.rows.append(row)
-        print(f"trial {row['trial']:>3} {row['state']:<8} rss {row['rss_mb']:7.1f} MB at {row['seconds']} s", flush=True)
+        print(
+            f"trial {row['trial']:>3} {row['state']:<8} rss {row['rss_mb']:7.1f} MB at {row['seconds']} s", flush=True
+        )
 
 
 def main() -> int:
@@ -112,9 +127,19 @@ def main() -> int:
     workload = load_workload(args.workload)
     rss_loaded = rss_mb()
     reporter = MemoryReporter()
-    run_search(workload, SearchSpace.model_validate(SPACE), profile_from_dict(PROFILE), study_name="memory",
-               storage=f"sqlite:///{home / 'memory.db'}", n_trials=n, reporter=reporter, remeasure=False,
-               sensitivity=False, polish=False, recipes=False)
+    run_search(
+        workload,
+        SearchSpace.model_validate(SPACE),
+        profile_from_dict(PROFILE),
+        study_name="memory",
+        storage=f"sqlite:///{home / 'memory.db'}",
+        n_trials=n,
+        reporter=reporter,
+        remeasure=False,
+        sensitivity=False,
+        polish=False,
+        recipes=False,
+    )
     rows = reporter.rows
     at = {r["trial"]: r["rss_mb"] for r in rows}
     ref_index = min(9, len(rows) - 1)  # trial 10 (the tenth finished), the reference after warm-up

@@ -194,7 +194,6 @@ def search(
     )
 
 
-
 def cache_budget(text: str | None) -> int:
     """The run's cache budget in bytes: ``--cache-max``, else ``AUTOCL_CACHE_MAX``, else the default."""
     from autocl.compress import cache_max

@@ -27,8 +27,18 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def study(autocl_home, digits, fast_space, fast_profile):
     url = f"sqlite:///{autocl_home / 'cachecli.db'}"
-    run_search(digits, fast_space, fast_profile, study_name="cachecli", storage=url, n_trials=4, polish=False,
-               remeasure=False, sensitivity=False, recipes=False)
+    run_search(
+        digits,
+        fast_space,
+        fast_profile,
+        study_name="cachecli",
+        storage=url,
+        n_trials=4,
+        polish=False,
+        remeasure=False,
+        sensitivity=False,
+        recipes=False,
+    )
     return optuna.load_study(study_name="cachecli", storage=url)
 
 
@@ -66,9 +76,22 @@ def test_prune_lists_first_removes_with_yes_and_keeps_the_front(study, digits):
 
 
 def test_a_bad_size_is_one_line_and_exit_2(files):
-    for args in (["cache", "prune", "--max", "much"],
-                 ["search", "--workload", "digits", "--space", str(files / "space.yaml"), "--profile",
-                  str(files / "profile.yaml"), "--study", "badsize", "--cache-max", "a lot"]):
+    for args in (
+        ["cache", "prune", "--max", "much"],
+        [
+            "search",
+            "--workload",
+            "digits",
+            "--space",
+            str(files / "space.yaml"),
+            "--profile",
+            str(files / "profile.yaml"),
+            "--study",
+            "badsize",
+            "--cache-max",
+            "a lot",
+        ],
+    ):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "cannot read" in result.output and "Traceback" not in result.output
@@ -79,15 +102,44 @@ def test_a_search_that_keeps_running_out_of_space_ends_with_one_line_and_exit_2(
         raise OSError(errno.ENOSPC, "No space left on device", str(self.cache.artifacts / "a.onnx"))
 
     monkeypatch.setattr(Compressor, "artifact", artifact)
-    result = CliRunner().invoke(app, ["search", "--workload", "digits", "--space", str(files / "space.yaml"),
-                                      "--profile", str(files / "profile.yaml"), "--study", "diskfull",
-                                      "--trials", "6", "--no-polish", "--no-sensitivity", "--cache-max", "1GB"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "--workload",
+            "digits",
+            "--space",
+            str(files / "space.yaml"),
+            "--profile",
+            str(files / "profile.yaml"),
+            "--study",
+            "diskfull",
+            "--trials",
+            "6",
+            "--no-polish",
+            "--no-sensitivity",
+            "--cache-max",
+            "1GB",
+        ],
+    )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if "search stopped" in line]
     assert len(lines) == 1 and "ran out of disk space in a row" in lines[0] and "Traceback" not in result.output
     assert result.output.count("no space left on device writing") >= 3  # each failed trial's one line
     monkeypatch.setattr(Compressor, "baseline", lambda self: artifact(self, None))  # outside any trial
-    result = CliRunner().invoke(app, ["search", "--workload", "digits", "--space", str(files / "space.yaml"),
-                                      "--profile", str(files / "profile.yaml"), "--study", "diskfull2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "--workload",
+            "digits",
+            "--space",
+            str(files / "space.yaml"),
+            "--profile",
+            str(files / "profile.yaml"),
+            "--study",
+            "diskfull2",
+        ],
+    )
     assert result.exit_code == 2 and "no space left on device writing" in result.output, result.output
     assert "Traceback" not in result.output

@@ -66,8 +66,18 @@ def test_injected_enospc_fails_trials_with_one_line_and_stops_the_search(
 
     monkeypatch.setattr(Compressor, "artifact", artifact)
     with pytest.raises(StudyError, match=r"search stopped: trials 1, 2, 3 ran out of disk space in a row") as info:
-        run_search(digits, fast_space, fast_profile, study_name="inj", storage=url, n_trials=8, polish=False,
-                   remeasure=False, sensitivity=False, recipes=False)
+        run_search(
+            digits,
+            fast_space,
+            fast_profile,
+            study_name="inj",
+            storage=url,
+            n_trials=8,
+            polish=False,
+            remeasure=False,
+            sensitivity=False,
+            recipes=False,
+        )
     assert "\n" not in str(info.value) and "everything measured is saved" in str(info.value)
     study = optuna.load_study(study_name="inj", storage=url)
     assert [t.state for t in study.trials] == [COMPLETE, FAIL, FAIL, FAIL]  # no fourth trial started
@@ -84,8 +94,9 @@ def small_home(tmp_path, autocl_home, digits):
         pytest.skip("mounting a small filesystem needs root; the injected ENOSPC test covers the logic")
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the injected ENOSPC test covers the logic")
     shutil.copytree(autocl_home / "cache" / "teachers", mount / "cache" / "teachers")
@@ -124,7 +135,8 @@ def test_a_home_that_fills_up_loses_nothing(small_home, fast_space, fast_profile
     runner = CliRunner()
     front = runner.invoke(app, ["front", "--study", "full", "--storage", url, "--format", "json"])
     assert front.exit_code == 0, front.output
-    out = runner.invoke(app, ["export", "--study", "full", "--storage", url, "--trial", str(done[0]),
-                              "-o", str(tmp_path / "bundle")])
+    out = runner.invoke(
+        app, ["export", "--study", "full", "--storage", url, "--trial", str(done[0]), "-o", str(tmp_path / "bundle")]
+    )
     assert out.exit_code == 0, out.output
     assert (tmp_path / "bundle" / "model.onnx").is_file()
