@@ -138,6 +138,7 @@ def home_cache_uses(cache_root: Path, extra: Iterable[str] = (), skip: Iterable[
     for url in urls:
         if url in set(skip):
             continue
+        storage = None
         try:
             storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
             for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
@@ -145,6 +146,9 @@ def home_cache_uses(cache_root: Path, extra: Iterable[str] = (), skip: Iterable[
                 out.append(study_cache_use(study, url, cache_root))
         except Exception:  # a listing never fails on one unreadable database
             continue
+        finally:
+            if storage is not None:  # a search asks again after many trials: no connections left open
+                storage.engine.dispose()
     return out
 
 
