@@ -1,7 +1,8 @@
 """One configuration, end to end: prune -> distill -> sparsify -> export ONNX -> quantize per layer.
 
-Students (pruned and distilled, exported fp32) are cached on disk by ``CompressionConfig.student_key``,
-so trials that differ only in bit-widths, and resumed searches, never train the same student twice.
+Students (pruned and distilled; their weights, see ``CacheLayout``) are cached on disk by
+``CompressionConfig.student_key``, so trials that differ only in bit-widths, and resumed searches,
+never train the same student twice; a student's fp32 graph is re-exported from its weights when needed.
 Quantized artifacts are cached by student and precision map (and calibration, int4 block size).
 Unstructured magnitude sparsity is applied before distillation and held during it (the zeroed
 weights are zeroed again after every step): it makes the file compress smaller, and that is how it
