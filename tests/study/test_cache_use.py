@@ -10,10 +10,17 @@ KEY = "k" * 16
 
 
 def _add(study, key, metric, latency, size):
-    attrs = {"student_key": key, "artifact_path": f"/elsewhere/{key}-{'q' * 16}.onnx",
-             "measurements": {"p": {"median_ms": latency}}, "size_bytes": size * 1024}
-    study.add_trial(optuna.trial.create_trial(values=[metric, latency, size], user_attrs=attrs,
-                                              state=optuna.trial.TrialState.COMPLETE))
+    attrs = {
+        "student_key": key,
+        "artifact_path": f"/elsewhere/{key}-{'q' * 16}.onnx",
+        "measurements": {"p": {"median_ms": latency}},
+        "size_bytes": size * 1024,
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[metric, latency, size], user_attrs=attrs, state=optuna.trial.TrialState.COMPLETE
+        )
+    )
 
 
 def _entries(layout, key):
@@ -21,8 +28,9 @@ def _entries(layout, key):
 
 
 def test_the_front_and_queued_polishing_are_kept_and_the_rest_is_not(tmp_path):
-    study = optuna.create_study(directions=["maximize", "minimize", "minimize"],
-                                storage=f"sqlite:///{tmp_path / 'u.db'}", study_name="u")
+    study = optuna.create_study(
+        directions=["maximize", "minimize", "minimize"], storage=f"sqlite:///{tmp_path / 'u.db'}", study_name="u"
+    )
     study.set_user_attr("workload", {"name": "toy", "higher_is_better": True})
     study.set_user_attr("fingerprint", {"workload_key": KEY})
     study.set_user_attr("profiles", {"p": {}})
