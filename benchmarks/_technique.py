@@ -57,7 +57,7 @@ def run(technique: str, workload: str, profile_name: str, without: tuple[str, ob
         t0 = time.time()
         art = comp.artifact(c, stage=lambda s: log(f"  {s}"))
         secs = time.time() - t0
-        student_metric = evaluate_artifact(art.student.onnx_path, w, profile) if c.trains else None
+        student_metric = evaluate_artifact(comp.student_graph(art.student, c), w, profile) if c.trains else None
         paths[name] = art.path
         info[name] = {"seconds": None if art.student.reused else round(secs), "reused": art.student.reused,
                       "steps": c.distill.steps if c.trains else 0, "student_fp32_metric": student_metric,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from autocl.cli._cache import cache_app
 from autocl.cli._hardware import agent, profiles, remeasure
 from autocl.cli._inspect import layers, sensitivity
 from autocl.cli._search import front, search
@@ -34,6 +35,7 @@ app.command()(remeasure)
 app.command()(agent)
 app.command()(sensitivity)
 app.command()(serve)
+app.add_typer(cache_app, name="cache")
 
 
 def quiet_optuna() -> None:

@@ -39,6 +39,15 @@ def _database_error(exc: BaseException) -> str | None:
     )
 
 
+def _disk_full(exc: BaseException) -> str | None:
+    """One line for a disk that filled up outside a trial (the baseline, the sensitivity pre-pass, an export)."""
+    from autocl.runtime import home_dir
+    from autocl.study import ADVICE, disk_full
+
+    fact = disk_full(exc, home_dir())
+    return None if fact is None else f"{fact}: {ADVICE}; finished trials are saved"
+
+
 def handles_errors(fn: F) -> F:
     """Turn an AutoclError, or a database that cannot be written, into one clear line on stderr and
     exit status 2; Ctrl-C and SIGTERM into one line and 130 / 143."""
@@ -63,7 +72,7 @@ def handles_errors(fn: F) -> F:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             sys.exit(143 if why == "SIGTERM" else 130)
         except Exception as exc:
-            line = _database_error(exc)
+            line = _database_error(exc) or _disk_full(exc)
             if line is None:
                 raise
             err_console.print(f"[bold red]error:[/] {redact(line)}", soft_wrap=True)

@@ -147,6 +147,16 @@ def search(
         ),
     ),
     sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)} (seeded with --seed)"),
+    cache_max_size: Optional[str] = typer.Option(
+        None,
+        "--cache-max",
+        help=(
+            "size budget of the artifact cache, e.g. 1GB: least recently used students and artifacts are evicted "
+            "beyond it (never the front members', nor what a running or queued trial needs) and rebuilt when "
+            "needed [default: AUTOCL_CACHE_MAX, else 10 GB or a quarter of the free disk, whichever is smaller]"
+        ),
+        show_default=False,
+    ),
     verbose: bool = typer.Option(
         False,
         "--verbose",
@@ -184,7 +194,16 @@ def search(
         max_drop=max_drop,
         polish=polish,
         verbose=verbose,
+        cache_max_size=cache_max_size,
     )
+
+
+def cache_budget(text: str | None) -> int:
+    """The run's cache budget in bytes: ``--cache-max``, else ``AUTOCL_CACHE_MAX``, else the default."""
+    from autocl.compress import cache_max
+    from autocl.runtime import cache_dir
+
+    return cache_max(text, cache_dir())
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -214,8 +233,10 @@ def _search(
     max_drop=None,
     polish=True,
     verbose=False,
+    cache_max_size=None,
 ) -> None:
     seconds = parse_duration(timeout)
+    cache_bytes = cache_budget(cache_max_size)
     if trials is None and seconds is None:
         trials = 12
     space_cfg = load_space(space)
@@ -251,6 +272,7 @@ def _search(
             max_drop=max_drop,
             polish=polish,
             workload_spec=workload,
+            cache_max_bytes=cache_bytes,
         )
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(

@@ -17,7 +17,7 @@ import optuna
 import typer
 
 from autocl.cli._common import console, handles_errors
-from autocl.cli._search import _print_front, _ProgressReporter, parse_duration, search_progress
+from autocl.cli._search import _print_front, _ProgressReporter, cache_budget, parse_duration, search_progress
 from autocl.errors import StudyError, redact
 from autocl.hardware import HardwareProfile, profile_from_dict
 from autocl.space import SearchSpace
@@ -48,6 +48,15 @@ def worker(
     ),
     polish: bool = typer.Option(True, "--polish/--no-polish", help="take part in polishing the front"),
     sampler: str = typer.Option("tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)}"),
+    cache_max_size: Optional[str] = typer.Option(
+        None,
+        "--cache-max",
+        help=(
+            "size budget of this machine's artifact cache, e.g. 1GB (least recently used entries are evicted; "
+            "never the front members') [default: AUTOCL_CACHE_MAX, else 10 GB or a quarter of the free disk]"
+        ),
+        show_default=False,
+    ),
 ) -> None:
     """Join an existing study and run trials on it, sharing the work with every other worker.
 
@@ -58,7 +67,7 @@ def worker(
 
     Example: autocl worker --study mnist-edge --storage postgresql://autocl@db-host/autocl --timeout 2h
     """
-    handles_errors(_worker)(study, storage, trials, timeout, seed, polish, sampler)
+    handles_errors(_worker)(study, storage, trials, timeout, seed, polish, sampler, cache_max_size)
 
 
 def stored_settings(st: optuna.Study, url: str) -> tuple[str, SearchSpace, list[HardwareProfile], float | None]:
@@ -82,8 +91,9 @@ def stored_settings(st: optuna.Study, url: str) -> tuple[str, SearchSpace, list[
     return workload_spec(st) or attrs["workload"]["name"], space, profiles, attrs.get("max_drop")
 
 
-def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
+def _worker(study, storage, trials, timeout, seed, polish, sampler, cache_max_size=None) -> None:
     seconds = parse_duration(timeout)
+    cache_bytes = cache_budget(cache_max_size)
     if trials is None and seconds is None:
         trials = 12
     st = load_existing(study, storage)
@@ -114,6 +124,7 @@ def _worker(study, storage, trials, timeout, seed, polish, sampler) -> None:
             sampler_seed=seed,
             reporter=reporter,
             workload_spec=workload,
+            cache_max_bytes=cache_bytes,
         )
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     console.print(

@@ -1,7 +1,8 @@
 """One configuration, end to end: prune -> distill -> sparsify -> export ONNX -> quantize per layer.
 
-Students (pruned and distilled, exported fp32) are cached on disk by ``CompressionConfig.student_key``,
-so trials that differ only in bit-widths, and resumed searches, never train the same student twice.
+Students (pruned and distilled; their weights, see ``CacheLayout``) are cached on disk by
+``CompressionConfig.student_key``, so trials that differ only in bit-widths, and resumed searches,
+never train the same student twice; a student's fp32 graph is re-exported from its weights when needed.
 Quantized artifacts are cached by student and precision map (and calibration, int4 block size).
 Unstructured magnitude sparsity is applied before distillation and held during it (the zeroed
 weights are zeroed again after every step): it makes the file compress smaller, and that is how it
@@ -14,20 +15,22 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from autocl.compress import qat
-from autocl.compress._cache import CacheLayout, file_sha256
+from autocl.compress._budget import CacheBudget
+from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
 from autocl.compress.cluster import cluster_layers
 from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
 from autocl.compress.lowrank import factorize_model, lowrank_plan
-from autocl.compress.onnx_export import export_onnx, layer_nodes
+from autocl.compress.onnx_export import export_onnx, layer_nodes, output_channels
 from autocl.compress.prune import (
     achieved_fractions,
     apply_masks,
@@ -49,7 +52,9 @@ StageCallback = Callable[[str], None]
 @dataclass(frozen=True)
 class Student:
     key: str
-    onnx_path: Path
+    onnx_path: Path | None
+    """The fp32 graph when this process has it at hand (None: re-exported when needed, see
+    ``Compressor.student_graph``)."""
     weights_path: Path
     parameters: int
     reused: bool
@@ -137,12 +142,22 @@ class Compressor:
         workload: The workload whose teacher is compressed.
         cache_root: The artifact cache's root (e.g. ``autocl.runtime.cache_dir()``).
         seed: Seeds the student's training.
+        budget: Keeps the cache under a size: enforced after every student and artifact written
+            (None: the cache grows without bound).
     """
 
-    def __init__(self, workload: Workload, cache_root: Path, *, seed: int = 0) -> None:
+    def __init__(
+        self, workload: Workload, cache_root: Path, *, seed: int = 0, budget: CacheBudget | None = None
+    ) -> None:
         self.workload = workload
         self.seed = seed
+        self.cache_root = Path(cache_root)
         self.cache = CacheLayout.of(cache_root, workload.name, workload.key)
+        self.budget = budget
+        self._holds: ExitStack | None = None
+        self._graph: Path | None = None  # this process's scratch fp32 graph (see student_graph)
+        for stale in self.cache.stale_scratch():  # left by a process that died
+            stale.unlink(missing_ok=True)
         self.layers = workload.layer_names()
         self._x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in input_tuple(workload.train[0]))
         y = np.asarray(workload.train[1])
@@ -154,6 +169,28 @@ class Compressor:
         )
         self.structure: dict = {}
         """What the last :meth:`build_student` did to the model's structure (depth, low rank)."""
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Within the block, every student and artifact this compressor uses is held
+        (:meth:`CacheLayout.hold`): eviction, by this process or another, leaves them alone until
+        the block ends. A trial runs inside one."""
+        outer = self._holds
+        with ExitStack() as stack:
+            self._holds = stack
+            try:
+                yield
+            finally:
+                self._holds = outer
+
+    def _hold(self, kind: str, key: str) -> None:
+        if self._holds is not None:
+            self._holds.enter_context(self.cache.hold(kind, key))
+
+    def _written(self) -> None:
+        """An entry was written: evict what the budget says (never what this trial holds)."""
+        if self.budget is not None:
+            self.budget.enforce(self.cache_root)
 
     def _teacher_outputs(self) -> torch.Tensor:
         if self._soft is None:
@@ -304,17 +341,19 @@ class Compressor:
             (``reused`` says whether it came from the cache).
         """
         key = self.student_key(cfg)
+        self._hold(STUDENT, key)  # before looking: an entry found is not evicted while used
         folder = self.cache.student_folder(key)
         onnx_path, weights_path, info_path = (
             self.cache.student_onnx(key),
             self.cache.student_weights(key),
             self.cache.student_info(key),
         )
-        if info_path.is_file() and _verified(onnx_path, weights_path):
+        if info_path.is_file() and _verified(weights_path):
+            CacheLayout.touch(info_path)  # its last use, for least-recently-used eviction
             info = json.loads(info_path.read_text())
             return Student(
                 key,
-                onnx_path,
+                onnx_path if onnx_path.is_file() else None,  # an older cache's stored graph (checked when used)
                 weights_path,
                 info["parameters"],
                 reused=True,
@@ -325,36 +364,45 @@ class Compressor:
             )
         student = self.build_student(cfg, stage)
         stage("exporting")
+        graph = self._scratch(key)
         tmp = _tmp(folder)
         shutil.rmtree(tmp, ignore_errors=True)
-        self.export(student, tmp / onnx_path.name)
-        torch.save(student.state_dict(), tmp / weights_path.name)
-        params, sparsity = count_parameters(student), weight_sparsity(student)
-        if self._teacher_ops is None:  # counted once per search, not once per student
-            self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
-        achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
-        ranges = getattr(student, "qat_ranges", None)
-        (tmp / info_path.name).write_text(
-            json.dumps(
-                {
-                    "parameters": params,
-                    "sparsity": sparsity,
-                    "achieved": achieved,
-                    "config": cfg.to_dict(),
-                    "structure": self.structure,
-                    "qat_ranges": ranges,
-                }
+        try:  # a failed write (a full disk) leaves nothing behind
+            self.export(student, graph)
+            tmp.mkdir(parents=True)
+            torch.save(student.state_dict(), tmp / weights_path.name)
+            params, sparsity = count_parameters(student), weight_sparsity(student)
+            if self._teacher_ops is None:  # counted once per search, not once per student
+                self._teacher_ops = count_ops(self.workload.model, self.workload.example_inputs())
+            achieved = achieved_fractions(self._teacher_ops, student, self.workload.example_inputs())
+            ranges = getattr(student, "qat_ranges", None)
+            (tmp / info_path.name).write_text(
+                json.dumps(
+                    {
+                        "parameters": params,
+                        "sparsity": sparsity,
+                        "achieved": achieved,
+                        "config": cfg.to_dict(),
+                        "structure": self.structure,
+                        "qat_ranges": ranges,
+                        "channels": output_channels(graph, tuple(self.layers)),
+                    }
+                )
             )
-        )
-        _seal(tmp / onnx_path.name, tmp / weights_path.name)
+            _seal(tmp / weights_path.name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._drop_scratch()
+            raise
         shutil.rmtree(folder, ignore_errors=True)
         try:
             tmp.replace(folder)
         except OSError:  # another worker put the same student there meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
+        self._written()
         return Student(
             key,
-            onnx_path,
+            graph,
             weights_path,
             params,
             reused=False,
@@ -363,6 +411,50 @@ class Compressor:
             structure=self.structure or None,
             qat_ranges=ranges,
         )
+
+    def _scratch(self, key: str) -> Path:
+        """This process's scratch graph path for ``key``; the previous student's scratch is deleted
+        (one per process: the graph is re-exported when another student comes back)."""
+        if self._graph is not None and self._graph.stem.split(".")[0] != key:
+            self._drop_scratch()
+        path = self.cache.scratch_graph(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._graph = path
+        return path
+
+    def _drop_scratch(self) -> None:
+        if self._graph is not None:
+            self._graph.unlink(missing_ok=True)
+            self._graph = None
+
+    def student_graph(self, student: Student, cfg: CompressionConfig) -> Path:
+        """The fp32 ONNX graph of a cached student, to quantize.
+
+        The graph an older cache stored when it is still whole, else this process's scratch copy,
+        else re-exported from the student's weights: the architecture is rebuilt from ``cfg`` (no
+        training) and the weights are loaded into it (see ``CacheLayout``'s docstring).
+
+        Args:
+            student: The student (from :meth:`student`).
+            cfg: Its configuration.
+
+        Returns:
+            The graph's path.
+        """
+        if student.onnx_path is not None and student.onnx_path.is_file():
+            stored = student.onnx_path == self.cache.student_onnx(student.key)
+            if not stored or _verified(student.onnx_path):
+                return student.onnx_path
+        path = self._scratch(student.key)
+        if path.is_file():
+            return path
+        model = self.architecture(cfg)
+        model.load_state_dict(torch.load(student.weights_path, weights_only=True, map_location="cpu"))
+        try:
+            return self.export(model, path)
+        except BaseException:
+            self._drop_scratch()
+            raise
 
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None, *, size: bool = True) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured.
@@ -397,14 +489,25 @@ class Compressor:
             knobs.append("fuse_first")
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.cache.artifact(student.key, qkey)
-        if not _verified(path):
+        self._hold(ARTIFACT, path.stem)
+        if _verified(path):
+            CacheLayout.touch(path)
+        else:
             stage("quantizing")
+            graph = self.student_graph(student, cfg)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp(path).with_suffix(".onnx")  # the quantizer picks its writer by the suffix
-            self.quantize(student.onnx_path, cfg, tmp, student.qat_ranges)
-            _seal(tmp)
+            try:  # a failed write (a full disk) leaves nothing behind
+                self.quantize(graph, cfg, tmp, student.qat_ranges)
+                _seal(tmp)
+            except BaseException:
+                for leftover in (tmp, tmp.with_name(tmp.name + ".sha256"), tmp.with_name(tmp.name + ".data")):
+                    leftover.unlink(missing_ok=True)
+                raise
             tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
             tmp.replace(path)
+            student = replace(student, onnx_path=graph)
+            self._written()
         int8 = tuple(n for n, p in precisions.items() if p == "int8")
         counts: dict[str, int] = {}
         for p in precisions.values():

@@ -148,6 +148,8 @@ def pruning_map(data: StudyData, cache_root: Path | None, trials: list[TrialInfo
     for t in trials:
         path = cache.student_onnx(t.student_key) if cache and t.student_key else None
         kept = output_channels(path, data.layers) if teacher and path and path.is_file() else {}
+        if teacher and not kept and cache and t.student_key:  # students store no graph, their info.json the channels
+            kept = {k: v for k, v in cache.student_channels(t.student_key).items() if k in data.layers}
         if not kept:
             missing.append(t.number)
         row: list[float | None] = []

@@ -110,6 +110,26 @@ def jobs_dir() -> Path:
     return home_dir() / "service" / "jobs"
 
 
+def _disk_full_reason(folder: Path) -> str:
+    """The reason of a worker that could not write its outcome because ``AUTOCL_HOME``'s disk is full;
+    "" when the disk has room."""
+    import shutil
+
+    from autocl.compress import format_size
+    from autocl.study import ADVICE
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    if free >= 1 << 20:
+        return ""
+    return (
+        f"the worker could not write its outcome: no space left on device under {folder} ({format_size(free)} "
+        f"free); finished trials are saved: {ADVICE}, then resume the job"
+    )
+
+
 def _since(iso: str | None) -> float:
     return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(iso)).total_seconds() if iso else 0.0
 
@@ -285,6 +305,9 @@ class JobService:
                 f"the worker ended with status {returncode} before writing its outcome; see "
                 f"{self._dir(job.id) / 'log.txt'}"
             )
+            full = _disk_full_reason(self._dir(job.id))
+            if full:  # the outcome could not be written because the disk is full: say that
+                job.reason = full
         else:
             job.state = {0: "done", STOPPED: "interrupted"}.get(code, "failed") if isinstance(code, int) else "failed"
         self._save(job)

@@ -108,11 +108,14 @@ def main(job_dir: Path) -> int:
         else:
             traceback.print_exc()
             code, reason = 1, f"{type(exc).__name__}: {exc}"
-    print(f"{now()} exit {code}: {reason}", flush=True)
-    write_json(
-        job_dir / EXIT_FILE,
-        {"code": code, "reason": reason, "finished_at": now(), "done": reporter.done, "failed": reporter.failed},
-    )
+    try:
+        print(f"{now()} exit {code}: {reason}", flush=True)
+        write_json(
+            job_dir / EXIT_FILE,
+            {"code": code, "reason": reason, "finished_at": now(), "done": reporter.done, "failed": reporter.failed},
+        )
+    except OSError:  # a full disk: the server says so from the free space it finds (see _jobs)
+        return code or 2
     return code
 
 

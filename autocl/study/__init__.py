@@ -1,6 +1,8 @@
 """Studies: create/resume on RDB storage, run trials, keep the Pareto front in autocl's table."""
 
 from autocl.study._baselines import measured_profiles, primary_profile, study_baseline
+from autocl.study._cache_use import StudyCacheUse, home_cache_uses, keep_predicate, study_cache_use
+from autocl.study._disk import ADVICE, disk_full
 from autocl.study._fingerprint import check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._front import front_numbers, front_records, read_front, stored_profiles, write_front
 from autocl.study._record import (
@@ -40,6 +42,7 @@ from autocl.study._teacher import restore_teacher
 from autocl.study._trial_run import Interrupted, sigterm_as_interrupt
 
 __all__ = [
+    "ADVICE",
     "OBJECTIVES",
     "ROW_KEYS",
     "SAMPLERS",
@@ -50,17 +53,21 @@ __all__ = [
     "SearchResult",
     "Seed",
     "SilentReporter",
+    "StudyCacheUse",
     "TrialRecord",
     "as_profiles",
     "check_study_name",
     "default_storage",
+    "disk_full",
     "dominates",
     "existing_storage",
     "fingerprint_changes",
     "front_numbers",
     "front_records",
+    "home_cache_uses",
     "is_compressed",
     "is_distilled",
+    "keep_predicate",
     "latency_objective",
     "load_existing",
     "losses",
@@ -88,6 +95,7 @@ __all__ = [
     "sqlite_file",
     "stored_profiles",
     "study_baseline",
+    "study_cache_use",
     "study_fingerprint",
     "trial_summary",
     "workload_spec",

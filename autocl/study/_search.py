@@ -20,16 +20,18 @@ from typing import Protocol
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 
-from autocl.compress import Compressor
+from autocl.compress import CacheBudget, Compressor, cache_max
 from autocl.compress.depth import check_depth
 from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
 from autocl.errors import AutoclError, ConfigError, StudyError, TrialError
 from autocl.evaluate import evaluate_artifact, metric_drop
 from autocl.hardware import HardwareProfile
-from autocl.runtime import cache_dir
+from autocl.runtime import cache_dir, release_memory
 from autocl.space import SearchSpace, recipe_params
+from autocl.study._cache_use import home_cache_uses, keep_predicate, study_cache_use
 from autocl.study._claims import claim
+from autocl.study._disk import ADVICE, DiskFullRun, disk_full, storage_failure
 from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
@@ -47,7 +49,7 @@ from autocl.study._remeasure import remeasure_front
 from autocl.study._samplers import make_sampler
 from autocl.study._seeds import Seed, enqueue_seeds
 from autocl.study._sensitivity import prepare_space
-from autocl.study._study import open_study
+from autocl.study._study import open_study, sqlite_file
 from autocl.study._targets import (
     as_profiles,
     constraint_names,
@@ -168,8 +170,13 @@ def _objective(
     n_train = n_samples(workload.train[0])
 
     internal = InternalErrors()
+    full = DiskFullRun()
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
+        with compressor.holding():  # what the trial uses is not evicted under it
+            return held_objective(trial)
+
+    def held_objective(trial: optuna.Trial) -> tuple[float, float, float]:
         reporter.trial_started(trial.number)
         stage = "sampling"
 
@@ -228,13 +235,21 @@ def _objective(
             latency = m.median_ms
             if objective_kind == NORMALIZED:  # comparable across trials: the ratio measured side by side
                 latency = normalized_ms(baseline.get("latency_ms"), results[primary.name].speedup) or latency
+            full.succeeded()
             return metric, latency, size / 1024
         except AutoclError as exc:
             error = exc if isinstance(exc, TrialError) else TrialError(str(exc), trial=trial.number, stage=stage)
             write_error(trial, str(error))
             internal.succeeded()  # a known refusal breaks a run of identical internal errors
+            full.succeeded()
             raise error from None
         except Exception as exc:  # any crash inside one trial fails that trial, not the study
+            fact = disk_full(exc, compressor.cache_root)
+            if fact is not None:  # one line, no traceback; a few in a row stop the search
+                error = TrialError(f"{fact}: {ADVICE}", trial=trial.number, stage=stage)
+                write_error(trial, str(error))
+                full.failed(trial.number, fact)
+                raise error from None
             error = TrialError(f"{type(exc).__name__}: {exc}", trial=trial.number, stage=stage)
             write_error(trial, str(error), traceback.format_exc())
             internal.failed(trial.number, stage, f"{type(exc).__name__}: {exc}")
@@ -332,6 +347,7 @@ def run_search(
     recipes: bool = True,
     sampler_seed: int | None = None,
     workload_spec: str | None = None,
+    cache_max_bytes: int | None = None,
 ) -> SearchResult:
     """Run ``n_trials`` more screened trials and/or search for ``timeout`` seconds, whichever ends first.
 
@@ -363,6 +379,9 @@ def run_search(
         workload_spec: How the workload was named (a built-in, a registered name or
             ``module:function``): stored with the study, so export, remeasure, report and workers load
             it again without being told.
+        cache_max_bytes: The artifact cache's budget (None: ``AUTOCL_CACHE_MAX``, else the default of
+            :func:`autocl.compress.cache_max`): least recently used students and artifacts are evicted
+            beyond it, never the front members' nor what a running or queued trial needs.
 
     Returns:
         The ``SearchResult``: the study, its storage, the primary profile, the fp32 baseline, the new
@@ -410,9 +429,18 @@ def run_search(
     study.set_user_attr("profiles", {p.name: p.model_dump(mode="json") for p in profiles})
     names = constraint_names(profiles) + (["metric:max_drop"] if max_drop is not None else [])
     study.set_user_attr("constraint_names", names)
-    compressor = Compressor(workload, cache_dir(), seed=seed)
+    root = cache_dir()
+    limit = cache_max_bytes if cache_max_bytes is not None else cache_max(None, root)
+
+    def protected():  # asked only when the cache is over budget
+        mine = study_cache_use(study, storage, root)
+        return keep_predicate([mine, *home_cache_uses(root, skip=[storage])])
+
+    cache_budget = CacheBudget(limit, protected)
+    compressor = Compressor(workload, root, seed=seed, budget=cache_budget)
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
+    cache_budget.enforce(root)  # a resumed search may start over budget
     # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
     space = prepare_space(
         study, space, compressor, profiles[0], sensitivity=sensitivity, progress=lambda s: reporter.stage(-1, s)
@@ -445,6 +473,7 @@ def run_search(
 
     def after_trial(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         finished[0] += 1
+        release_memory()  # the trial's student, sessions and batches are unreferenced by now
         write_fronts(st)
         reporter.trial_finished(trial)
 
@@ -463,13 +492,19 @@ def run_search(
             return 0
         ran = finished[0]
         with quiet_optuna_failures():  # autocl prints its own line per failed trial
-            study.optimize(
-                objective,
-                n_trials=n,
-                timeout=None if until is None else left(until),
-                catch=(TrialError,),
-                callbacks=[after_trial],
-            )
+            try:
+                study.optimize(
+                    objective,
+                    n_trials=n,
+                    timeout=None if until is None else left(until),
+                    catch=(TrialError,),
+                    callbacks=[after_trial],
+                )
+            except Exception as exc:  # a full disk under the database: one line, not Optuna's assertion
+                stop = storage_failure(exc, sqlite_file(storage) or root)
+                if stop is None:
+                    raise
+                raise stop from None
         return finished[0] - ran
 
     def polish_round() -> int:

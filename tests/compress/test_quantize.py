@@ -19,7 +19,7 @@ def test_int8_layers_are_qdq_int8_and_fp32_layers_are_not(compressor, digits):
     chosen = {layers[0]: "int8", layers[2]: "int8", layers[-1]: "int8"}
     cfg = CompressionConfig(quant=QuantConfig(default="fp32", layers=chosen, calibration_samples=32))
     art = compressor.artifact(cfg)
-    nodes = layer_nodes(art.student.onnx_path, layers)
+    nodes = layer_nodes(compressor.student_graph(art.student, cfg), layers)
     q = quantized_nodes(art.path)
     for layer in layers:
         assert nodes[layer], f"layer {layer} has no node in the graph"
@@ -48,10 +48,11 @@ def test_int8_model_is_smaller_and_keeps_accuracy(compressor, digits, fast_profi
 
 def test_unknown_layer_in_quant_config_is_refused(compressor, tmp_path):
     art = compressor.artifact(CompressionConfig())
+    graph = compressor.student_graph(art.student, CompressionConfig())
     cfg = QuantConfig(layers={"no.such.layer": "int8"})
     with pytest.raises(ConfigError, match="no.such.layer"):
-        quantize_model(art.student.onnx_path, tmp_path / "q.onnx", cfg,
-                       layer_nodes(art.student.onnx_path, compressor.layers), [{"input": np.zeros((4, 1, 8, 8), np.float32)}])
+        quantize_model(graph, tmp_path / "q.onnx", cfg,
+                       layer_nodes(graph, compressor.layers), [{"input": np.zeros((4, 1, 8, 8), np.float32)}])
 
 
 def test_the_metric_is_read_from_the_artifact_not_the_torch_model(compressor, digits, fast_profile, tmp_path):

@@ -62,7 +62,7 @@ def test_corrupt_students_and_artifacts_are_rebuilt(digits, tmp_path):
                                        "quant": {"default": "int8", "calibration_samples": 32}})
     first = compressor.artifact(cfg)
     first.path.write_bytes(b"garbage")
-    first.student.onnx_path.write_bytes(first.student.onnx_path.read_bytes()[:100])
+    first.student.weights_path.write_bytes(first.student.weights_path.read_bytes()[:100])
     stages = []
     again = compressor.artifact(cfg, stages.append)
     assert "quantizing" in stages and "distilling" in stages
