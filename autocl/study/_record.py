@@ -184,9 +184,12 @@ def write_result(
     pruning: dict,
     constraints: list[float] | None,
     seconds: dict,
+    rung: int | None = None,
 ) -> None:
     """What a completed trial measured (``results``: profile -> ``TargetResult``). The keys are the
-    ones autocl has always stored, so older studies read the same."""
+    ones autocl has always stored, so older studies read the same. On a fidelity ladder, ``rung``
+    and the student's ``fidelity`` (steps, metric on held-out training rows, learning curve) are
+    stored as ``fidelity``."""
     attrs = {
         "student_key": artifact.student.key,
         "student_reused": artifact.student.reused,
@@ -209,6 +212,8 @@ def write_result(
         attrs["constraints"] = constraints
     attrs["seconds"] = seconds
     attrs["compression"] = artifact.details()  # precisions, sparsity, deflated size
+    if rung is not None and artifact.student.fidelity:
+        attrs["fidelity"] = {**artifact.student.fidelity, "rung": rung}
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
