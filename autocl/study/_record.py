@@ -273,6 +273,16 @@ class TrialRecord:
     kept_macs: float | None = None
     error: str | None = None
     traceback: str | None = field(default=None, repr=False)
+    distill_steps: int | None = None
+    rung: int | None = None
+    curve: tuple[tuple[int, float], ...] = ()
+    promoted: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """A fidelity ladder's student that was not promoted and stays below the ladder's last rung."""
+        ladder = (self.config.get("distill") or {}).get("ladder_steps")
+        return self.rung is not None and not self.promoted and bool(ladder) and (self.distill_steps or 0) < ladder
 
     @property
     def measured(self) -> bool:
@@ -298,6 +308,8 @@ class TrialRecord:
         out = []
         if self.polish_of is not None:
             out.append(f"polished #{self.polish_of}")
+        if self.rung is not None:
+            out.append(f"rung {self.rung}" + (", stopped" if self.stopped else ", promoted" if self.promoted else ""))
         if self.recipe:
             out.append("by-hand recipe")
         if self.not_faster:
@@ -327,6 +339,7 @@ class TrialRecord:
             "compressed": self.compressed,
             "temperature": self.temperature,
             "alpha": self.alpha,
+            "distill_steps": self.distill_steps,
             "bits": self.bits,
             "metric": self.metric,
             "metric_change": self.metric_change,
@@ -458,6 +471,8 @@ def read_trial(
     again = (remeasured or {}).get(str(t.number)) or {}
     mem = a.get("memory")
     pruning = a.get("pruning") or {}
+    fidelity = a.get("fidelity") if isinstance(a.get("fidelity"), dict) else {}
+    distilled = bool(a["distilled"]) if "distilled" in a else (is_distilled(cfg) if cfg else False)
     drop = (
         metric_drop(metric, baseline_metric, higher_is_better)
         if metric is not None and baseline_metric is not None
@@ -492,7 +507,7 @@ def read_trial(
         speedup_remeasured=_num(again.get("speedup")),
         remeasured_ms=_num(again.get("median_ms")),
         latency_changed=again.get("changed"),
-        distilled=bool(a["distilled"]) if "distilled" in a else (is_distilled(cfg) if cfg else False),
+        distilled=distilled,
         compressed=bool(compressed) if cfg else False,
         polish_of=a.get("polish_of"),
         recipe=bool(a.get("recipe")),
@@ -500,6 +515,9 @@ def read_trial(
         kept_macs=_num(pruning.get("kept_macs")),
         error=a.get("error"),
         traceback=a.get("traceback"),
+        distill_steps=int(distill["steps"]) if distilled and isinstance(distill.get("steps"), int) else None,
+        rung=fidelity.get("rung"),
+        curve=tuple((int(x), float(y)) for x, y in fidelity.get("curve") or () if y is not None),
     )
 
 
@@ -554,6 +572,8 @@ def read_trials(study: optuna.Study, profile: str, *, baseline_metric: float | N
         )
         for t in study.get_trials(deepcopy=False)
     ]
+    promoted = {t.user_attrs["rung_of"] for t in study.get_trials(deepcopy=False) if "rung_of" in t.user_attrs}
+    records = [replace(r, promoted=True) if r.number in promoted else r for r in records]
     return classify(records, higher)
 
 
