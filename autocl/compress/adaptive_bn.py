@@ -16,9 +16,7 @@ ADAPT_ROWS = 256
 """Training rows that re-estimate the statistics (a few hundred, as EagleEye uses)."""
 
 
-def adapt_batchnorm(
-    model: nn.Module, x: tuple[torch.Tensor, ...], rows: int = ADAPT_ROWS, batch_size: int = 64
-) -> int:
+def adapt_batchnorm(model: nn.Module, x: tuple[torch.Tensor, ...], rows: int = ADAPT_ROWS, batch_size: int = 64) -> int:
     """Reset every BatchNorm's running statistics and re-estimate them on the first ``rows`` of ``x``.
 
     The statistics are the exact average over those rows' batches (``momentum=None``); no weight

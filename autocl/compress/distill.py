@@ -295,7 +295,9 @@ def distill(
     best: tuple[float, dict] | None = None
     n = len(rows)
     order, pos, start = (
-        (resume.order, resume.pos, resume.step) if resume is not None else (rows[torch.randperm(n, generator=gen)], 0, 0)
+        (resume.order, resume.pos, resume.step)
+        if resume is not None
+        else (rows[torch.randperm(n, generator=gen)], 0, 0)
     )
     try:
         for step in range(start, cfg.steps):
@@ -330,7 +332,12 @@ def distill(
     if on_end is not None:
         on_end(
             TrainingState(
-                max(start, cfg.steps), opt.state_dict(), sched.state_dict(), order, pos, gen.get_state(),
+                max(start, cfg.steps),
+                opt.state_dict(),
+                sched.state_dict(),
+                order,
+                pos,
+                gen.get_state(),
                 torch.get_rng_state(),
             )
         )

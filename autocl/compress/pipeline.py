@@ -23,9 +23,9 @@ import torch
 
 from autocl.compress import qat
 from autocl.compress._cache import CacheLayout, file_sha256
+from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.cluster import cluster_layers
 from autocl.compress.depth import feature_map, prune_depth
-from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.distill import (
     TeacherFeatureCache,
     TrainingState,
@@ -326,7 +326,9 @@ class Compressor:
             }
         pruned = self.held_out_metric(student)
         _, train_rows = held_out_split(len(self._x[0]), self.seed)
-        adapted = self.held_out_metric(student) if adapt_batchnorm(student, tuple(a[train_rows] for a in self._x)) else None
+        adapted = (
+            self.held_out_metric(student) if adapt_batchnorm(student, tuple(a[train_rows] for a in self._x)) else None
+        )
         start = pruned if adapted is None else adapted
         return {"pruned_metric": pruned, "adapted_metric": adapted, "curve": [[0, start]], "resumed_from": None}
 

@@ -12,6 +12,7 @@ drop choices that are clearly hopeless.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -219,7 +220,7 @@ class FidelitySpace(_Strict):
     def _increasing(cls, value: list[int]) -> list[int]:
         if any(r < 1 for r in value):
             raise ValueError(f"rungs must be positive step counts, got {value}")
-        if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError(f"rungs must be strictly increasing, got {value}")
         return value
 

@@ -61,9 +61,7 @@ def ranked(trials: list[optuna.trial.FrozenTrial], higher_is_better: bool) -> li
     return out
 
 
-def promotions(
-    study: optuna.Study, *, eta: int, rungs: int, higher_is_better: bool
-) -> list[optuna.trial.FrozenTrial]:
+def promotions(study: optuna.Study, *, eta: int, rungs: int, higher_is_better: bool) -> list[optuna.trial.FrozenTrial]:
     """The trials to promote now, highest rung first (ASHA looks at the top rung first).
 
     At rung ``k`` (below the last), the first ``floor(n / eta)`` of :func:`ranked` over the ``n``
@@ -85,7 +83,11 @@ def promotions(
     out: list[optuna.trial.FrozenTrial] = []
     for k in reversed(range(rungs - 1)):
         at = [t for t in trials if t.state == COMPLETE and rung_of(t) == k and t.values]
-        done = {by_number[n].user_attrs.get("student_key") for n in promoted if n in by_number and rung_of(by_number[n]) == k}
+        done = {
+            by_number[n].user_attrs.get("student_key")
+            for n in promoted
+            if n in by_number and rung_of(by_number[n]) == k
+        }
         for t in ranked(at, higher_is_better)[: len(at) // eta]:
             key = t.user_attrs.get("student_key")
             if t.number not in promoted and key not in done:

@@ -281,8 +281,8 @@ class TrialRecord:
     @property
     def stopped(self) -> bool:
         """A fidelity ladder's student that was not promoted and stays below the ladder's last rung."""
-        ladder = (self.config.get("distill") or {}).get("ladder_steps")
-        return self.rung is not None and not self.promoted and bool(ladder) and (self.distill_steps or 0) < ladder
+        ladder = (self.config.get("distill") or {}).get("ladder_steps") or 0
+        return self.rung is not None and not self.promoted and (self.distill_steps or 0) < int(ladder)
 
     @property
     def measured(self) -> bool:
@@ -471,7 +471,7 @@ def read_trial(
     again = (remeasured or {}).get(str(t.number)) or {}
     mem = a.get("memory")
     pruning = a.get("pruning") or {}
-    fidelity = a.get("fidelity") if isinstance(a.get("fidelity"), dict) else {}
+    fidelity: dict = a["fidelity"] if isinstance(a.get("fidelity"), dict) else {}
     distilled = bool(a["distilled"]) if "distilled" in a else (is_distilled(cfg) if cfg else False)
     drop = (
         metric_drop(metric, baseline_metric, higher_is_better)

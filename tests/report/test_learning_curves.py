@@ -13,16 +13,27 @@ from tests.report.studies import PROFILE, config, synthetic_study, trial_row
 def _ladder(ratio: float, steps: int, key: str, curve: list, rung: int, **more) -> dict:
     cfg = config(ratio, {"conv1": "int8", "conv2": "int8", "fc": "fp32"})
     cfg["distill"].update(steps=steps, ladder_steps=9)
-    return {"config": cfg, "student_key": key, "distilled": True,
-            "fidelity": {"rung": rung, "steps": steps, "metric": curve[-1][1], "curve": curve}, **more}
+    return {
+        "config": cfg,
+        "student_key": key,
+        "distilled": True,
+        "fidelity": {"rung": rung, "steps": steps, "metric": curve[-1][1], "curve": curve},
+        **more,
+    }
 
 
 def _study():
     rows = [
         trial_row(0.80, 1.0, 10, bits="88f", ratio=0.5, extra=_ladder(0.5, 3, "a3", [[0, 0.5], [3, 0.7]], 0)),
         trial_row(0.60, 0.9, 10, bits="88f", ratio=0.5, extra=_ladder(0.5, 3, "b3", [[0, 0.4], [3, 0.5]], 0)),
-        trial_row(0.95, 1.0, 10, bits="88f", ratio=0.5,
-                  extra=_ladder(0.5, 9, "a9", [[0, 0.5], [3, 0.7], [9, 0.9]], 1, rung_of=0)),
+        trial_row(
+            0.95,
+            1.0,
+            10,
+            bits="88f",
+            ratio=0.5,
+            extra=_ladder(0.5, 9, "a9", [[0, 0.5], [3, 0.7], [9, 0.9]], 1, rung_of=0),
+        ),
         trial_row(0.97, 2.0, 40, bits="fff", ratio=0.0),
     ]
     return synthetic_study(rows, baseline={"metric": 0.97, "latency_ms": 2.0, "size_kb": 40.0})

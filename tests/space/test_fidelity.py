@@ -71,17 +71,33 @@ def test_a_space_without_a_ladder_keeps_its_fingerprint_and_student_keys():
     for knob in ("depth", "depth_criterion", "rank_ratio", "layer_rank_ratios"):
         prune.pop(knob)
     record = {"w": "w", "p": prune, "d": before["distill"]}
-    assert CompressionConfig().student_key("w") == hashlib.sha256(
-        json.dumps(record, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    assert (
+        CompressionConfig().student_key("w")
+        == hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    )
 
 
 def test_the_cli_refuses_a_bad_ladder_before_loading_the_workload(tmp_path):
     path = _write(tmp_path, "{rungs: [320, 80]}")
     out = subprocess.run(
-        [sys.executable, "-m", "autocl", "search", "--workload", "no_such_module:nothing", "--space", str(path),
-         "--storage", f"sqlite:///{tmp_path / 's.db'}", "--trials", "1"],
-        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        [
+            sys.executable,
+            "-m",
+            "autocl",
+            "search",
+            "--workload",
+            "no_such_module:nothing",
+            "--space",
+            str(path),
+            "--storage",
+            f"sqlite:///{tmp_path / 's.db'}",
+            "--trials",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         timeout=300,
     )
     assert out.returncode == 2

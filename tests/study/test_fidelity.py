@@ -33,8 +33,14 @@ def test_fewer_than_eta_students_at_a_rung_promote_nobody():
 
 def test_the_top_third_goes_on_ranked_in_non_dominated_layers_fastest_first():
     # a slow accurate student and a fast inaccurate one are both on the first layer: the fast one leads
-    pts = [(0.99, 9.0, "slow"), (0.60, 1.0, "fast"), (0.50, 5.0, "bad"), (0.70, 3.0, "mid"),
-           (0.40, 8.0, "worse"), (0.30, 9.5, "worst")]
+    pts = [
+        (0.99, 9.0, "slow"),
+        (0.60, 1.0, "fast"),
+        (0.50, 5.0, "bad"),
+        (0.70, 3.0, "mid"),
+        (0.40, 8.0, "worse"),
+        (0.30, 9.5, "worst"),
+    ]
     study = _study(pts)
     order = [t.user_attrs["student_key"] for t in ranked(study.trials, True)]
     assert order[:4] == ["fast", "mid", "slow", "bad"]
@@ -51,7 +57,10 @@ def test_a_promotion_is_enqueued_once_and_a_shared_student_goes_on_once():
     assert [t.number for t in chosen] == [0]  # trial 1 shares trial 0's student
     assert enqueue_promotions(study, chosen) == 1
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    assert waiting[0].user_attrs == {"rung_of": 0, "rung": 1} and waiting[0].system_attrs["fixed_params"] == study.trials[0].params
+    assert (
+        waiting[0].user_attrs == {"rung_of": 0, "rung": 1}
+        and waiting[0].system_attrs["fixed_params"] == study.trials[0].params
+    )
     assert promotions(study, eta=2, rungs=2, higher_is_better=True) == []  # already promoted
     # the last rung promotes nobody
     assert promotions(_study([(0.9, 1.0, "a"), (0.8, 2.0, "b")], rung=1), eta=2, rungs=2, higher_is_better=True) == []
@@ -61,8 +70,14 @@ def test_a_promotion_is_enqueued_once_and_a_shared_student_goes_on_once():
 LADDER = {
     "name": "ladder",
     "prune": {"ratio": [0.3, 0.5, 0.7]},
-    "distill": {"temperature": [2.0, 4.0], "alpha": 0.5, "steps": 8, "batch_size": 32, "lr": 0.003,
-                "fidelity": {"rungs": [3, 9], "eta": 2}},
+    "distill": {
+        "temperature": [2.0, 4.0],
+        "alpha": 0.5,
+        "steps": 8,
+        "batch_size": 32,
+        "lr": 0.003,
+        "fidelity": {"rungs": [3, 9], "eta": 2},
+    },
     "quant": {"precisions": ["fp32"], "calibration_samples": 32},
 }
 
@@ -71,8 +86,17 @@ LADDER = {
 def ladder_study(digits, fast_profile, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('ladder') / 'study.db'}"
     space = SearchSpace.model_validate(LADDER)
-    result = run_search(digits, space, fast_profile, study_name="ladder", storage=url, n_trials=6,
-                        remeasure=False, recipes=False, sensitivity=False)
+    result = run_search(
+        digits,
+        space,
+        fast_profile,
+        study_name="ladder",
+        storage=url,
+        n_trials=6,
+        remeasure=False,
+        recipes=False,
+        sensitivity=False,
+    )
     return result, space, url
 
 
@@ -89,16 +113,27 @@ def test_students_climb_the_ladder_resuming_from_their_checkpoint(ladder_study):
         assert fid["curve"][:2] == parent.user_attrs["fidelity"]["curve"]
         assert t.user_attrs["config"]["distill"]["steps"] == 9
     # a stopped student stays at its rung with its metric and learning curve
-    stopped = [t for t in trials if rung_of(t) == 0 and not any(o.user_attrs.get("rung_of") == t.number for o in trials)]
+    stopped = [
+        t for t in trials if rung_of(t) == 0 and not any(o.user_attrs.get("rung_of") == t.number for o in trials)
+    ]
     assert stopped and all(len(t.user_attrs["fidelity"]["curve"]) == 2 for t in stopped)
 
 
 def test_a_resumed_study_keeps_promoting_without_retraining(ladder_study, digits, fast_profile):
     result, space, url = ladder_study
     before = len(result.study.trials)
-    again = run_search(digits, SearchSpace.model_validate(LADDER), fast_profile, study_name="ladder", storage=url,
-                       n_trials=4, remeasure=False, recipes=False, sensitivity=False)
+    again = run_search(
+        digits,
+        SearchSpace.model_validate(LADDER),
+        fast_profile,
+        study_name="ladder",
+        storage=url,
+        n_trials=4,
+        remeasure=False,
+        recipes=False,
+        sensitivity=False,
+    )
     trials = again.study.trials
-    assert len(trials) >= before + 4 and all(t.state == COMPLETE for t in trials[:before + 4])
+    assert len(trials) >= before + 4 and all(t.state == COMPLETE for t in trials[: before + 4])
     top = [t for t in trials[before:] if rung_of(t) == 1]
     assert all(t.user_attrs["fidelity"]["resumed_from"] == 3 for t in top)

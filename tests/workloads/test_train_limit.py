@@ -24,8 +24,12 @@ def test_a_spec_option_keeps_n_training_rows_and_nothing_else(digits):
 
 def test_several_inputs_are_cut_together_and_a_large_limit_changes_nothing(digits):
     x, y = digits.train
-    two = dataclasses.replace(digits, train=((x, x * 2), y), input_names=("a", "b"),
-                              validation=((digits.validation[0],) * 2, digits.validation[1]))
+    two = dataclasses.replace(
+        digits,
+        train=((x, x * 2), y),
+        input_names=("a", "b"),
+        validation=((digits.validation[0],) * 2, digits.validation[1]),
+    )
     cut = limit_train(two, 10)
     assert np.array_equal(cut.train[0][1], cut.train[0][0] * 2) and len(cut.train[1]) == 10
     assert limit_train(digits, 10**6) is digits
