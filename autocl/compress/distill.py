@@ -319,7 +319,7 @@ def distill(
             opt.step()
             sched.step()
             if on_step:
-                on_step(step + 1, cfg.steps)
+                on_step(step + 1, cfg.ladder_steps or cfg.steps)  # a ladder's rungs share one run
             if len(held) and ((step + 1) % check_every == 0 or step + 1 == cfg.steps):
                 score = _held_out_loss(student, x, y, soft_targets, held, cfg, loss_fn, output_kind)
                 if best is None or score < best[0]:

@@ -137,3 +137,17 @@ def test_a_resumed_study_keeps_promoting_without_retraining(ladder_study, digits
     assert len(trials) >= before + 4 and all(t.state == COMPLETE for t in trials[: before + 4])
     top = [t for t in trials[before:] if rung_of(t) == 1]
     assert all(t.user_attrs["fidelity"]["resumed_from"] == 3 for t in top)
+
+
+def test_workers_finishing_at_once_enqueue_a_promotion_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    source = _study([(0.9, 1.0, "a"), (0.5, 2.0, "b"), (0.4, 3.0, "c")])
+    study = optuna.create_study(study_name="w", storage=url, directions=["maximize", "minimize", "minimize"])
+    for t in source.trials:
+        study.add_trial(t)
+    other = optuna.load_study(study_name="w", storage=url)  # a second worker's handle
+    first = promotions(study, eta=3, rungs=3, higher_is_better=True)
+    second = promotions(other, eta=3, rungs=3, higher_is_better=True)
+    assert [t.number for t in first] == [t.number for t in second] == [0]
+    assert enqueue_promotions(study, first, url) + enqueue_promotions(other, second, url) == 1
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
