@@ -249,7 +249,7 @@ class Compressor:
 
         resume: TrainingState | None = None
         if ladder is not None and below is not None:
-            saved = torch.load(below[1], weights_only=False)
+            saved = torch.load(below[1], weights_only=True)  # autocl's own sealed file, still no pickled code
             student.load_state_dict(saved["model"])
             resume, ladder = TrainingState.from_dict(saved["training"]), {**saved["facts"], "resumed_from": below[0]}
         if cfg.trains:

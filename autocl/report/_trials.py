@@ -279,7 +279,8 @@ def learning_curves(data: StudyData) -> list[LearningCurve]:
     Returns:
         The curves, in trial order (empty when the study has no fidelity ladder).
     """
-    out, seen = [], set()
+    out = []
+    seen = {t.student_key for t in data.trials if t.promoted}  # their curves go on in their twins'
     for t in data.trials:
         if not t.curve or t.promoted or t.student_key in seen:
             continue

@@ -35,6 +35,8 @@ def _study():
             extra=_ladder(0.5, 9, "a9", [[0, 0.5], [3, 0.7], [9, 0.9]], 1, rung_of=0),
         ),
         trial_row(0.97, 2.0, 40, bits="fff", ratio=0.0),
+        # trial 0's student at another precision: its curve is trial 0's, which goes on in trial 2's
+        trial_row(0.81, 1.5, 12, bits="f8f", ratio=0.5, extra=_ladder(0.5, 3, "a3", [[0, 0.5], [3, 0.7]], 0)),
     ]
     return synthetic_study(rows, baseline={"metric": 0.97, "latency_ms": 2.0, "size_kb": 40.0})
 
