@@ -1,6 +1,7 @@
 """Compression passes (prune, distill, export, quantize) and the pipeline that runs them in order."""
 
 from autocl.compress._cache import CacheLayout, file_sha256
+from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.onnx_export import export_onnx, layer_nodes, module_of, output_channels
 from autocl.compress.pipeline import Artifact, Compressor, Student
 from autocl.compress.prune import count_parameters, prune_model, weight_sparsity
@@ -12,6 +13,7 @@ __all__ = [
     "CacheLayout",
     "Compressor",
     "Student",
+    "adapt_batchnorm",
     "count_parameters",
     "export_onnx",
     "file_sha256",
