@@ -246,6 +246,10 @@ class DistillSpace(_Strict):
                 f"fidelity.rungs: rung {self.fidelity.rungs[-1]} is above the polish cap distill.polish.max_steps "
                 f"({self.polish.max_steps}); lower the rung or raise the cap"
             )
+        if self.fidelity is not None and isinstance(self.steps, (list, Range)):
+            raise ValueError(
+                "steps: with a fidelity ladder the rungs set the steps; give distill.steps as one number or leave it out"
+            )
         return self
 
     @model_serializer(mode="wrap")

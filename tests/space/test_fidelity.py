@@ -38,6 +38,13 @@ def test_a_bad_ladder_is_one_error_naming_the_file_and_field(tmp_path, ladder, f
     assert "\n" not in text and str(path) in text and f"'{field}'" in text and words in text
 
 
+def test_a_ladder_refuses_a_searched_step_count(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("distill:\n  steps: [40, 80]\n  fidelity: {rungs: [80, 320]}\n")
+    with pytest.raises(ConfigError, match="rungs set the steps"):
+        load_space(path)
+
+
 def test_a_rung_may_reach_a_raised_cap(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("distill:\n  polish: {max_steps: 10000}\n  fidelity: {rungs: [80, 9000]}\n")
