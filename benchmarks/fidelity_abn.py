@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STUDENTS = [(r, imp, "local") for r in (0.3, 0.5, 0.7, 0.8) for imp in ("l1", "l2")] + [
+STUDENTS = [(r, imp, "local") for imp in ("l1", "l2") for r in (0.3, 0.5, 0.7, 0.8)] + [
     (0.5, "l2", "global"),
     (0.7, "l2", "global"),
 ]
