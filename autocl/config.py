@@ -164,6 +164,16 @@ class DistillConfig(_Record):
     early_stop: bool = Field(
         default=False, description=("hold out a tenth of the training rows and keep the student that did best on them")
     )
+    ladder_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description=(
+            "a rung of a fidelity ladder (distill.fidelity): the learning rate follows one schedule of this many "
+            "steps across the rungs, so a promoted student resumes where it stopped; a tenth of the training "
+            "rows is held out to score each rung"
+        ),
+    )
 
 
 class QuantConfig(_Record):
@@ -267,7 +277,10 @@ class CompressionConfig(_Record):
         for knob in _DEPTH_LOWRANK_KNOBS:  # at their defaults, keys stay those of students cached before them
             if prune[knob] == PruneConfig.model_fields[knob].get_default(call_default_factory=True):
                 del prune[knob]
-        record: dict[str, Any] = {"w": workload_key, "p": prune, "d": self.distill.model_dump(mode="json")}
+        distill = self.distill.model_dump(mode="json")
+        if distill["ladder_steps"] is None:  # off, keys stay those of students cached before the ladder
+            del distill["ladder_steps"]
+        record: dict[str, Any] = {"w": workload_key, "p": prune, "d": distill}
         if self.qat_key() is not None:
             record["q"] = self.qat_key()
         if self.cluster.clusters:

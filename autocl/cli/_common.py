@@ -120,7 +120,7 @@ def _x(speedup: float | None) -> str:
 def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | None, title: str) -> Table:
     """The front as a table, the fp32 teacher first as the reference row, read from the study record
     (:class:`autocl.study.TrialRecord`). Distillation knobs show as '-' for members that were not
-    distilled. ``Δ metric`` is positive when better than fp32. ``speed-up (search)`` is the one
+    distilled; ``steps`` are the member's distillation steps (its rung on a fidelity ladder). ``Δ metric`` is positive when better than fp32. ``speed-up (search)`` is the one
     measured in the trial, in alternation with fp32 (what ``not faster`` is decided on); ``speed-up
     (re-measured)`` appears once the front was re-measured. A long metric name is shown under the
     table, a long bits code is run-length encoded and wrapped."""
@@ -135,6 +135,7 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
         "MACs\nkept",
         "T",
         "alpha",
+        "steps",
         "bits per\nlayer",
         metric_col,
         "Δ metric\n(+ better)",
@@ -166,6 +167,7 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
             "100%",
             "-",
             "-",
+            "-",
             "teacher",
             f"{baseline['metric']:.4f}",
             "",
@@ -185,6 +187,7 @@ def front_table(rows: list[TrialRecord], *, metric_name: str, baseline: dict | N
             _kept(r),
             f"{r.temperature:g}" if r.distilled else "-",
             f"{r.alpha:g}" if r.distilled else "-",
+            str(r.distill_steps) if r.distill_steps else "-",
             abbreviate_bits(r.bits),
             f"{r.metric:.4f}",
             f"{r.metric_change:+.4f}" if r.metric_change is not None else "",

@@ -26,7 +26,7 @@ from autocl.study import (
     run_search,
     trial_summary,
 )
-from autocl.workloads import DEFAULT_WORKLOAD, load_workload
+from autocl.workloads import DEFAULT_WORKLOAD, load_workload, with_options
 
 
 def search_progress() -> Progress:
@@ -157,6 +157,15 @@ def search(
         ),
         show_default=False,
     ),
+    train_limit: Optional[int] = typer.Option(
+        None,
+        "--train-limit",
+        min=2,
+        help=(
+            "keep only N training rows for distillation and calibration (the scarce-data case; same validation "
+            "split); stored with the study, so workers, export and remeasure use the same rows"
+        ),
+    ),
     verbose: bool = typer.Option(
         False,
         "--verbose",
@@ -195,6 +204,7 @@ def search(
         polish=polish,
         verbose=verbose,
         cache_max_size=cache_max_size,
+        train_limit=train_limit,
     )
 
 
@@ -234,9 +244,12 @@ def _search(
     polish=True,
     verbose=False,
     cache_max_size=None,
+    train_limit=None,
 ) -> None:
     seconds = parse_duration(timeout)
     cache_bytes = cache_budget(cache_max_size)
+    spec = with_options(workload, train_limit=train_limit)
+    workload = workload.partition("?")[0]
     if trials is None and seconds is None:
         trials = 12
     space_cfg = load_space(space)
@@ -247,13 +260,13 @@ def _search(
         f", {p.threads} thread(s), batch {p.batch_size})"
         for p in profiles
     )
-    console.print(f"workload [bold]{workload}[/], space {space}, profile(s) {described}")
+    console.print(f"workload [bold]{spec}[/], space {space}, profile(s) {described}")
     # before the workload (whose teacher may train): names, a changed study, --fork, --warm-start
     plan = prepare_run(
         study, url, workload, space_cfg, profiles, fork=fork, warm_start=warm_start, storage_given=storage is not None
     )
     study, url = plan.study_name, plan.url
-    wl = load_workload(workload)
+    wl = load_workload(spec)
     with search_progress() as progress:
         reporter = _ProgressReporter(progress, trials, verbose)
         result = run_search(
@@ -271,7 +284,7 @@ def _search(
             timeout=seconds,
             max_drop=max_drop,
             polish=polish,
-            workload_spec=workload,
+            workload_spec=spec,
             cache_max_bytes=cache_bytes,
         )
     done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -11,6 +11,7 @@ from autocl.compress._budget import (
     plan_eviction,
 )
 from autocl.compress._cache import ARTIFACT, STUDENT, CacheEntry, CacheLayout, file_sha256, teacher_files
+from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.onnx_export import export_onnx, layer_nodes, module_of, output_channels
 from autocl.compress.pipeline import Artifact, Compressor, Student
 from autocl.compress.prune import count_parameters, prune_model, weight_sparsity
@@ -27,6 +28,7 @@ __all__ = [
     "Compressor",
     "EvictionPlan",
     "Student",
+    "adapt_batchnorm",
     "cache_max",
     "cache_usage",
     "count_parameters",

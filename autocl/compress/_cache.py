@@ -8,6 +8,9 @@
   each with ``.sha256`` and ``.size`` records beside it;
 * ``holds/``: one lock file per entry that a running trial holds (see :meth:`CacheLayout.hold`);
 * ``graphs/<student key>.<pid>.onnx``: a process's scratch fp32 graph of the student it quantizes.
+* ``checkpoints/<ladder key>/<steps>.pt``: a student of a fidelity ladder where a rung left it
+  (weights, optimizer and schedule state, data order, learning curve), which a promoted student
+  resumes from; the ladder key is the key of the student at the ladder's last rung.
 
 Every file is sealed by a ``<file>.sha256`` beside it (see ``pipeline``). The pipeline writes this
 layout; the report, export, re-measurement and eviction read it, all through ``CacheLayout``.
@@ -273,6 +276,34 @@ class CacheLayout:
             ``<cache>/artifacts/<student_key>-<quant_key>.onnx``.
         """
         return self.artifacts / f"{student_key}-{quant_key}.onnx"
+
+    def checkpoint(self, ladder_key: str, steps: int) -> Path:
+        """Where a fidelity ladder's student is kept after ``steps`` distillation steps.
+
+        Args:
+            ladder_key: The key of the student at the ladder's last rung (``Compressor.ladder_key``).
+            steps: The rung's cumulative steps.
+
+        Returns:
+            ``<cache>/checkpoints/<ladder_key>/<steps>.pt``.
+        """
+        return self.folder / "checkpoints" / ladder_key / f"{steps}.pt"
+
+    def checkpoints(self, ladder_key: str) -> dict[int, Path]:
+        """The checkpoints kept of one ladder student.
+
+        Args:
+            ladder_key: The key of the student at the ladder's last rung.
+
+        Returns:
+            steps -> checkpoint path, for every ``<steps>.pt`` present (sealed or not: callers verify).
+        """
+        folder = self.folder / "checkpoints" / ladder_key
+        found = {}
+        for path in folder.glob("*.pt"):
+            if path.stem.isdigit():
+                found[int(path.stem)] = path
+        return dict(sorted(found.items()))
 
     def find_artifact(self, student_key: str, sha256: str) -> Path | None:
         """The cached artifact of ``student_key`` whose content has ``sha256``.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -150,12 +151,14 @@ class TeacherFeatureCache:
 
 
 def lr_lambda(cfg: DistillConfig) -> Callable[[int], float]:
-    """Multiplier of the learning rate at each step: linear warm-up, then cosine, linear or constant."""
+    """Multiplier of the learning rate at each step: linear warm-up, then cosine, linear or constant,
+    over ``cfg.steps``, or over ``cfg.ladder_steps`` on a fidelity ladder (one schedule for every rung)."""
+    total = cfg.ladder_steps or cfg.steps
 
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
-        span = max(1, cfg.steps - cfg.warmup_steps)
+        span = max(1, total - cfg.warmup_steps)
         done = min(1.0, (step - cfg.warmup_steps) / span)
         if cfg.schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * done))
@@ -192,6 +195,46 @@ def _held_out_loss(
     return total / max(count, 1)
 
 
+def held_out_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed tenth of ``n`` training rows held out of distillation (by ``seed``), and the rest.
+
+    Args:
+        n: The number of training rows.
+        seed: The distillation's seed.
+
+    Returns:
+        (held-out rows, training rows), each sorted; nothing is held out of fewer than 20 rows.
+    """
+    rows = torch.arange(n)
+    if n < 20:
+        return rows[:0], rows
+    shuffled = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    return shuffled[: n // 10].sort().values, shuffled[n // 10 :].sort().values
+
+
+@dataclass
+class TrainingState:
+    """Where a distillation run stopped, to resume it exactly: the optimizer's and the schedule's
+    state, the data order and position, and the random generators'."""
+
+    step: int
+    optimizer: dict
+    scheduler: dict
+    order: torch.Tensor
+    pos: int
+    generator: torch.Tensor
+    torch_rng: torch.Tensor
+
+    def to_dict(self) -> dict:
+        """The state as plain tensors and dicts (what ``torch.save`` stores)."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingState:
+        """The state :meth:`to_dict` stored."""
+        return cls(**data)
+
+
 def distill(
     student: nn.Module,
     x: tuple[torch.Tensor, ...],
@@ -205,6 +248,8 @@ def distill(
     output_kind: str = "logits",
     teacher_features: TeacherFeatureCache | None = None,
     feature_map: dict[str, str] | None = None,
+    resume: TrainingState | None = None,
+    on_end: Callable[[TrainingState], None] | None = None,
 ) -> nn.Module:
     """Fine-tune ``student`` in place for ``cfg.steps`` steps on (x, y) against the teacher's
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
@@ -213,7 +258,13 @@ def distill(
     With ``cfg.early_stop`` a tenth of the rows (fixed by ``seed``) is held out of training, the
     distillation loss on them is checked ten times over the run, and the best student is kept.
     ``feature_map`` (student module -> teacher module, after depth pruning) pairs each student
-    feature layer with the teacher layer it came from; without it, names pair with themselves."""
+    feature layer with the teacher layer it came from; without it, names pair with themselves.
+
+    On a fidelity ladder (``cfg.ladder_steps``) the rows of :func:`held_out_split` are held out (they
+    score the rung), and ``resume`` (the ``TrainingState`` an earlier rung ended with, its weights
+    already in ``student``) continues that run from its step to ``cfg.steps``: the same optimizer
+    moments, schedule position and data order as one uninterrupted run. ``on_end`` receives the
+    state the run ends with."""
     if cfg.steps == 0:
         return student.eval()
     set_torch_threads()
@@ -221,6 +272,11 @@ def distill(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    if resume is not None:
+        opt.load_state_dict(resume.optimizer)
+        sched.load_state_dict(resume.scheduler)
+        gen.set_state(resume.generator)
+        torch.set_rng_state(resume.torch_rng)
     use_features = teacher_features is not None and cfg.feature_weight > 0
     pairs = (
         feature_map
@@ -231,16 +287,20 @@ def distill(
     student.train()
     rows = torch.arange(len(x[0]))
     held = rows[:0]
-    if cfg.early_stop and len(rows) >= 20:
-        shuffled = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed + 1))
-        held, rows = shuffled[: len(rows) // 10].sort().values, shuffled[len(rows) // 10 :].sort().values
+    if cfg.early_stop or cfg.ladder_steps:
+        held, rows = held_out_split(len(rows), seed)
+    if cfg.ladder_steps:  # a rung is scored on the held-out rows by its caller, never early-stopped
+        held = rows[:0]
     check_every = max(1, cfg.steps // 10)
     best: tuple[float, dict] | None = None
     n = len(rows)
-    order = rows[torch.randperm(n, generator=gen)]
-    pos = 0
+    order, pos, start = (
+        (resume.order, resume.pos, resume.step)
+        if resume is not None
+        else (rows[torch.randperm(n, generator=gen)], 0, 0)
+    )
     try:
-        for step in range(cfg.steps):
+        for step in range(start, cfg.steps):
             if pos + cfg.batch_size > n:
                 order, pos = rows[torch.randperm(n, generator=gen)], 0
             idx = order[pos : pos + cfg.batch_size]
@@ -259,7 +319,7 @@ def distill(
             opt.step()
             sched.step()
             if on_step:
-                on_step(step + 1, cfg.steps)
+                on_step(step + 1, cfg.ladder_steps or cfg.steps)  # a ladder's rungs share one run
             if len(held) and ((step + 1) % check_every == 0 or step + 1 == cfg.steps):
                 score = _held_out_loss(student, x, y, soft_targets, held, cfg, loss_fn, output_kind)
                 if best is None or score < best[0]:
@@ -269,4 +329,16 @@ def distill(
             taps.close()
     if best is not None:
         student.load_state_dict(best[1])
+    if on_end is not None:
+        on_end(
+            TrainingState(
+                max(start, cfg.steps),
+                opt.state_dict(),
+                sched.state_dict(),
+                order,
+                pos,
+                gen.get_state(),
+                torch.get_rng_state(),
+            )
+        )
     return student.eval()

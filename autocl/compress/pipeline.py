@@ -26,9 +26,17 @@ import torch
 from autocl.compress import qat
 from autocl.compress._budget import CacheBudget
 from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
+from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.cluster import cluster_layers
 from autocl.compress.depth import feature_map, prune_depth
-from autocl.compress.distill import TeacherFeatureCache, distill, task_loss, teacher_logits
+from autocl.compress.distill import (
+    TeacherFeatureCache,
+    TrainingState,
+    distill,
+    held_out_split,
+    task_loss,
+    teacher_logits,
+)
 from autocl.compress.lowrank import factorize_model, lowrank_plan
 from autocl.compress.onnx_export import export_onnx, layer_nodes, output_channels
 from autocl.compress.prune import (
@@ -65,6 +73,11 @@ class Student:
     """Depth pruning's kept blocks and low-rank factorization's plan (ranks, layers left whole and why)."""
     qat_ranges: dict[str, dict] | None = None
     """Activation ranges learned by quantization-aware training, per static int8 layer."""
+    fidelity: dict | None = None
+    """On a fidelity ladder: the rung's ``steps``, its ``metric`` on held-out training rows, the
+    learning ``curve`` ([steps, metric] from step 0, after adaptive batch norm), ``resumed_from``
+    (the steps of the checkpoint it continued, or None) and ``pruned_metric`` / ``adapted_metric``
+    (before and after adaptive batch norm)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,10 @@ def _verified(*paths: Path) -> bool:
     return True
 
 
+def _first_output(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
 def _tmp(path: Path) -> Path:
     """A temporary name beside ``path`` private to this process: workers on one host share the cache."""
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -169,6 +186,8 @@ class Compressor:
         )
         self.structure: dict = {}
         """What the last :meth:`build_student` did to the model's structure (depth, low rank)."""
+        self.fidelity: dict | None = None
+        """What the last :meth:`build_student` on a fidelity ladder reached (see ``Student.fidelity``)."""
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -244,7 +263,12 @@ class Compressor:
         """
         w = self.workload
         stage("pruning")
+        self.fidelity = None
         student, features = self._architecture(cfg)
+        on_ladder = cfg.trains and cfg.distill.ladder_steps is not None
+        below = self._checkpoint_below(cfg) if on_ladder else None
+        # step 0 of the ladder: adaptive batch norm right after pruning (a resumed student has its own)
+        ladder = self._adapt(cfg, student) if on_ladder and below is None else {} if on_ladder else None
         masks = []
         if cfg.prune.unstructured > 0:
             keep = resolve_layers(
@@ -260,8 +284,13 @@ class Compressor:
             apply_masks(masks)  # after the snap: pruned weights stay zero
             qat.freeze_observers(student, step, total)
 
+        resume: TrainingState | None = None
+        if ladder is not None and below is not None:
+            saved = torch.load(below[1], weights_only=True)  # autocl's own sealed file, still no pickled code
+            student.load_state_dict(saved["model"])
+            resume, ladder = TrainingState.from_dict(saved["training"]), {**saved["facts"], "resumed_from": below[0]}
         if cfg.trains:
-            stage("distilling")
+            stage("distilling" if resume is None else f"distilling from step {resume.step}")
             distill(
                 student,
                 self._x,
@@ -274,11 +303,86 @@ class Compressor:
                 teacher_features=self._features,
                 on_step=on_step,
                 feature_map=features,
+                resume=resume,
+                on_end=None if ladder is None else lambda state: self._ladder_end(cfg, student, state, ladder),
             )
         if fake_quantized:
             # read by student(), stored beside the weights (torch types Module attributes as tensors or modules only)
             student.qat_ranges = qat.unwrap(student)  # type: ignore[assignment]
         return student
+
+    def ladder_key(self, cfg: CompressionConfig) -> str:
+        """The key a fidelity ladder's student is kept under at every rung: its key at the last rung.
+
+        Args:
+            cfg: A configuration on a ladder (``cfg.distill.ladder_steps`` set).
+
+        Returns:
+            ``student_key`` of ``cfg`` distilled for the ladder's whole schedule.
+        """
+        top = cfg.distill.model_copy(update={"steps": cfg.distill.ladder_steps})
+        return self.student_key(cfg.model_copy(update={"distill": top}))
+
+    def held_out_metric(self, student: torch.nn.Module, batch_size: int = 256) -> float:
+        """The workload's metric of a PyTorch student on the training rows a ladder holds out.
+
+        Args:
+            student: The student (evaluated in eval mode, under no_grad).
+            batch_size: Rows per forward pass.
+
+        Returns:
+            ``workload.metric`` on the rows of :func:`autocl.compress.distill.held_out_split`.
+        """
+        held, _ = held_out_split(len(self._x[0]), self.seed)
+        student.eval()
+        with torch.no_grad():
+            out = torch.cat(
+                [
+                    torch.as_tensor(_first_output(student(*(a[held[i : i + batch_size]] for a in self._x))))
+                    for i in range(0, len(held), batch_size)
+                ]
+            )
+        targets = np.asarray(self.workload.train[1])[held.numpy()]
+        return float(self.workload.metric(out.numpy(), targets))
+
+    def _checkpoint_below(self, cfg: CompressionConfig) -> tuple[int, Path] | None:
+        """The latest sealed checkpoint of ``cfg``'s ladder student below its rung, or None."""
+        for steps, path in reversed(self.cache.checkpoints(self.ladder_key(cfg)).items()):
+            if steps < cfg.distill.steps and _verified(path):
+                return steps, path
+        return None
+
+    def _adapt(self, cfg: CompressionConfig, student: torch.nn.Module) -> dict:
+        """A ladder student's step 0: adaptive batch norm right after pruning, scored before and after."""
+        if not cfg.prune.changes_model:
+            return {
+                "pruned_metric": None,
+                "adapted_metric": None,
+                "curve": [[0, self.held_out_metric(student)]],
+                "resumed_from": None,
+            }
+        pruned = self.held_out_metric(student)
+        _, train_rows = held_out_split(len(self._x[0]), self.seed)
+        adapted = (
+            self.held_out_metric(student) if adapt_batchnorm(student, tuple(a[train_rows] for a in self._x)) else None
+        )
+        start = pruned if adapted is None else adapted
+        return {"pruned_metric": pruned, "adapted_metric": adapted, "curve": [[0, start]], "resumed_from": None}
+
+    def _ladder_end(self, cfg: CompressionConfig, student: torch.nn.Module, state: TrainingState, facts: dict) -> None:
+        """Score the rung on the held-out rows and keep the student there (``CacheLayout.checkpoint``)."""
+        metric = self.held_out_metric(student)
+        facts["curve"] = [*facts.get("curve", []), [state.step, metric]]
+        facts.update(steps=state.step, metric=metric)
+        self.fidelity = dict(facts)
+        path = self.cache.checkpoint(self.ladder_key(cfg), state.step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp(path)
+        record = {k: v for k, v in facts.items() if k != "resumed_from"}
+        torch.save({"model": student.state_dict(), "training": state.to_dict(), "facts": record}, tmp)
+        _seal(tmp)
+        tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
+        tmp.replace(path)
 
     def _prune_depth(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
         """The teacher without ``cfg.prune.depth`` of its blocks, and which teacher feature layer each
@@ -361,6 +465,7 @@ class Compressor:
                 achieved=info.get("achieved"),
                 structure=info.get("structure"),
                 qat_ranges=info.get("qat_ranges"),
+                fidelity=info.get("fidelity"),
             )
         student = self.build_student(cfg, stage)
         stage("exporting")
@@ -386,6 +491,7 @@ class Compressor:
                         "structure": self.structure,
                         "qat_ranges": ranges,
                         "channels": output_channels(graph, tuple(self.layers)),
+                        "fidelity": self.fidelity,
                     }
                 )
             )
@@ -410,6 +516,7 @@ class Compressor:
             achieved=achieved,
             structure=self.structure or None,
             qat_ranges=ranges,
+            fidelity=self.fidelity,
         )
 
     def _scratch(self, key: str) -> Path:

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from autocl.report._layers import LayerMap
 from autocl.report._progress import History, Importance
-from autocl.report._trials import DOMINATED, FRONT, INFEASIBLE, StudyData, TrialInfo, dominates
+from autocl.report._trials import DOMINATED, FRONT, INFEASIBLE, LearningCurve, StudyData, TrialInfo, dominates
 
 COLORS = {FRONT: "#1f5fbf", DOMINATED: "#8c8c8c", INFEASIBLE: "#e07b00", "baseline": "#111111", "line": "#1f5fbf"}
 LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.18))
@@ -276,6 +276,37 @@ def hypervolume_figure(h: History) -> go.Figure:
     return fig
 
 
+def learning_curve_figure(data: StudyData, curves: list[LearningCurve]) -> go.Figure:
+    """Metric on held-out training rows against distillation steps, one line per ladder student;
+    students the ladder stopped are faint, front members bold."""
+    fig = go.Figure()
+    for c in curves:
+        color = COLORS[FRONT] if c.on_front else COLORS[DOMINATED]
+        fig.add_trace(
+            go.Scatter(
+                x=list(c.steps),
+                y=list(c.metric),
+                mode="lines+markers",
+                name=f"trial {c.trial}" + (" (stopped)" if c.stopped else ""),
+                opacity=0.3 if c.stopped else 1.0,
+                line=dict(color=color, width=3 if c.on_front else 1.5),
+                marker=dict(size=5),
+                hovertemplate=(
+                    f"<b>trial {c.trial}</b> · prune {_fmt(c.prune_ratio, '.2f')} · {_fmt(c.latency_ms, '.4f')} ms"
+                    "<br>%{x} steps: %{y:.4f}<extra></extra>"
+                ),
+            )
+        )
+    fig.update_layout(
+        title="learning curves on the fidelity ladder (held-out training rows; faint: stopped)",
+        **LAYOUT,
+        xaxis_title="distillation steps",
+        yaxis_title=data.metric_name,
+        showlegend=len(curves) <= 12,
+    )
+    return fig
+
+
 __all__ = [
     "bits_figure",
     "front_line",
@@ -283,6 +314,7 @@ __all__ = [
     "hypervolume_figure",
     "importance_figure",
     "layer_heatmap",
+    "learning_curve_figure",
     "pareto_3d",
     "pareto_figure",
     "pruning_figure",

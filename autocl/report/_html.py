@@ -94,6 +94,7 @@ def _front_table(report: ReportData) -> str:
         "MACs kept",
         "T",
         "alpha",
+        "steps",
         "bits per layer",
         data.metric_name,
         "Δ vs fp32 (+ better)",
@@ -115,6 +116,7 @@ def _front_table(report: ReportData) -> str:
                 "fp32",
                 "0.00",
                 "100%",
+                "-",
                 "-",
                 "-",
                 "teacher, unpruned",
@@ -140,6 +142,7 @@ def _front_table(report: ReportData) -> str:
                 "" if r["kept_macs"] is None else f"{100 * r['kept_macs']:.0f}%",
                 _f(r["temperature"], "g") if distilled else "-",
                 _f(r["alpha"], "g") if distilled else "-",
+                str(r["distill_steps"]) if r["distill_steps"] else "-",
                 f"<code>{_e(r['bits'])}</code>",
                 _f(r["metric"], ".4f"),
                 _f(r["metric_change"], "+.4f"),
@@ -165,7 +168,7 @@ def _front_table(report: ReportData) -> str:
         )
         + "</p>"
     )
-    return _table(headers, rows, left={5, 14 + remeasured}, table_id="front-table") + note
+    return _table(headers, rows, left={6, 15 + remeasured}, table_id="front-table") + note
 
 
 def _x(speedup: float | None) -> str:
@@ -325,6 +328,7 @@ not dominated on {_e(data.metric_name)}, median latency and size. Hover a point 
 <h2>Search</h2>
 {importance}
 <div class="grid">{_figure("history", figures)}{_figure("hypervolume", figures)}</div>
+{_figure("learning-curves", figures)}
 <h2>Infeasible, failed and unmeasured trials</h2>
 {_apart_table(report)}
 <script type="application/json" id="autocl-data">{_payload(report)}</script>
@@ -357,6 +361,8 @@ def report_figures(report: ReportData) -> dict:
         figs["importance"] = F.importance_figure(report.importance)
     figs["history"] = F.history_figure(report.data, report.history)
     figs["hypervolume"] = F.hypervolume_figure(report.history)
+    if report.curves:
+        figs["learning-curves"] = F.learning_curve_figure(report.data, report.curves)
     return figs
 
 

@@ -12,12 +12,13 @@ import optuna
 import autocl
 from autocl.report._layers import Explanation, LayerMap, bits_map, explain_layers, pruning_map
 from autocl.report._progress import History, Importance, history, param_importances
-from autocl.report._trials import StudyData, require_front, study_data
+from autocl.report._trials import LearningCurve, StudyData, learning_curves, require_front, study_data
 
 
 @dataclass(frozen=True)
 class ReportData:
-    """The report's content: a study on one profile, its per-layer maps and its search history.
+    """The report's content: a study on one profile, its per-layer maps, its search history and the
+    learning curves of its fidelity ladder (``curves``, empty without one).
 
     ``shares[trial][layer]`` is the layer's share of that member's latency where it was measured
     (``measure_layers=True``); ``shares_note`` says why it was not."""
@@ -34,6 +35,7 @@ class ReportData:
     shares_note: str = ""
     generated_at: str = ""
     versions: dict = field(default_factory=dict)
+    curves: list[LearningCurve] = field(default_factory=list)
 
 
 def _versions() -> dict:
@@ -101,6 +103,7 @@ def build_report(
         shares_note=note,
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         versions=_versions(),
+        curves=learning_curves(data),
     )
 
 

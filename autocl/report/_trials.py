@@ -191,6 +191,52 @@ def study_data(study: optuna.Study, profile: str | None = None) -> StudyData:
     )
 
 
+@dataclass(frozen=True)
+class LearningCurve:
+    """One fidelity-ladder student's metric on held-out training rows against distillation steps,
+    from step 0 (after adaptive batch norm) to the rung it reached (``trial``: the trial there)."""
+
+    trial: int
+    steps: tuple[int, ...]
+    metric: tuple[float, ...]
+    stopped: bool
+    on_front: bool
+    prune_ratio: float | None
+    latency_ms: float | None
+
+
+def learning_curves(data: StudyData) -> list[LearningCurve]:
+    """The learning curves of a study's ladder students: one per student, at the furthest rung it reached.
+
+    A promoted trial's curve continues in its twin's, so only trials not promoted further are drawn;
+    trials sharing a student (differing only in precision) share its curve, drawn once.
+
+    Args:
+        data: The study on one profile.
+
+    Returns:
+        The curves, in trial order (empty when the study has no fidelity ladder).
+    """
+    out = []
+    seen = {t.student_key for t in data.trials if t.promoted}  # their curves go on in their twins'
+    for t in data.trials:
+        if not t.curve or t.promoted or t.student_key in seen:
+            continue
+        seen.add(t.student_key)
+        out.append(
+            LearningCurve(
+                trial=t.number,
+                steps=tuple(x for x, _ in t.curve),
+                metric=tuple(y for _, y in t.curve),
+                stopped=t.stopped,
+                on_front=t.status == FRONT,
+                prune_ratio=t.prune_ratio,
+                latency_ms=t.latency_ms,
+            )
+        )
+    return out
+
+
 def require_front(data: StudyData) -> list[TrialInfo]:
     """The feasible front of ``data``, checked to be non-empty.
 
@@ -237,9 +283,11 @@ __all__ = [
     "PENDING",
     "STATUSES",
     "UNMEASURED",
+    "LearningCurve",
     "StudyData",
     "TrialInfo",
     "dominates",
+    "learning_curves",
     "measured_profiles",
     "primary_profile",
     "require_front",

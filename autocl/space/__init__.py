@@ -4,6 +4,7 @@ from autocl.space._recipes import RECIPE_RATIOS, recipe_params
 from autocl.space._space import (
     DistillSpace,
     FallbackSpace,
+    FidelitySpace,
     PolishSpace,
     PruneSpace,
     QuantSpace,
@@ -16,6 +17,7 @@ __all__ = [
     "RECIPE_RATIOS",
     "DistillSpace",
     "FallbackSpace",
+    "FidelitySpace",
     "PolishSpace",
     "PruneSpace",
     "QuantSpace",

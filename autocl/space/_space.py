@@ -12,6 +12,7 @@ drop choices that are clearly hopeless.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -202,6 +203,28 @@ class PolishSpace(_Strict):
     max_steps: int = Field(default=5000, ge=1, description="cap on the steps of one polishing run")
 
 
+class FidelitySpace(_Strict):
+    """A multi-fidelity ladder over distillation steps (successive halving, asynchronous as ASHA).
+
+    Every distilled student is screened at the first rung; at each rung the top ``1/eta`` of the
+    students that reached it (ranked in non-dominated layers on held-out-training metric and
+    latency) are promoted and resume from their checkpoint to the next rung. It replaces the
+    screening steps (``distill.steps``) and polishing (``distill.polish``): the last rung is the long
+    schedule. Rungs are cumulative steps of one learning-rate schedule that spans the last rung."""
+
+    rungs: list[int] = Field(min_length=1, description="cumulative distillation steps of each rung, increasing")
+    eta: int = Field(default=3, ge=2, le=100, description="the top 1/eta of a rung's students go on to the next")
+
+    @field_validator("rungs")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(r < 1 for r in value):
+            raise ValueError(f"rungs must be positive step counts, got {value}")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"rungs must be strictly increasing, got {value}")
+        return value
+
+
 class DistillSpace(_Strict):
     temperature: Knob = Range(low=1.0, high=8.0, step=1.0)
     alpha: Knob = Range(low=0.1, high=0.9, step=0.2)
@@ -212,6 +235,26 @@ class DistillSpace(_Strict):
     warmup_steps: int = Field(default=0, ge=0)
     feature_weight: Knob = Field(default=0.0, description="intermediate-feature distillation weight (0: off)")
     polish: PolishSpace = Field(default_factory=PolishSpace)
+    fidelity: FidelitySpace | None = Field(
+        default=None, description="distillation as a ladder of rungs (replaces the screening steps and polishing)"
+    )
+
+    @model_validator(mode="after")
+    def _ladder_under_cap(self) -> DistillSpace:
+        if self.fidelity is not None and self.fidelity.rungs[-1] > self.polish.max_steps:
+            raise ValueError(
+                f"fidelity.rungs: rung {self.fidelity.rungs[-1]} is above the polish cap distill.polish.max_steps "
+                f"({self.polish.max_steps}); lower the rung or raise the cap"
+            )
+        if self.fidelity is not None and isinstance(self.steps, (list, Range)):
+            raise ValueError(
+                "steps: with a fidelity ladder the rungs set the steps; give distill.steps as one number or leave it out"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _stable(self, handler):
+        return _without_defaults(self, handler(self), ("fidelity",))
 
     _temperature = field_validator("temperature")(_bounds_check(DistillConfig, "temperature"))
     _alpha = field_validator("alpha")(_bounds_check(DistillConfig, "alpha"))
@@ -518,6 +561,8 @@ class SearchSpace(_Strict):
             warmup_steps=d.warmup_steps,
             feature_weight=float(_suggest(trial, "distill.feature_weight", d.feature_weight)),
         )
+        if d.fidelity is not None:
+            distill = self.at_rung(distill, 0)
         layers = self._suggest_layers(trial, layer_names)
         q = self.quant
         chosen = set(layers.values()) | ({q.default} if len(layers) < len(layer_names) else set())
@@ -539,6 +584,31 @@ class SearchSpace(_Strict):
             ),
             cluster=ClusterConfig(clusters=_pick(trial, "cluster.clusters", self.cluster.clusters)),
         )
+
+    def at_rung(self, distill: DistillConfig, rung: int) -> DistillConfig:
+        """``distill`` at rung ``rung`` of the space's fidelity ladder (``distill.fidelity``).
+
+        The steps are the rung's (cumulative), the schedule spans the last rung (so a student
+        promoted from one rung to the next resumes on the same schedule), without early stop.
+
+        Args:
+            distill: A trial's distillation settings.
+            rung: The rung's index.
+
+        Returns:
+            The settings at that rung.
+
+        Raises:
+            ConfigError: The space has no ladder, or no such rung.
+        """
+        f = self.distill.fidelity
+        if f is None or not 0 <= rung < len(f.rungs):
+            raise ConfigError(
+                f"no rung {rung} in the fidelity ladder {f.rungs if f else None}",
+                file=self.source,
+                field="distill.fidelity.rungs",
+            )
+        return distill.model_copy(update={"steps": f.rungs[rung], "ladder_steps": f.rungs[-1], "early_stop": False})
 
     def polished(self, cfg: CompressionConfig, n_train: int) -> CompressionConfig:
         """``cfg`` with the long distillation of :class:`PolishSpace`.

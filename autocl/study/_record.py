@@ -241,9 +241,12 @@ def write_result(
     pruning: dict,
     constraints: list[float] | None,
     seconds: dict,
+    rung: int | None = None,
 ) -> None:
     """What a completed trial measured (``results``: profile -> ``TargetResult``). The keys are the
-    ones autocl has always stored, so older studies read the same."""
+    ones autocl has always stored, so older studies read the same. On a fidelity ladder, ``rung``
+    and the student's ``fidelity`` (steps, metric on held-out training rows, learning curve) are
+    stored as ``fidelity``."""
     attrs = {
         "student_key": artifact.student.key,
         "student_reused": artifact.student.reused,
@@ -266,6 +269,8 @@ def write_result(
         attrs["constraints"] = constraints
     attrs["seconds"] = seconds
     attrs["compression"] = artifact.details()  # precisions, sparsity, deflated size
+    if rung is not None and artifact.student.fidelity:
+        attrs["fidelity"] = {**artifact.student.fidelity, "rung": rung}
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
@@ -338,6 +343,16 @@ class TrialRecord:
     pruning_applied: bool | None = None
     error: str | None = None
     traceback: str | None = field(default=None, repr=False)
+    distill_steps: int | None = None
+    rung: int | None = None
+    curve: tuple[tuple[int, float], ...] = ()
+    promoted: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """A fidelity ladder's student that was not promoted and stays below the ladder's last rung."""
+        ladder = (self.config.get("distill") or {}).get("ladder_steps") or 0
+        return self.rung is not None and not self.promoted and (self.distill_steps or 0) < int(ladder)
 
     @property
     def measured(self) -> bool:
@@ -372,6 +387,8 @@ class TrialRecord:
         out = []
         if self.polish_of is not None:
             out.append(f"polished #{self.polish_of}")
+        if self.rung is not None:
+            out.append(f"rung {self.rung}" + (", stopped" if self.stopped else ", promoted" if self.promoted else ""))
         if self.recipe:
             out.append("by-hand recipe")
         if self.not_faster:
@@ -402,6 +419,7 @@ class TrialRecord:
             "compressed": self.compressed,
             "temperature": self.temperature,
             "alpha": self.alpha,
+            "distill_steps": self.distill_steps,
             "bits": self.bits,
             "metric": self.metric,
             "metric_change": self.metric_change,
@@ -534,6 +552,8 @@ def read_trial(
     again_speedup = _num(again.get("speedup"))
     mem = a.get("memory")
     pruning = a.get("pruning") or {}
+    fidelity: dict = a["fidelity"] if isinstance(a.get("fidelity"), dict) else {}
+    distilled = bool(cfg) and is_distilled(cfg)  # recomputed from the config, never read back
     drop = (
         metric_drop(metric, baseline_metric, higher_is_better)
         if metric is not None and baseline_metric is not None
@@ -569,7 +589,7 @@ def read_trial(
         normalized_ms=normalized_ms(baseline_ms, again_speedup if again_speedup is not None else search),
         remeasured_ms=_num(again.get("median_ms")),
         latency_changed=again.get("changed"),
-        distilled=bool(cfg) and is_distilled(cfg),
+        distilled=distilled,
         compressed=compressed,
         polish_of=a.get("polish_of"),
         recipe=bool(a.get("recipe")),
@@ -578,6 +598,9 @@ def read_trial(
         pruning_applied=pruning_applied(cfg, _num(pruning.get("kept_params"))) if cfg else None,
         error=a.get("error"),
         traceback=a.get("traceback"),
+        distill_steps=int(distill["steps"]) if distilled and isinstance(distill.get("steps"), int) else None,
+        rung=fidelity.get("rung"),
+        curve=tuple((int(x), float(y)) for x, y in fidelity.get("curve") or () if y is not None),
     )
 
 
@@ -649,6 +672,8 @@ def read_trials(study: optuna.Study, profile: str, *, baseline_metric: float | N
         )
         for t in study.get_trials(deepcopy=False)
     ]
+    promoted = {t.user_attrs["rung_of"] for t in study.get_trials(deepcopy=False) if "rung_of" in t.user_attrs}
+    records = [replace(r, promoted=True) if r.number in promoted else r for r in records]
     return classify(records, higher)
 
 

@@ -32,6 +32,7 @@ from autocl.space import SearchSpace, recipe_params
 from autocl.study._cache_use import home_cache_uses, keep_predicate, study_cache_use
 from autocl.study._claims import claim
 from autocl.study._disk import ADVICE, DiskFullRun, disk_full, storage_failure
+from autocl.study._fidelity import enqueue_promotions, promotions
 from autocl.study._fingerprint import study_fingerprint
 from autocl.study._front import write_front
 from autocl.study._polish import enqueue_polish, polish_candidates
@@ -187,6 +188,9 @@ def _objective(
 
         try:
             cfg = space.suggest(trial, compressor.layers)
+            rung = trial.user_attrs.get("rung", 0) if space.distill.fidelity is not None else None
+            if rung:  # promoted on the ladder: its student resumes from the last rung's checkpoint
+                cfg = cfg.model_copy(update={"distill": space.at_rung(cfg.distill, rung)})
             if trial.user_attrs.get("polish_of") is not None:
                 cfg = space.polished(cfg, n_train)
             write_config(trial, cfg.to_dict(), cfg.quant.compact(compressor.layers))
@@ -225,6 +229,7 @@ def _objective(
                 results=results,
                 pruning=_pruning_record(cfg, artifact.student.achieved),
                 constraints=constraints,
+                rung=rung if artifact.student.fidelity else None,
                 seconds={
                     "compress": round(t_compress, 3),
                     "evaluate": round(t2 - t1, 3),
@@ -471,15 +476,22 @@ def run_search(
 
     finished = [0]  # this process's finished trials (another worker's do not count against our budget)
 
+    ladder = space.distill.fidelity
+
     def after_trial(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         finished[0] += 1
         release_memory()  # the trial's student, sessions and batches are unreferenced by now
         write_fronts(st)
+        if ladder is not None:  # asynchronous successive halving: promote as soon as a rung allows
+            chosen = promotions(st, eta=ladder.eta, rungs=len(ladder.rungs), higher_is_better=workload.higher_is_better)
+            if chosen and enqueue_promotions(st, chosen, storage):
+                reporter.stage(-1, f"promoting trial(s) {', '.join(str(t.number) for t in chosen)} up the ladder")
         reporter.trial_finished(trial)
 
     objective = run.wrap(_objective(compressor, space, profiles, reporter, limits, baseline, latency_objective(study)))
     pol = space.distill.polish
-    polishing = polish and pol.members > 0 and pol.epochs > 0
+    # the ladder's last rung is the long distillation: it replaces polishing
+    polishing = polish and ladder is None and pol.members > 0 and pol.epochs > 0
     deadline = started + timeout if timeout is not None else None
     # leave the last 15% of a time budget to the final polishing round
     screen_deadline = started + 0.85 * timeout if timeout is not None and polishing else deadline

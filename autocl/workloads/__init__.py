@@ -2,7 +2,8 @@
 
 ``load_workload(name)`` accepts a built-in name (``mnist``, ``digits``, ``minilm``), the name of a
 workload registered by an installed package under the entry-point group ``autocl.workloads``, or a
-``package.module:function`` that returns a :class:`Workload`.
+``package.module:function`` that returns a :class:`Workload`. Options follow a ``?``:
+``mnist?train_limit=512`` keeps 512 training rows (:func:`limit_train`), on any workload.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from autocl.errors import WorkloadError
-from autocl.workloads._base import Inputs, Workload, accuracy, input_tuple, n_samples, take, validate_workload
+from autocl.workloads._base import (
+    Inputs,
+    Workload,
+    accuracy,
+    input_tuple,
+    limit_train,
+    n_samples,
+    take,
+    validate_workload,
+)
 
 BUILTIN: dict[str, str] = {
     "mnist": "autocl.workloads._digits:mnist",
@@ -58,7 +68,8 @@ def load_workload(spec: str) -> Workload:
 
     Args:
         spec: A built-in name (``BUILTIN``), a registered name (see :func:`registered_workloads`) or
-            ``package.module:function``, a function taking no arguments that returns a ``Workload``.
+            ``package.module:function``, a function taking no arguments that returns a ``Workload``;
+            optionally followed by ``?train_limit=N`` (see :func:`with_options`).
 
     Returns:
         The workload.
@@ -67,6 +78,8 @@ def load_workload(spec: str) -> Workload:
         WorkloadError: The spec is unknown, its module or function cannot be found, the function
             raises, or it returns something other than a complete ``Workload``.
     """
+    spec, _, options = spec.partition("?")
+    train_limit = _train_limit(spec, options)
     target = BUILTIN.get(spec) or (registered_workloads().get(spec) if ":" not in spec else None) or spec
     fn = _resolve(target)
     try:
@@ -80,7 +93,32 @@ def load_workload(spec: str) -> Workload:
         raise WorkloadError(
             f"workload {spec!r}: the function must return autocl.workloads.Workload, got {type(w).__name__}"
         )
-    return w
+    return w if train_limit is None else limit_train(w, train_limit)
+
+
+def with_options(spec: str, *, train_limit: int | None = None) -> str:
+    """``spec`` with workload options appended (what :func:`load_workload` reads back).
+
+    Args:
+        spec: A workload spec.
+        train_limit: Keep only this many training rows (None: all).
+
+    Returns:
+        ``spec``, or ``spec?train_limit=N``.
+    """
+    return spec if train_limit is None else f"{spec.partition('?')[0]}?train_limit={train_limit}"
+
+
+def _train_limit(spec: str, options: str) -> int | None:
+    """The ``train_limit`` option of a spec's ``?options``; anything else is refused."""
+    if not options:
+        return None
+    key, _, value = options.partition("=")
+    if key != "train_limit" or not value.isdigit() or int(value) < 2:
+        raise WorkloadError(
+            f"workload {spec!r}: cannot read option {options!r}; the one option is train_limit=N (N >= 2 training rows)"
+        )
+    return int(value)
 
 
 __all__ = [
@@ -91,9 +129,11 @@ __all__ = [
     "Workload",
     "accuracy",
     "input_tuple",
+    "limit_train",
     "load_workload",
     "n_samples",
     "registered_workloads",
     "take",
     "validate_workload",
+    "with_options",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union
 
@@ -185,6 +185,37 @@ class Workload:
         """
         kinds = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding)
         return [name for name, m in self.model.named_modules() if isinstance(m, kinds)]
+
+
+def limit_train(workload: Workload, n: int) -> Workload:
+    """``workload`` with only ``n`` of its training rows (the scarce-data case).
+
+    The rows are a fixed sample (seed 0) of the training split, kept in their order; distillation,
+    calibration and Taylor importance then see only them. The validation split is unchanged, and so
+    the metric's meaning. The workload's key changes with its data, so caches and studies of the
+    limited workload are its own.
+
+    Args:
+        workload: The workload.
+        n: How many training rows to keep (at least 2).
+
+    Returns:
+        A copy of ``workload`` (the same one when it has at most ``n`` rows).
+
+    Raises:
+        WorkloadError: ``n`` is below 2.
+    """
+    if n < 2:
+        raise WorkloadError(f"train_limit must keep at least 2 training rows, got {n}")
+    total = n_samples(workload.train[0])
+    if n >= total:
+        return workload
+    keep = np.sort(np.random.default_rng(0).permutation(total)[:n])
+    return replace(workload, train=(_rows(workload.train[0], keep), np.asarray(workload.train[1])[keep]))
+
+
+def _rows(x: Inputs, keep: np.ndarray) -> Inputs:
+    return take(x, keep) if isinstance(x, (tuple, list)) else x[keep]
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
