@@ -120,7 +120,10 @@ def remeasure_front(
         result: dict[int, dict] = {}
         # re-measured speed-ups move the front: a trial that joins it is measured too, in a next round
         for _ in range(ROUNDS):
-            trials = [by_number[r.number] for r in front_records(study, p.name) if r.number not in result]
+            front = [r.number for r in front_records(study, p.name) if r.number not in result]
+            if any(n not in by_number for n in front):  # other workers completed trials meanwhile
+                by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+            trials = [by_number[n] for n in front]
             if not trials:
                 break
             arts = [_artifact(t, compressor) for t in trials]

@@ -54,7 +54,7 @@ def test_the_sensitivity_pass_survives_another_worker_deleting_its_artifacts(tmp
 
     calls = {"artifact": 0}
 
-    def artifact(cfg):
+    def artifact(cfg, **_):
         calls["artifact"] += 1
         if calls["artifact"] == 2:
             raise FileNotFoundError("deleted by the other worker while its sha256 was read")
