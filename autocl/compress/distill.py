@@ -28,6 +28,9 @@ from autocl.runtime import set_torch_threads
 
 SIMILARITY_TEMPERATURE = 0.05
 """In-batch contrastive temperature of the embedding task loss (used by Taylor importance)."""
+MAX_HELD_OUT = 512
+"""At most this many rows are held out for early stop: checked ten times a run, more would cost more
+than the training on a large distillation set, for a loss no more telling."""
 
 
 def teacher_logits(teacher: nn.Module, x: tuple[torch.Tensor, ...], batch_size: int = 256) -> torch.Tensor:
@@ -210,7 +213,7 @@ def distill(
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
     ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the built-in loss of ``output_kind``;
     ``teacher_features`` (with ``cfg.feature_weight > 0``) adds intermediate-feature distillation.
-    With ``cfg.early_stop`` a tenth of the rows (fixed by ``seed``) is held out of training, the
+    With ``cfg.early_stop`` a tenth of the rows (at most ``MAX_HELD_OUT``, fixed by ``seed``) is held out of training, the
     distillation loss on them is checked ten times over the run, and the best student is kept.
     ``feature_map`` (student module -> teacher module, after depth pruning) pairs each student
     feature layer with the teacher layer it came from; without it, names pair with themselves."""
@@ -233,7 +236,8 @@ def distill(
     held = rows[:0]
     if cfg.early_stop and len(rows) >= 20:
         shuffled = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed + 1))
-        held, rows = shuffled[: len(rows) // 10].sort().values, shuffled[len(rows) // 10 :].sort().values
+        n_held = min(len(rows) // 10, MAX_HELD_OUT)
+        held, rows = shuffled[:n_held].sort().values, shuffled[n_held:].sort().values
     check_every = max(1, cfg.steps // 10)
     best: tuple[float, dict] | None = None
     n = len(rows)
