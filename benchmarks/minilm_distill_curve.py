@@ -61,7 +61,9 @@ def write(out: Path, result: dict) -> None:
     for arm in result["arms"]:
         cells = [f"{arm['curve'][s]:.4f}" if s in arm["curve"] else "" for s in steps]
         lines.append(
-            f"| {arm['student']} | {arm['data']} | {arm['macs_kept']:.0%} | " + " | ".join(cells) + f" | {arm['seconds']:.0f} |"
+            f"| {arm['student']} | {arm['data']} | {arm['macs_kept']:.0%} | "
+            + " | ".join(cells)
+            + f" | {arm['seconds']:.0f} |"
         )
     lines += ["", *[f"- {n}" for n in result["notes"]], ""]
     out.with_suffix(".md").write_text("\n".join(lines))
@@ -81,8 +83,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.combine:
         runs = [json.loads(Path(f).read_text()) for f in args.combine]
-        merged = {**runs[0], "command": " ; ".join(r["command"] for r in runs),
-                  "arms": [a for r in runs for a in r["arms"]], "notes": [n for r in runs for n in r["notes"]]}
+        merged = {
+            **runs[0],
+            "command": " ; ".join(r["command"] for r in runs),
+            "arms": [a for r in runs for a in r["arms"]],
+            "notes": [n for r in runs for n in r["notes"]],
+        }
         write(Path(args.out), merged)
         return
 
@@ -103,14 +109,26 @@ def main() -> None:
     for a, b in zip((*old.validation[0], old.validation[1]), (*big.validation[0], big.validation[1]), strict=True):
         assert np.array_equal(a, b), "the two workloads' validation splits differ"
     warmup = 6
-    cfg_d = DistillConfig(temperature=0.05, alpha=0.0, steps=max(args.steps), lr=args.lr, batch_size=args.batch_size,
-                          schedule="constant", warmup_steps=warmup)
+    cfg_d = DistillConfig(
+        temperature=0.05,
+        alpha=0.0,
+        steps=max(args.steps),
+        lr=args.lr,
+        batch_size=args.batch_size,
+        schedule="constant",
+        warmup_steps=warmup,
+    )
     prunes = {
         "depth": (f"depth -{args.depth:g} (importance)", PruneConfig(depth=args.depth, depth_criterion="importance")),
-        "ffn": (f"FFN -{args.ffn_ratio:.0%} (taylor)", PruneConfig(ratio=args.ffn_ratio, head_ratio=0.0, importance="taylor", round_to=8)),
+        "ffn": (
+            f"FFN -{args.ffn_ratio:.0%} (taylor)",
+            PruneConfig(ratio=args.ffn_ratio, head_ratio=0.0, importance="taylor", round_to=8),
+        ),
     }
     result = {
-        "command": "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "") + " nice -n 10 python "
+        "command": "OMP_NUM_THREADS="
+        + os.environ.get("OMP_NUM_THREADS", "")
+        + " nice -n 10 python "
         + " ".join(shlex.quote(a) for a in ["benchmarks/minilm_distill_curve.py", *sys.argv[1:]]),
         "cpu": cpu_model(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -123,13 +141,21 @@ def main() -> None:
         "notes": [],
     }
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for which in args.students:
         label, prune = prunes[which]
         for data, w in (("1,536 review snippets (earlier)", old), (f"{len(big.train[1]):,} sentences (corpus)", big)):
             comp = Compressor(w, cache_dir())
             student = comp.architecture(CompressionConfig(prune=prune))
-            arm = {"student": label, "data": data, "rows": len(w.train[1]), "structure": comp.structure,
-                   "macs_kept": achieved_fractions(w.model, student, w.example_inputs())["macs"], "curve": {}, "seconds": 0.0}
+            arm = {
+                "student": label,
+                "data": data,
+                "rows": len(w.train[1]),
+                "structure": comp.structure,
+                "macs_kept": achieved_fractions(w.model, student, w.example_inputs())["macs"],
+                "curve": {},
+                "seconds": 0.0,
+            }
             result["arms"].append(arm)
             arm["curve"]["0"] = fidelity(student, w)
             log(f"{label} on {data}: {arm['curve']['0']:.4f} before distillation")
@@ -138,8 +164,17 @@ def main() -> None:
 
             evaluating = [0.0]
 
-            def on_step(step: int, total: int, student=student, arm=arm, w=w, t0=t0, label=label, data=data,
-                        evaluating=evaluating) -> None:
+            def on_step(
+                step: int,
+                total: int,
+                student=student,
+                arm=arm,
+                w=w,
+                t0=t0,
+                label=label,
+                data=data,
+                evaluating=evaluating,
+            ) -> None:
                 if step in args.steps:
                     t1 = time.time()
                     arm["curve"][str(step)] = fidelity(student, w)

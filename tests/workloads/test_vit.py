@@ -24,8 +24,14 @@ def tiny_vit_workload() -> Workload:
     x = np.kron(data.images[:96].astype(np.float32) / 16.0, np.ones((2, 2), np.float32))[:, None]  # 16x16
     y = data.target[:96].astype(np.int64)
     model = VisionTransformer(image_size=16, patch=4, dim=32, depth=3, heads=4, mlp=64)
-    return Workload(name="tiny-vit", model=model, example_input=torch.from_numpy(x[:1]), train=(x[:64], y[:64]),
-                    validation=(x[64:], y[64:]), feature_layers=("layers.0", "layers.1", "layers.2"))
+    return Workload(
+        name="tiny-vit",
+        model=model,
+        example_input=torch.from_numpy(x[:1]),
+        train=(x[:64], y[:64]),
+        validation=(x[64:], y[64:]),
+        feature_layers=("layers.0", "layers.1", "layers.2"),
+    )
 
 
 def _ops(path) -> list[str]:
