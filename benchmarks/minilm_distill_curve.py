@@ -11,7 +11,7 @@ cosine to the teacher) is computed on the validation split, which is the same 51
 workloads (asserted). Results are rewritten after every checkpoint, so a run stopped early keeps
 what it measured.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/minilm_distill_curve.py --steps 60 240 960
+    AUTOCL_TRAIN_THREADS=1 OMP_NUM_THREADS=1 nice -n 10 python benchmarks/minilm_distill_curve.py --steps 60 240 960
 """
 
 from __future__ import annotations
@@ -78,6 +78,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--students", nargs="+", default=["depth", "ffn"], choices=["depth", "ffn"])
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=["old", "corpus"],
+        choices=["old", "corpus"],
+        help="distillation sets (run them in separate processes to use two cores)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "minilm_distill_curve"))
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="write one result from runs' JSON files and exit")
     args = parser.parse_args()
@@ -126,7 +133,9 @@ def main() -> None:
         ),
     }
     result = {
-        "command": "OMP_NUM_THREADS="
+        "command": "AUTOCL_TRAIN_THREADS="
+        + os.environ.get("AUTOCL_TRAIN_THREADS", "")
+        + " OMP_NUM_THREADS="
         + os.environ.get("OMP_NUM_THREADS", "")
         + " nice -n 10 python "
         + " ".join(shlex.quote(a) for a in ["benchmarks/minilm_distill_curve.py", *sys.argv[1:]]),
@@ -142,9 +151,10 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    arms = (("1,536 review snippets (earlier)", old), (f"{len(big.train[1]):,} sentences (corpus)", big))
     for which in args.students:
         label, prune = prunes[which]
-        for data, w in (("1,536 review snippets (earlier)", old), (f"{len(big.train[1]):,} sentences (corpus)", big)):
+        for data, w in [(d, w) for k, (d, w) in zip(("old", "corpus"), arms, strict=True) if k in args.data]:
             comp = Compressor(w, cache_dir())
             student = comp.architecture(CompressionConfig(prune=prune))
             arm = {
