@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -115,7 +116,7 @@ def vit(cache: Path | None = None) -> Workload:
         lr=2e-3,
         label="training the vit teacher (once, then cached)",
     )
-    n_blocks = len(model.layers)
+    n_blocks = len(cast(nn.ModuleList, model.layers))
     return Workload(
         name="vit",
         model=model,
