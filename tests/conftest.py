@@ -28,6 +28,9 @@ def autocl_home(tmp_path_factory) -> Path:
     if teachers and Path(teachers).is_dir():
         shutil.copytree(teachers, home / "cache" / "teachers")
     os.environ.setdefault("AUTOCL_TRAIN_THREADS", "2")
+    # the minilm workload as before its distillation corpus: its teacher embeddings of 4,096 sentences
+    # would be recomputed in every session's fresh cache (tests that need the corpus ask for it)
+    os.environ.setdefault("AUTOCL_MINILM_DISTILL_SENTENCES", "1536")
     return home
 
 

@@ -29,6 +29,9 @@ from autocl.runtime import set_torch_threads
 
 SIMILARITY_TEMPERATURE = 0.05
 """In-batch contrastive temperature of the embedding task loss (used by Taylor importance)."""
+MAX_HELD_OUT = 512
+"""At most this many rows are held out for early stop: checked ten times a run, more would cost more
+than the training on a large distillation set, for a loss no more telling."""
 
 
 def teacher_logits(teacher: nn.Module, x: tuple[torch.Tensor, ...], batch_size: int = 256) -> torch.Tensor:
@@ -196,7 +199,8 @@ def _held_out_loss(
 
 
 def held_out_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed tenth of ``n`` training rows held out of distillation (by ``seed``), and the rest.
+    """A fixed tenth of ``n`` training rows (at most :data:`MAX_HELD_OUT`) held out of distillation
+    (by ``seed``), and the rest.
 
     Args:
         n: The number of training rows.
@@ -209,7 +213,8 @@ def held_out_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     if n < 20:
         return rows[:0], rows
     shuffled = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
-    return shuffled[: n // 10].sort().values, shuffled[n // 10 :].sort().values
+    k = min(n // 10, MAX_HELD_OUT)
+    return shuffled[:k].sort().values, shuffled[k:].sort().values
 
 
 @dataclass
@@ -255,7 +260,7 @@ def distill(
     outputs ``soft_targets``; returns it in eval mode. The data order is fixed by ``seed``.
     ``loss_fn(student_out, teacher_out, targets, cfg)`` replaces the built-in loss of ``output_kind``;
     ``teacher_features`` (with ``cfg.feature_weight > 0``) adds intermediate-feature distillation.
-    With ``cfg.early_stop`` a tenth of the rows (fixed by ``seed``) is held out of training, the
+    With ``cfg.early_stop`` a tenth of the rows (at most ``MAX_HELD_OUT``, fixed by ``seed``) is held out of training, the
     distillation loss on them is checked ten times over the run, and the best student is kept.
     ``feature_map`` (student module -> teacher module, after depth pruning) pairs each student
     feature layer with the teacher layer it came from; without it, names pair with themselves.

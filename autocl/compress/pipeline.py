@@ -213,7 +213,8 @@ class Compressor:
 
     def _teacher_outputs(self) -> torch.Tensor:
         if self._soft is None:
-            self._soft = teacher_logits(self.workload.model, self._x)
+            # the workload's targets are the teacher's outputs already: a large unlabeled set is not run again
+            self._soft = self._y if self.workload.teacher_targets else teacher_logits(self.workload.model, self._x)
         return self._soft
 
     def _taylor_loss(self, model: torch.nn.Module, rows: int = 64) -> torch.Tensor:

