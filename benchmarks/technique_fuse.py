@@ -22,7 +22,8 @@ def configs(layers: list[str]) -> dict:
     rows: dict = {"fp32": None}
     for precision in ("int8_dynamic", "int8"):
         for fuse in (False, True):
-            quant = QuantConfig(layers=dict.fromkeys(layers, precision), fuse_first=fuse)
+            # every layer that can take the precision (embedding tables: int8_dynamic only, else fp32)
+            quant = QuantConfig(default=precision, fuse_first=fuse)
             rows[f"{precision}{' + fuse_first' if fuse else ''}"] = CompressionConfig(quant=quant)
     return rows
 

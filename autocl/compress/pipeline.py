@@ -49,7 +49,7 @@ from autocl.compress.prune import (
     sparsify,
     weight_sparsity,
 )
-from autocl.compress.quantize import QUANTIZER_VERSION, quantize_model, reduce_range_default
+from autocl.compress.quantize import QUANTIZER_VERSION, precision_in_graph, quantize_model, reduce_range_default
 from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
 from autocl.workloads import Workload, input_tuple
@@ -176,6 +176,7 @@ class Compressor:
         for stale in self.cache.stale_scratch():  # left by a process that died
             stale.unlink(missing_ok=True)
         self.layers = workload.layer_names()
+        self.tables = {n for n, m in workload.model.named_modules() if isinstance(m, torch.nn.Embedding)}
         self._x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in input_tuple(workload.train[0]))
         y = np.asarray(workload.train[1])
         self._y = torch.from_numpy(y).long() if np.issubdtype(y.dtype, np.integer) else torch.from_numpy(y)
@@ -413,7 +414,7 @@ class Compressor:
         Returns:
             The layers' names; empty when QAT is off.
         """
-        return [n for n in self.layers if cfg.quant.precision_of(n) == "int8"] if cfg.qat_key() else []
+        return [n for n, p in self.precisions(cfg).items() if p == "int8"] if cfg.qat_key() else []
 
     @staticmethod
     def _reduce_range(cfg: CompressionConfig) -> bool:
@@ -564,6 +565,12 @@ class Compressor:
             self._drop_scratch()
             raise
 
+    def precisions(self, cfg: CompressionConfig) -> dict[str, str]:
+        """Each layer's precision in the artifact (``quantize.precision_in_graph``: an embedding table
+        not named in the config stays fp32 under a default it cannot take)."""
+        ops = {name: ["Gather"] if name in self.tables else [] for name in self.layers}
+        return {name: precision_in_graph(cfg.quant, name, ops[name]) for name in self.layers}
+
     def artifact(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None, *, size: bool = True) -> Artifact:
         """The quantized ONNX model for ``cfg``: what would ship, and what is evaluated and measured.
 
@@ -583,7 +590,7 @@ class Compressor:
             ConfigError: The configuration cannot be applied (see :meth:`quantize`).
         """
         student = self.student(cfg, stage)
-        precisions = {name: cfg.quant.precision_of(name) for name in self.layers}
+        precisions = self.precisions(cfg)
         q = cfg.quant
         knobs = [precisions, q.calibration_samples]
         if q.uses("int8", self.layers):

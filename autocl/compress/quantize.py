@@ -43,6 +43,7 @@ from onnxruntime.quantization import (
 )
 
 from autocl.compress._graph import gemm_to_matmul, graph_precisions, to_float16
+from autocl.compress.onnx_export import EMBEDDING_OPS
 from autocl.config import QuantConfig
 from autocl.errors import ConfigError
 
@@ -150,13 +151,23 @@ def reduce_range_default() -> bool:
     return not has_int8_dot()
 
 
+def precision_in_graph(cfg: QuantConfig, layer: str, ops: list[str]) -> str:
+    """The precision ``layer`` (whose nodes are ``ops``) takes: its own, else the default, except
+    that an embedding table not named in ``cfg.layers`` stays fp32 under a default it cannot take
+    (``default: int8`` means every layer that can be int8; a table is weight-only)."""
+    p = cfg.precision_of(layer)
+    if layer not in cfg.layers and ops and all(op in EMBEDDING_OPS for op in ops):
+        return p if p in OP_PRECISIONS["Gather"] else "fp32"
+    return p
+
+
 def check_precisions(cfg: QuantConfig, nodes: dict[str, list[str]], op_types: dict[str, str]) -> None:
     """Refuse unknown layers and precisions an op cannot take, naming the layer and the reason."""
     unknown = sorted(set(cfg.layers) - set(nodes))
     if unknown:
         raise ConfigError(f"unknown layer(s) {unknown}; known layers: {sorted(nodes)}", field="quant.layers")
     for layer, names in nodes.items():
-        p = cfg.precision_of(layer)
+        p = precision_in_graph(cfg, layer, [op_types.get(n, "?") for n in names])
         for n in names:
             op = op_types.get(n, "?")
             if p not in OP_PRECISIONS.get(op, ("fp32",)):
@@ -223,7 +234,7 @@ def quantize_model(
     check_precisions(cfg, nodes, op_types)
     chosen: dict[str, list[str]] = {}
     for layer, names in nodes.items():
-        chosen.setdefault(cfg.precision_of(layer), []).extend(names)
+        chosen.setdefault(precision_in_graph(cfg, layer, [op_types.get(n, "?") for n in names]), []).extend(names)
     if set(chosen) <= {"fp32"}:
         shutil.copyfile(fp32_path, out_path)
         return out_path

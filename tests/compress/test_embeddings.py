@@ -88,3 +88,11 @@ def test_fusing_first_keeps_the_table_lookup_quantizable(encoder_onnx, tmp_path)
     cfg = QuantConfig(default="int8_dynamic", fuse_first=True)
     out = quantize_model(encoder_onnx, tmp_path / "q.onnx", cfg, layer_nodes(encoder_onnx, LAYERS), [])
     assert layer_precisions(out, LAYERS) == {name: {"int8_dynamic"} for name in LAYERS}
+
+
+def test_a_model_wide_default_a_table_cannot_take_leaves_the_table_fp32(encoder_onnx, tmp_path):
+    # default int8 means every layer that can be int8; a named table is still refused above
+    cfg = QuantConfig(default="int8", calibration_samples=4)
+    feeds = [_ids() for _ in range(2)]
+    out = quantize_model(encoder_onnx, tmp_path / "q.onnx", cfg, layer_nodes(encoder_onnx, LAYERS), feeds)
+    assert layer_precisions(out, LAYERS) == {"tokens": {"fp32"}, "positions": {"fp32"}, "proj": {"int8"}}
