@@ -77,11 +77,18 @@ def mnist_arrays(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     return x, data["y"].astype(np.int64)
 
 
-def mnist(cache: Path | None = None) -> Workload:
-    cache = cache or cache_dir()
+def mnist_split(cache: Path) -> tuple[np.ndarray, tuple, tuple]:
+    """The normalised MNIST digits and their fixed train/validation split, shared by every workload
+    built on them (``mnist``, ``vit``), so they are scored on the same rows."""
     x, y = mnist_arrays(cache)
     x = (x - 0.1307) / 0.3081
     train, val = _split(x, y, n_val=1000)
+    return x, train, val
+
+
+def mnist(cache: Path | None = None) -> Workload:
+    cache = cache or cache_dir()
+    x, train, val = mnist_split(cache)
     teacher = cache / "teachers" / "mnist-resnet-v1.pt"
     model = _load_or_train(
         lambda: DigitResNet(channels=(32, 64, 128)),

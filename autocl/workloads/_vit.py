@@ -26,7 +26,7 @@ from torch import nn
 
 from autocl.runtime import cache_dir
 from autocl.workloads._base import Workload
-from autocl.workloads._digits import _load_or_train, _split, mnist_arrays
+from autocl.workloads._digits import _load_or_train, mnist_split
 
 
 class SelfAttention(nn.Module):
@@ -104,9 +104,7 @@ class VisionTransformer(nn.Module):
 
 def vit(cache: Path | None = None) -> Workload:
     cache = cache or cache_dir()
-    x, y = mnist_arrays(cache)
-    x = (x - 0.1307) / 0.3081
-    train, val = _split(x, y, n_val=1000)
+    x, train, val = mnist_split(cache)
     teacher = cache / "teachers" / "mnist-vit-v1.pt"
     model = _load_or_train(
         VisionTransformer,
