@@ -89,7 +89,7 @@ def _artifact(trial: optuna.trial.FrozenTrial, compressor: Compressor) -> tuple[
     if stored and Path(stored).is_file() and file_sha256(Path(stored)) == trial.user_attrs["artifact_sha256"]:
         return Path(stored), False
     art = compressor.artifact(CompressionConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}"))
-    return art.path, art.sha256 != trial.user_attrs["artifact_sha256"]
+    return art.path, art.sha256 != trial.user_attrs.get("artifact_sha256", art.sha256)
 
 
 def remeasure_front(
