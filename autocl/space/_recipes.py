@@ -1,7 +1,10 @@
 """The strongest by-hand recipes, written as the parameters of a search space's trials.
 
 A user compressing a CNN for a CPU tries, in order: the whole model in one fast precision (static
-int8), then structured pruning at a few ratios with knowledge distillation, then both. Those are a
+int8), then structured pruning at a few ratios with knowledge distillation, then both. On a
+transformer, the strongest configuration a peer tool finds (Intel Neural Compressor's tuned one)
+is the whole model in one precision on the graph as onnxruntime's optimizer fused it; where the
+space offers ``fuse_first``, that twin of each unpruned recipe comes right after it. Those are a
 new study's first trials (enqueued), so the front can never be worse than the best of them and the
 search spends its budget improving on them.
 """
@@ -36,8 +39,9 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
     """One parameter dict per by-hand recipe.
 
     The recipes are every uniform precision the space allows, at each of ``RECIPE_RATIOS`` (snapped,
-    de-duplicated), no fallback layer, KD at T=4 and alpha 0.5 where the space samples them. The
-    unpruned fp32 model is the baseline, not a recipe.
+    de-duplicated), no fallback layer, KD at T=4 and alpha 0.5 where the space samples them, on the
+    graph as exported; each unpruned one is followed by its ``fuse_first`` twin where the space
+    samples that knob. The unpruned fp32 model is the baseline, not a recipe.
 
     Args:
         space: The search space.
@@ -73,6 +77,8 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
     ):
         if len(options) > 1 and plain in options:
             common[name] = plain
+    # a peer's tuned config: the unpruned recipes again on the fused graph, where the space has the knob
+    fused_twin = len(q.fuse_first) > 1 and True in q.fuse_first
     choices = space.layer_choices(layer_names)
     recipes: list[dict[str, Any]] = []
     for ratio in RECIPE_RATIOS:
@@ -94,8 +100,10 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
             else:
                 bits = {"quant.precision": precision, "quant.fallbacks": 0}
             params = {**common, **prune, **bits}
-            if params not in recipes:
-                recipes.append(params)
+            twins = [params]
+            if unpruned and fused_twin:
+                twins.append({**params, "quant.fuse_first": True})
+            recipes.extend(t for t in twins if t not in recipes)
     return recipes
 
 

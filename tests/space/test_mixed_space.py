@@ -167,3 +167,26 @@ def test_sensitivity_ranking_puts_the_largest_drop_first():
              "d": {"int8": 0.0}, "e": {"int8": 0.0}}
     # noticeable drops first (NaN first), then the ties with the network's edges (first, last) first
     assert ranking(table) == {"int8": ["c", "b", "a", "e", "d"], "int4": ["b"]}
+
+
+def test_each_unpruned_recipe_has_a_fused_twin_where_the_space_samples_fuse_first():
+    from autocl.space import recipe_params
+
+    raw = {"prune": {"ratio": [0.0, 0.125]}, "quant": {"precisions": ["int8_dynamic", "int8", "fp32"]}}
+    plain = recipe_params(SearchSpace.model_validate(raw), LAYERS)
+    assert all("quant.fuse_first" not in r for r in plain)  # a space without the knob: no twin
+    raw["quant"]["fuse_first"] = [False, True]
+    recipes = recipe_params(SearchSpace.model_validate(raw), LAYERS)
+    fused = [r for r in recipes if r["quant.fuse_first"]]
+    # INC's tuned configuration: the whole unpruned model in one precision on the fused graph
+    assert {(r["prune.ratio"], r["quant.precision"]) for r in fused} == {(0.0, "int8_dynamic"), (0.0, "int8")}
+    # each twin comes right after its plain recipe, among a new study's first trials
+    for twin in fused:
+        i = recipes.index(twin)
+        assert recipes[i - 1] == {**twin, "quant.fuse_first": False}
+    assert len(recipes) == len(plain) + 2
+    # the twin is a valid trial of the space: it suggests a config with fuse_first on
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.enqueue_trial(fused[0])
+    cfg = SearchSpace.model_validate(raw).suggest(study.ask(), LAYERS)
+    assert cfg.quant.fuse_first and cfg.prune.ratio == 0.0
