@@ -47,10 +47,14 @@ def versions(checked: dict[str, dict]) -> dict[str, str]:
 
 
 def transformer_shape(w) -> dict[str, int]:
-    """``{"num_heads", "hidden_size"}`` of a Hugging Face encoder inside the workload's model, else {}."""
+    """``{"num_heads", "hidden_size"}`` of a Hugging Face encoder inside the workload's model, or of the
+    first attention module with Hugging Face's attributes (the built-in ViT's), else {}."""
     model = getattr(w.model, "bert", w.model)
     cfg = getattr(model, "config", None)
     heads, hidden = getattr(cfg, "num_attention_heads", 0), getattr(cfg, "hidden_size", 0)
+    if not (heads and hidden) and hasattr(w.model, "modules"):
+        attention = next((m for m in w.model.modules() if hasattr(m, "num_attention_heads")), None)
+        heads, hidden = getattr(attention, "num_attention_heads", 0), getattr(attention, "all_head_size", 0)
     return {"num_heads": heads, "hidden_size": hidden} if heads and hidden else {}
 
 
