@@ -601,7 +601,7 @@ class Compressor:
         if q.uses("int4", self.layers):
             knobs.append(q.int4_block_size)
         if q.fuse_first:
-            knobs.append("fuse_first:2")  # 2: without the BiasGelu/SkipLayerNorm fusions (quantize.NOT_FUSED)
+            knobs.append("fuse_first:3")  # 2: without BiasGelu/SkipLayerNorm fusions, 3: nor MatMulAdd (NOT_FUSED)
         qkey = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
         path = self.cache.artifact(student.key, qkey)
         self._hold(ARTIFACT, path.stem)

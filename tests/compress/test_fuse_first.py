@@ -72,3 +72,30 @@ def test_a_layer_fused_away_is_an_error_naming_the_knob(tmp_path):
     nodes = layer_nodes(path, ["0"])
     with pytest.raises(ConfigError, match="fuse_first"):
         quantize_model(path, tmp_path / "q.onnx", QuantConfig(default="int8_dynamic", fuse_first=True), nodes, [])
+
+
+class _Classifier(nn.Module):
+    """A ViT's head: a Linear on a 2-D input (the class token), exported as Gemm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.head = nn.Linear(32, 32), nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(nn.functional.gelu(self.up(x))[:, 0])
+
+
+def test_a_gemm_rewritten_for_dynamic_int8_is_not_merged_back_by_the_fusions(tmp_path):
+    """The dynamic quantizer needs Gemm as MatMul + Add; onnxruntime's MatMulAddFusion would merge them
+    back into a Gemm under a new name, and the built-in ViT's fused recipe failed on its classifier."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 32)
+    path = tmp_path / "fp32.onnx"
+    export_onnx(_Classifier().eval(), (x,), path, input_names=["x"], dynamic_axes=None)
+    assert "Gemm" in _ops(path)
+    nodes = layer_nodes(path, ["up", "head"])
+    out = tmp_path / "q.onnx"
+    quantize_model(path, out, QuantConfig(default="int8_dynamic", fuse_first=True), nodes, [])
+    assert _ops(out)["MatMulInteger"] == 2 and "Gemm" not in _ops(out)
+    ref, q = _run(path, x.numpy()), _run(out, x.numpy())
+    assert np.abs(q - ref).max() < 0.05 * np.abs(ref).max()
