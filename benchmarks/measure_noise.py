@@ -15,6 +15,12 @@ Targets: CV below 3%, rho above 0.95, cost under 10% of a trial.
 
     python benchmarks/measure_noise.py                      # digits and mnist, cpu-local
     python benchmarks/measure_noise.py --workloads mnist --profile hardware_profiles/cpu-edge-1t.yaml
+    python benchmarks/measure_noise.py --profile hardware_profiles/cpu-openvino.yaml --from-study two-runtimes
+
+``--from-study NAME`` skips the search and measures the artifacts an existing study (searched on this
+profile among others, e.g. ``--profile cpu-local --profile cpu-openvino``) stored: the CV and rank
+correlation of two runtimes are then measured on the same artifacts, one run after the other (the
+protocol's cost per trial is not measured then).
 
 Results go to ``<--out>/measure_noise[-<profile>].json`` and ``.md`` (default ``benchmarks/results/``), with
 ``_record.header`` (command, machine, git commit).
@@ -68,10 +74,18 @@ def bench_workload(name: str, args, profile, space) -> dict:
     wl = load_workload(name)
     feed = wl.sample_feed(profile.batch_size)
     t0 = time.perf_counter()
-    result = run_search(wl, space, profile, study_name=f"bench-{name}", storage=f"sqlite:///{args.home}/{name}.db",
-                        n_trials=args.trials, seed=args.seed)
+    if args.from_study:
+        from autocl.study import existing_storage, load_existing
+
+        study = load_existing(args.from_study, existing_storage(args.from_study, args.storage))
+    else:
+        study = run_search(wl, space, profile, study_name=f"bench-{name}", storage=f"sqlite:///{args.home}/{name}.db",
+                           n_trials=args.trials, seed=args.seed).study
     search_s = time.perf_counter() - t0
-    done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+            and profile.name in t.user_attrs.get("measurements", {}) and Path(t.user_attrs["artifact_path"]).is_file()]
+    if not done:
+        raise SystemExit(f"study {args.from_study!r} has no completed trial measured on {profile.name!r} with its artifact")
     per_trial = []
     for t in done:
         total = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -81,6 +95,8 @@ def bench_workload(name: str, args, profile, space) -> dict:
                           "fraction": round(s["measure"] / total, 4)})
     measure_total = sum(p["measure_s"] for p in per_trial)
     trial_total = sum(p["total_s"] for p in per_trial)
+    if args.from_study:  # its trials measured every profile: the protocol's share is the study's, not this profile's
+        measure_total = float("nan")
 
     baseline = Compressor(wl, cache_dir()).baseline()
     artifacts: dict[str, tuple[Path, float]] = {}
@@ -136,7 +152,9 @@ def _markdown(out: dict) -> str:
              f"Command: `{out['command']}`{' (quick run)' if out.get('quick') else ''}  ", f"Date: {out['date']}  ",
              f"Commit: {commit_text(out.get('git') or {})}  ",
              f"Machine: {out['device']['cpu']}, {out['device']['cores']} logical CPUs, onnxruntime "
-             f"{out['device']['onnxruntime']}, {out['profile']['threads']} thread(s), batch "
+             f"{out['device']['onnxruntime']}"
+             + (f", OpenVINO {out['device']['openvino']}" if out["device"].get("openvino") else "")
+             + f" ({out['profile']['execution_provider']}), {out['profile']['threads']} thread(s), batch "
              f"{out['profile']['batch_size']}, affinity {out['profile']['affinity']}", "",
              "| workload | trials | protocol time / trial time | mean protocol s / trial | CV fp32 | CV compressed "
              "| CV speed-up (interleaved) | Spearman rho (2 passes) | rho (search vs pass) | artifacts | load (1 min) |",
@@ -168,6 +186,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8, help="trials of each search")
     ap.add_argument("--repeats", type=int, default=10, help="independent measurements for the CV")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-study", default=None,
+                    help="measure the artifacts of this existing study (searched on --profile, among others) instead "
+                         "of searching: compares runtimes on the same artifacts; --workloads must be its workload")
+    ap.add_argument("--storage", default=None, help="the --from-study database URL [default: sqlite:///studies/<study>.db]")
     add_run_args(ap, quick="the mnist workload alone, 4 trials, 4 repeats")
     args = ap.parse_args()
     quick_defaults(args, ap, workloads="mnist", trials=4, repeats=4)
@@ -189,6 +211,8 @@ def main() -> None:
               + ", ".join(f"{k} {v['cv']:.2%}" for k, v in r["cv"].items())
               + f"; rho {r['rank_correlation']['spearman_two_passes']:.3f}", flush=True)
     default = "measure_noise" if profile.name == "cpu-local" else f"measure_noise-{profile.name}"
+    if args.from_study:
+        default += f"-{args.from_study}"
     base = out_dir(args) / default
     base.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     base.with_suffix(".md").write_text(_markdown(out))
