@@ -107,16 +107,24 @@ def bench_workload(name: str, args, profile, space) -> dict:
 
     repeat_s = []
     cv = {}
+    loads_now: list[float] = []  # the load while this script measures (with --from-study, the study's trials ran earlier)
+
+    def seen(m):
+        if m.load_1m is not None:
+            loads_now.append(m.load_1m)
+        return m
+
     for label, path in (("fp32 baseline", baseline), ("fastest compressed", compressed)):
         medians = []
         for _ in range(args.repeats):
             t1 = time.perf_counter()
-            medians.append(measure_latency(path, profile, feed, memory=False).median_ms)
+            medians.append(seen(measure_latency(path, profile, feed, memory=False)).median_ms)
             repeat_s.append(time.perf_counter() - t1)
         cv[label] = {"cv": round(_cv(medians), 5), "medians_ms": [round(m, 4) for m in medians]}
     ratios = []
     for _ in range(args.repeats):
         cand, base = measure_many([compressed, baseline], profile, feed, memory=False)
+        seen(base)
         ratios.append(base.median_ms / cand.median_ms)
     cv["speed-up, interleaved with the baseline"] = {"cv": round(_cv(ratios), 5),
                                                       "ratios": [round(r, 4) for r in ratios]}
@@ -127,9 +135,12 @@ def bench_workload(name: str, args, profile, space) -> dict:
     searched = [lat for _, lat in artifacts.values()]
     loads = [t.user_attrs["measurements"][profile.name].get("load_1m") for t in done]
     loads = [x for x in loads if x is not None]
+    if args.from_study:
+        loads = loads_now
     return {
         "workload": name, "trials": len(done), "search_seconds": round(search_s, 1),
         "load_1m_during_trials": [min(loads), max(loads)] if loads else None,
+        "from_study": args.from_study,
         "cost": {"measure_fraction_of_trial_time": round(measure_total / trial_total, 4),
                  "median_fraction_per_trial": round(statistics.median(p["fraction"] for p in per_trial), 4),
                  "mean_measure_seconds": round(measure_total / len(per_trial), 3),
@@ -162,14 +173,16 @@ def _markdown(out: dict) -> str:
     for r in out["workloads"]:
         c, k = r["cv"], r["rank_correlation"]
         lines.append(
-            f"| {r['workload']} | {r['trials']} | {r['cost']['measure_fraction_of_trial_time']:.1%} | "
-            f"{r['cost']['mean_measure_seconds']:.2f} of {r['cost']['mean_trial_seconds']:.2f} | "
+            f"| {r['workload']} | {r['trials']} | "
+            + (f"n/a (study {r['from_study']}) | n/a | " if r.get("from_study") else
+               f"{r['cost']['measure_fraction_of_trial_time']:.1%} | "
+               f"{r['cost']['mean_measure_seconds']:.2f} of {r['cost']['mean_trial_seconds']:.2f} | ") +
             f"{c['fp32 baseline']['cv']:.2%} | {c['fastest compressed']['cv']:.2%} | "
             f"{c['speed-up, interleaved with the baseline']['cv']:.2%} | {k['spearman_two_passes']:.3f} | "
             f"{k['spearman_search_vs_pass']:.3f} | {k['artifacts']} ({k['latency_range_ms'][0]:.3f}-"
             f"{k['latency_range_ms'][1]:.3f} ms) | {_load(r['load_1m_during_trials'])} |")
     lines += ["", "Targets: CV < 3%, Spearman rho > 0.95, protocol < 10% of a trial. The machine is shared: the load "
-              "column is the 1-minute load average during the trials (the protocol's share of a trial shrinks as "
+              "column is the 1-minute load average during the trials (with --from-study: while this script measured; the protocol's share of a trial shrinks as "
               "load slows training down, its noise grows). Raw numbers: the .json file."]
     return "\n".join(lines) + "\n"
 
