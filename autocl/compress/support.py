@@ -188,7 +188,7 @@ def unsupported_reason(op: str, precision: str, provider: str) -> str | None:
         missing = openvino_missing()
         if missing and precision != "fp32":
             return missing
-        return _probe(op, precision, provider, openvino_version() or "")
+        return _probe(op, precision, provider, (openvino_version() or "").split("-")[0])  # 2026.4.1, not the build
     return _probe(op, precision, provider, ort.__version__)
 
 
