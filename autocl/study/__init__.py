@@ -1,6 +1,6 @@
 """Studies: create/resume on RDB storage, run trials, keep the Pareto front in autocl's table."""
 
-from autocl.study._baselines import measured_profiles, primary_profile, study_baseline
+from autocl.study._baselines import measured_profiles, metric_profile, primary_profile, study_baseline
 from autocl.study._cache_use import StudyCacheUse, home_cache_uses, keep_predicate, study_cache_use
 from autocl.study._cross_target import CrossTargets, Winner, cross_targets
 from autocl.study._disk import ADVICE, disk_full
@@ -79,6 +79,7 @@ __all__ = [
     "make_storage",
     "measured_profiles",
     "metric_change",
+    "metric_profile",
     "narrow_space",
     "narrowing",
     "normalized_ms",
