@@ -239,6 +239,7 @@ def verify(
     sha256: str,
     latency_tolerance: float = LATENCY_TOLERANCE,
     metric_tolerance: float = METRIC_TOLERANCE,
+    metric_profile: HardwareProfile | None = None,
 ) -> Verification:
     """Re-evaluate and re-time ``path`` in fresh onnxruntime sessions and compare with trial ``t``.
 
@@ -253,6 +254,8 @@ def verify(
         sha256: The sha256 of ``path``.
         latency_tolerance: The band's widening on each side, as a fraction of the study's median.
         metric_tolerance: The largest accepted difference from the study's metric.
+        metric_profile: The profile whose runtime computed the study's metric (default: ``profile``):
+            the metric is verified through the same runtime, whatever the profile timed.
 
     Returns:
         The ``Verification``; its ``metric_ok`` and ``latency_ok`` say whether it passed. Nothing is
@@ -260,7 +263,7 @@ def verify(
     """
     from autocl.evaluate import evaluate_artifact
 
-    metric = evaluate_artifact(path, workload, profile)
+    metric = evaluate_artifact(path, workload, metric_profile or profile)
     median, q25, q75, _, band = _band(t, latency_tolerance)
     feed = workload.sample_feed(profile.batch_size)
     attempts, m = 0, None
@@ -286,6 +289,16 @@ def verify(
         sha256=sha256,
         study_sha256=t.artifact_sha256,
     )
+
+
+def _metric_profile(study: optuna.Study) -> HardwareProfile:
+    """The profile whose runtime computed the study's metric (onnxruntime's CPU provider when unknown)."""
+    from autocl.study import metric_profile
+
+    stored = metric_profile(study)
+    if stored is None:
+        return HardwareProfile(name="cpu-eval")
+    return profile_from_dict(stored, source=f"study {study.study_name!r}: metric_profile")
 
 
 def _refusal(v: Verification, t: TrialInfo, data: StudyData, profile: HardwareProfile) -> TrialError:
@@ -454,6 +467,7 @@ def export_trial(
             sha256=artifact.sha256,
             latency_tolerance=latency_tolerance,
             metric_tolerance=metric_tolerance,
+            metric_profile=_metric_profile(study),
         )
         if not (v.metric_ok and v.latency_ok):
             raise _refusal(v, t, data, hw)

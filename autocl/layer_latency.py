@@ -21,7 +21,7 @@ def artifact_layer_shares(
     """The share of the artifact's latency spent in each of ``layers`` (and in ``other``).
 
     Measured here with a batch of the workload's inputs; empty for a remote profile (its device's
-    layers cannot be profiled from here).
+    layers cannot be profiled from here) and for OpenVINO's runtime (the profiler is onnxruntime's).
 
     Args:
         path: the ONNX artifact.
@@ -34,7 +34,7 @@ def artifact_layer_shares(
     """
     from autocl.compress import layer_nodes
 
-    if profile.measure != "local":
+    if profile.measure != "local" or profile.runtime != "onnxruntime":
         return {}
     return layer_latency_shares(
         path, profile, workload.sample_feed(profile.batch_size), layer_nodes(path, list(layers))
@@ -66,6 +66,8 @@ def measure_layer_shares(
     profile = profile_from_dict(data.profile_settings, source=f"study {data.study_name!r}: profile")
     if profile.measure != "local":
         return {}, f"profile {data.profile!r} measures on a remote device, whose layers cannot be profiled from here"
+    if profile.runtime != "onnxruntime":
+        return {}, f"profile {data.profile!r} runs on OpenVINO; layers are timed with onnxruntime's profiler only"
     shares, missing = {}, []
     for t in data.front:
         path = cached_artifact(data, cache_root, t)

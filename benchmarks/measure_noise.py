@@ -15,6 +15,12 @@ Targets: CV below 3%, rho above 0.95, cost under 10% of a trial.
 
     python benchmarks/measure_noise.py                      # digits and mnist, cpu-local
     python benchmarks/measure_noise.py --workloads mnist --profile hardware_profiles/cpu-edge-1t.yaml
+    python benchmarks/measure_noise.py --profile hardware_profiles/cpu-openvino.yaml --from-study two-runtimes
+
+``--from-study NAME`` skips the search and measures the artifacts an existing study (searched on this
+profile among others, e.g. ``--profile cpu-local --profile cpu-openvino``) stored: the CV and rank
+correlation of two runtimes are then measured on the same artifacts, one run after the other (the
+protocol's cost per trial is not measured then).
 
 Results go to ``<--out>/measure_noise[-<profile>].json`` and ``.md`` (default ``benchmarks/results/``), with
 ``_record.header`` (command, machine, git commit).
@@ -68,10 +74,18 @@ def bench_workload(name: str, args, profile, space) -> dict:
     wl = load_workload(name)
     feed = wl.sample_feed(profile.batch_size)
     t0 = time.perf_counter()
-    result = run_search(wl, space, profile, study_name=f"bench-{name}", storage=f"sqlite:///{args.home}/{name}.db",
-                        n_trials=args.trials, seed=args.seed)
+    if args.from_study:
+        from autocl.study import existing_storage, load_existing
+
+        study = load_existing(args.from_study, existing_storage(args.from_study, args.storage))
+    else:
+        study = run_search(wl, space, profile, study_name=f"bench-{name}", storage=f"sqlite:///{args.home}/{name}.db",
+                           n_trials=args.trials, seed=args.seed).study
     search_s = time.perf_counter() - t0
-    done = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+            and profile.name in t.user_attrs.get("measurements", {}) and Path(t.user_attrs["artifact_path"]).is_file()]
+    if not done:
+        raise SystemExit(f"study {args.from_study!r} has no completed trial measured on {profile.name!r} with its artifact")
     per_trial = []
     for t in done:
         total = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -81,6 +95,8 @@ def bench_workload(name: str, args, profile, space) -> dict:
                           "fraction": round(s["measure"] / total, 4)})
     measure_total = sum(p["measure_s"] for p in per_trial)
     trial_total = sum(p["total_s"] for p in per_trial)
+    if args.from_study:  # its trials measured every profile: the protocol's share is the study's, not this profile's
+        measure_total = float("nan")
 
     baseline = Compressor(wl, cache_dir()).baseline()
     artifacts: dict[str, tuple[Path, float]] = {}
@@ -91,16 +107,24 @@ def bench_workload(name: str, args, profile, space) -> dict:
 
     repeat_s = []
     cv = {}
+    loads_now: list[float] = []  # the load while this script measures (with --from-study, the study's trials ran earlier)
+
+    def seen(m):
+        if m.load_1m is not None:
+            loads_now.append(m.load_1m)
+        return m
+
     for label, path in (("fp32 baseline", baseline), ("fastest compressed", compressed)):
         medians = []
         for _ in range(args.repeats):
             t1 = time.perf_counter()
-            medians.append(measure_latency(path, profile, feed, memory=False).median_ms)
+            medians.append(seen(measure_latency(path, profile, feed, memory=False)).median_ms)
             repeat_s.append(time.perf_counter() - t1)
         cv[label] = {"cv": round(_cv(medians), 5), "medians_ms": [round(m, 4) for m in medians]}
     ratios = []
     for _ in range(args.repeats):
         cand, base = measure_many([compressed, baseline], profile, feed, memory=False)
+        seen(base)
         ratios.append(base.median_ms / cand.median_ms)
     cv["speed-up, interleaved with the baseline"] = {"cv": round(_cv(ratios), 5),
                                                       "ratios": [round(r, 4) for r in ratios]}
@@ -111,9 +135,12 @@ def bench_workload(name: str, args, profile, space) -> dict:
     searched = [lat for _, lat in artifacts.values()]
     loads = [t.user_attrs["measurements"][profile.name].get("load_1m") for t in done]
     loads = [x for x in loads if x is not None]
+    if args.from_study:
+        loads = loads_now
     return {
         "workload": name, "trials": len(done), "search_seconds": round(search_s, 1),
         "load_1m_during_trials": [min(loads), max(loads)] if loads else None,
+        "from_study": args.from_study,
         "cost": {"measure_fraction_of_trial_time": round(measure_total / trial_total, 4),
                  "median_fraction_per_trial": round(statistics.median(p["fraction"] for p in per_trial), 4),
                  "mean_measure_seconds": round(measure_total / len(per_trial), 3),
@@ -136,7 +163,9 @@ def _markdown(out: dict) -> str:
              f"Command: `{out['command']}`{' (quick run)' if out.get('quick') else ''}  ", f"Date: {out['date']}  ",
              f"Commit: {commit_text(out.get('git') or {})}  ",
              f"Machine: {out['device']['cpu']}, {out['device']['cores']} logical CPUs, onnxruntime "
-             f"{out['device']['onnxruntime']}, {out['profile']['threads']} thread(s), batch "
+             f"{out['device']['onnxruntime']}"
+             + (f", OpenVINO {out['device']['openvino']}" if out["device"].get("openvino") else "")
+             + f" ({out['profile']['execution_provider']}), {out['profile']['threads']} thread(s), batch "
              f"{out['profile']['batch_size']}, affinity {out['profile']['affinity']}", "",
              "| workload | trials | protocol time / trial time | mean protocol s / trial | CV fp32 | CV compressed "
              "| CV speed-up (interleaved) | Spearman rho (2 passes) | rho (search vs pass) | artifacts | load (1 min) |",
@@ -144,14 +173,16 @@ def _markdown(out: dict) -> str:
     for r in out["workloads"]:
         c, k = r["cv"], r["rank_correlation"]
         lines.append(
-            f"| {r['workload']} | {r['trials']} | {r['cost']['measure_fraction_of_trial_time']:.1%} | "
-            f"{r['cost']['mean_measure_seconds']:.2f} of {r['cost']['mean_trial_seconds']:.2f} | "
+            f"| {r['workload']} | {r['trials']} | "
+            + (f"n/a (study {r['from_study']}) | n/a | " if r.get("from_study") else
+               f"{r['cost']['measure_fraction_of_trial_time']:.1%} | "
+               f"{r['cost']['mean_measure_seconds']:.2f} of {r['cost']['mean_trial_seconds']:.2f} | ") +
             f"{c['fp32 baseline']['cv']:.2%} | {c['fastest compressed']['cv']:.2%} | "
             f"{c['speed-up, interleaved with the baseline']['cv']:.2%} | {k['spearman_two_passes']:.3f} | "
             f"{k['spearman_search_vs_pass']:.3f} | {k['artifacts']} ({k['latency_range_ms'][0]:.3f}-"
             f"{k['latency_range_ms'][1]:.3f} ms) | {_load(r['load_1m_during_trials'])} |")
     lines += ["", "Targets: CV < 3%, Spearman rho > 0.95, protocol < 10% of a trial. The machine is shared: the load "
-              "column is the 1-minute load average during the trials (the protocol's share of a trial shrinks as "
+              "column is the 1-minute load average during the trials (with --from-study: while this script measured; the protocol's share of a trial shrinks as "
               "load slows training down, its noise grows). Raw numbers: the .json file."]
     return "\n".join(lines) + "\n"
 
@@ -168,6 +199,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8, help="trials of each search")
     ap.add_argument("--repeats", type=int, default=10, help="independent measurements for the CV")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-study", default=None,
+                    help="measure the artifacts of this existing study (searched on --profile, among others) instead "
+                         "of searching: compares runtimes on the same artifacts; --workloads must be its workload")
+    ap.add_argument("--storage", default=None, help="the --from-study database URL [default: sqlite:///studies/<study>.db]")
     add_run_args(ap, quick="the mnist workload alone, 4 trials, 4 repeats")
     args = ap.parse_args()
     quick_defaults(args, ap, workloads="mnist", trials=4, repeats=4)
@@ -189,6 +224,8 @@ def main() -> None:
               + ", ".join(f"{k} {v['cv']:.2%}" for k, v in r["cv"].items())
               + f"; rho {r['rank_correlation']['spearman_two_passes']:.3f}", flush=True)
     default = "measure_noise" if profile.name == "cpu-local" else f"measure_noise-{profile.name}"
+    if args.from_study:
+        default += f"-{args.from_study}"
     base = out_dir(args) / default
     base.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     base.with_suffix(".md").write_text(_markdown(out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from autocl.cli._cache import cache_app
-from autocl.cli._hardware import agent, profiles, remeasure
+from autocl.cli._hardware import agent, compare_targets, profiles, remeasure
 from autocl.cli._inspect import layers, sensitivity
 from autocl.cli._search import front, search
 from autocl.cli._serve import serve
@@ -32,6 +32,7 @@ app.command()(export)
 app.command()(apply)
 app.command()(profiles)
 app.command()(remeasure)
+app.command("compare-targets")(compare_targets)
 app.command()(agent)
 app.command()(sensitivity)
 app.command()(serve)

@@ -206,3 +206,78 @@ def _remeasure(study_name, storage, workload, profile) -> None:
                 verdict,
             )
         console.print(table)
+
+
+def compare_targets(
+    study: str = typer.Option("demo", help="study name (searched with --profile given once per target)"),
+    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL [default: sqlite:///studies/<study>.db]"),
+    workload: Optional[str] = typer.Option(None, help="workload spec when it is not a built-in [default: the study's]"),
+    max_drop: Optional[float] = typer.Option(
+        None, "--max-drop", help="metric bound of a winner, in the metric's units [default: the study's --max-drop]"
+    ),
+    recorded: bool = typer.Option(
+        False, "--recorded", help="use the speed-ups measured in the trials instead of measuring the winners again"
+    ),
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+) -> None:
+    """For each target, its fastest front member within the metric bound, that member's speed-up on
+    every other target, and the regret of shipping one target's winner to another.
+
+    The winners and the fp32 baseline are measured interleaved, in one run per target, and each
+    winner's metric drop is computed through each target's runtime. Regret of shipping S's winner
+    to T: 1 - speed-up on T of S's winner / speed-up on T of T's winner.
+
+    Example: autocl compare-targets --study two-runtimes
+    """
+    handles_errors(_compare_targets)(study, storage, workload, max_drop, recorded, fmt)
+
+
+def _compare_targets(study_name, storage, workload, max_drop, recorded, fmt) -> None:
+    import json
+
+    from autocl.study import cross_targets
+
+    if fmt not in ("table", "json"):
+        raise StudyError(f"unknown --format {fmt!r}; use table or json")
+    url = existing_storage(study_name, storage)
+    st = load_existing(study_name, url)
+    if recorded:
+        result = cross_targets(st, max_drop=max_drop)
+    else:
+        from autocl.export import resolve_workload
+        from autocl.report import study_data
+
+        stored = st.user_attrs.get("profiles") or {}
+        targets = [profile_from_dict(d, source=f"study {study_name} profile {n}") for n, d in stored.items()]
+        wl = resolve_workload(study_data(st), workload, url)
+        with console.status("measuring each target's winner on every target"):
+            result = cross_targets(st, max_drop=max_drop, profiles=targets, workload=wl)
+    if fmt == "json":
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    names = list(result.winners)
+    bound = "no bound" if result.max_drop is None else f"metric drop <= {result.max_drop:g}"
+    table = Table(
+        title=f"cross-target regret of '{study_name}' ({bound}; speed-ups {result.how})", title_justify="left"
+    )
+    table.add_column("winner of")
+    table.add_column("trial", justify="right")
+    table.add_column("bits")
+    for t in names:
+        table.add_column(f"on {t}", justify="right")
+    for s in names:
+        w = result.winners[s]
+        cells = []
+        for t in names:
+            x, regret = result.speedups[t].get(s), result.regret(t, s)
+            drop = (result.drops.get(t) or {}).get(s)
+            cell = _times(x) + ("" if s == t or regret is None else f" (regret {regret:.1%})")
+            if drop is not None:
+                cell += f", drop {drop:+.4f}"
+            cells.append(cell)
+        table.add_row(s, str(w.trial), w.bits, *cells)
+    console.print(table)
+    if result.load_1m:
+        console.print(
+            "load average while measuring: " + ", ".join(f"{k} {v}" for k, v in result.load_1m.items() if v is not None)
+        )

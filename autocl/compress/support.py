@@ -9,7 +9,12 @@ same passes a trial uses, opens it on the provider, runs it once with profiling 
   cast to float32, compute in float32, cast back; measured on onnxruntime 1.32);
 * every node ran on the profile's provider, not a fallback to the CPU provider.
 
-Results are cached per (onnxruntime version, provider, op, precision) for the process.
+For OpenVINO's runtime (``execution_provider: OpenVINO``, see ``autocl.openvino_session``) the same
+quantized one-op model is compiled by OpenVINO, run once, and its execution graph read: the op's
+compute node (Convolution, FullyConnected, MatMul, Gather) must run at the precision asked for
+(u8/i8 for int8, u4/i4 for int4, f16/bf16 for fp16), not in f32 with conversions around it.
+
+Results are cached per (runtime version, provider, op, precision) for the process.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 from autocl.compress.quantize import OP_PRECISIONS, WHY_NOT, quantize_model
 from autocl.config import Precision, QuantConfig
 from autocl.errors import AutoclError
+from autocl.openvino_session import OPENVINO, OpenVINOSession, openvino_missing, openvino_version
 
 _NODE = {"Conv": "/probe/Conv", "Gemm": "/probe/Gemm", "MatMul": "/probe/MatMul", "Gather": "/probe/Gather"}
 
@@ -102,6 +108,8 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
                 f"quantizing a one-op {op} model to {precision} crashed ({type(exc).__name__}: {exc}); "
                 "this is a bug, not a precision the runtime refuses"
             ) from exc
+        if provider == OPENVINO:
+            return _openvino_refusal(op, precision, dst, feed, version)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.intra_op_num_threads = 1
@@ -135,6 +143,27 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
     return None
 
 
+_OV_COMPUTE = {"Convolution", "FullyConnected", "MatMul", "Gather", "Deconvolution"}
+_OV_RUNS = {"int8": ("u8", "i8"), "int8_dynamic": ("u8", "i8"), "int4": ("u4", "i4"), "fp16": ("f16", "bf16")}
+
+
+def _openvino_refusal(op: str, precision: str, path: Path, feed: dict[str, np.ndarray], version: str) -> str | None:
+    """Why OpenVINO does not run the quantized one-op model at ``precision``: it fails to compile or
+    run it, or its compute node runs in another precision (f32 between conversions)."""
+    try:
+        sess = OpenVINOSession(path, {}, 1)
+        sess.run(None, feed)
+        nodes = [(kind, prec) for kind, prec in sess.runtime_precisions() if kind in _OV_COMPUTE]
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"OpenVINO {version} cannot run {op} at {precision}: {first}"
+    wanted = _OV_RUNS.get(precision, ())
+    if not nodes or any(prec not in wanted for _, prec in nodes):
+        ran = ", ".join(f"{kind} in {prec}" for kind, prec in nodes) or "no compute node"
+        return f"OpenVINO {version} runs {op} at {precision} as {ran}: no {precision} kernel, only conversions"
+    return None
+
+
 def _computes_in_float16(optimized: onnx.ModelProto) -> bool:
     """After onnxruntime's optimizations, does a compute node still read a float16 weight? The CPU
     provider's InsertCastTransformer instead casts the weight to float32 and wraps the node in
@@ -150,11 +179,16 @@ def unsupported_reason(op: str, precision: str, provider: str) -> str | None:
     Args:
         op: An ONNX op type (e.g. ``Conv``, ``MatMul``).
         precision: A precision name (e.g. ``int8``).
-        provider: The onnxruntime execution provider.
+        provider: The onnxruntime execution provider, or ``OpenVINO`` (OpenVINO's own runtime).
 
     Returns:
         The reason, or None when it can.
     """
+    if provider == OPENVINO:
+        missing = openvino_missing()
+        if missing and precision != "fp32":
+            return missing
+        return _probe(op, precision, provider, (openvino_version() or "").split("-")[0])  # 2026.4.1, not the build
     return _probe(op, precision, provider, ort.__version__)
 
 

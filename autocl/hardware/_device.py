@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
+from autocl.openvino_session import OPENVINO, openvino_version
+
 if TYPE_CHECKING:
     from autocl.hardware._profile import HardwareProfile
 
@@ -134,9 +136,10 @@ def _key(d: dict[str, Any]) -> str:
         "graph_optimization",
         "enable_cpu_mem_arena",
     )
-    return hashlib.sha256(json.dumps({k: d.get(k) for k in fields}, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    keyed = {k: d.get(k) for k in fields}
+    if d.get("openvino"):  # only OpenVINO profiles carry it: the keys of onnxruntime measurements stay as they were
+        keyed["openvino"] = d["openvino"]
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def device_description(profile: HardwareProfile, *, pinned: list[int] | None = None) -> dict[str, Any]:
@@ -158,8 +161,9 @@ def device_description(profile: HardwareProfile, *, pinned: list[int] | None = N
         "cpu_flags": list(flags),
         "cores": os.cpu_count(),
         "usable_cpus": allowed,
-        "gpu": gpu_name() if profile.execution_provider != "CPUExecutionProvider" else None,
+        "gpu": gpu_name() if profile.execution_provider not in ("CPUExecutionProvider", OPENVINO) else None,
         "onnxruntime": ort.__version__,
+        "openvino": openvino_version() if profile.execution_provider == OPENVINO else None,
         "execution_provider": profile.execution_provider,
         "provider_options": dict(profile.provider_options),
         "threads": profile.threads,

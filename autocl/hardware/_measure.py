@@ -1,4 +1,5 @@
-"""Latency of ONNX artifacts under a hardware profile, measured with onnxruntime.
+"""Latency of ONNX artifacts under a hardware profile, measured with onnxruntime (or OpenVINO's
+runtime for an ``execution_provider: OpenVINO`` profile: same protocol, same loop).
 
 Protocol (settings in ``HardwareProfile.measurement``):
 
@@ -33,6 +34,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import onnxruntime as ort
@@ -41,6 +43,10 @@ from autocl.hardware._device import device_description
 from autocl.hardware._lease import DeviceLease
 from autocl.hardware._memory import measure_memory
 from autocl.hardware._profile import HardwareProfile, MeasurementSettings
+from autocl.openvino_session import OPENVINO, OpenVINOSession
+
+Session = Union[ort.InferenceSession, OpenVINOSession]
+"""What the protocol times: an onnxruntime session, or an artifact compiled by OpenVINO."""
 
 _OPT_LEVEL = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -200,8 +206,8 @@ def pinned_cpus(profile: HardwareProfile) -> list[int] | None:
 
 def open_session(
     path: str | Path, profile: HardwareProfile, *, threads: int | None = None, cpus: list[int] | None = None
-) -> ort.InferenceSession:
-    """An onnxruntime session configured as ``profile`` says.
+) -> Session:
+    """An onnxruntime session configured as ``profile`` says (an OpenVINO one for its runtime).
 
     Args:
         path: The ONNX model.
@@ -214,6 +220,8 @@ def open_session(
     Returns:
         The inference session.
     """
+    if profile.execution_provider == OPENVINO:  # OpenVINO pins its own threads (ENABLE_CPU_PINNING), or not
+        return OpenVINOSession(path, dict(profile.provider_options), threads or profile.threads)
     opts = session_options(
         threads or profile.threads,
         allow_spinning=profile.allow_spinning,
@@ -267,7 +275,7 @@ class Series:
         return (self.clean, False) if len(self.clean) >= minimum else (self.samples, True)
 
 
-def _warm_up(sess: ort.InferenceSession, feed: dict[str, np.ndarray], settings: MeasurementSettings) -> None:
+def _warm_up(sess: Session, feed: dict[str, np.ndarray], settings: MeasurementSettings) -> None:
     start, runs = time.perf_counter(), 0
     while runs < settings.warmup or time.perf_counter() - start < settings.warmup_seconds:
         sess.run(None, feed)
@@ -275,7 +283,7 @@ def _warm_up(sess: ort.InferenceSession, feed: dict[str, np.ndarray], settings: 
 
 
 def time_interleaved(
-    sessions: list[ort.InferenceSession], feed: dict[str, np.ndarray], settings: MeasurementSettings
+    sessions: Sequence[Session], feed: dict[str, np.ndarray], settings: MeasurementSettings
 ) -> tuple[list[Series], str]:
     """Warm up each session, then time rounds of one run per session (order rotating) until the stopping rule holds.
 

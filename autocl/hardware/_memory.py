@@ -35,6 +35,7 @@ import numpy as np
 
 from autocl.errors import TrialError
 from autocl.hardware._profile import HardwareProfile
+from autocl.openvino_session import OPENVINO, compile_config
 
 _PROBE = Path(__file__).with_name("_memory_probe.py")
 _TIMEOUT_S = 600.0
@@ -117,6 +118,14 @@ def _mb(kb: float) -> float:
     return round(kb / 1024, 3)
 
 
+def _openvino_settings(profile: HardwareProfile) -> dict:
+    """The OpenVINO device and compile properties the probe needs for an OpenVINO profile (else nothing)."""
+    if profile.execution_provider != OPENVINO:
+        return {}
+    device, config = compile_config(dict(profile.provider_options), profile.threads)
+    return {"ov_device": device, "ov_config": config}
+
+
 def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, np.ndarray], *, runs: int = 3) -> dict:
     """Memory of one session of the artifact at ``path`` run on ``feed`` as ``profile`` configures it.
 
@@ -153,6 +162,7 @@ def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, n
                 "provider": profile.execution_provider,
                 "provider_options": dict(profile.provider_options),
                 "runs": runs,
+                **_openvino_settings(profile),
             }
         )
     if "error" in r:
@@ -178,6 +188,6 @@ def measure_memory(path: str | Path, profile: HardwareProfile, feed: dict[str, n
         "method": "forked fresh process; /proc/self/status RssAnon+RssShmem (private), VmHWM"
         + ("" if r["peak_reset"] else " (peak not reset)"),
     }
-    if profile.execution_provider != "CPUExecutionProvider":
+    if profile.execution_provider not in ("CPUExecutionProvider", OPENVINO):
         out["note"] = "host memory only: device (GPU) memory is not included"
     return out

@@ -17,12 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autocl.config import PRECISIONS, Precision, load_yaml, validate_model
 from autocl.errors import ProfileError
+from autocl.openvino_session import OPENVINO, OPENVINO_PRECISIONS, openvino_missing
 
 PROFILE_DIR = Path("hardware_profiles")
 
 PROVIDER_PRECISIONS: dict[str, tuple[str, ...]] = {
     "CPUExecutionProvider": ("fp32", "int8", "int8_dynamic", "int4"),
     "CUDAExecutionProvider": ("fp32", "fp16"),
+    OPENVINO: OPENVINO_PRECISIONS,
 }
 """What an execution provider runs with real kernels (onnxruntime 1.32; ``autocl.compress.support``
 probes it per op): a profile's ``precisions`` when it gives none. The CPU provider runs static
@@ -36,6 +38,8 @@ PROVIDER_GAPS: dict[tuple[str, str], str] = {
         "the CPU provider has no float16 kernels: onnxruntime casts to float32, computes and casts back"
     ),
     ("CUDAExecutionProvider", "int8"): "static int8 runs as fp32 plus conversions on CUDA (int8 kernels need TensorRT)",
+    (OPENVINO, "fp16"): "OpenVINO's CPU plugin decompresses float16 weights to float32 under the f32 precision hint",
+    (OPENVINO, "int8_dynamic"): "OpenVINO computes dynamic int8 Conv/MatMul in float32 (only int8 tables stay int8)",
 }
 """Why a provider's default leaves a precision out, for the line that reports a narrowed space."""
 
@@ -170,8 +174,16 @@ class HardwareProfile(_Strict):
     description: str = ""
     measure: Literal["local", "remote"] = Field("local", description="measure here, or on a device's latency agent")
     remote: RemoteSettings | None = None
-    execution_provider: str = "CPUExecutionProvider"
-    provider_options: dict[str, Any] = Field(default_factory=dict)
+    execution_provider: str = Field(
+        "CPUExecutionProvider",
+        description=(
+            f"the onnxruntime execution provider, or {OPENVINO!r}: OpenVINO's own runtime reads the same artifact"
+        ),
+    )
+    provider_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the provider's options; for OpenVINO, `device` (default CPU) and compile properties",
+    )
     threads: int = Field(1, ge=1, le=1024, description="intra-op threads of the session")
     affinity: Affinity = Field(
         "none",
@@ -205,6 +217,11 @@ class HardwareProfile(_Strict):
             provider = data.get("execution_provider", "CPUExecutionProvider")
             data = {**data, "precisions": default_precisions(provider if isinstance(provider, str) else "")}
         return data
+
+    @property
+    def runtime(self) -> str:
+        """``openvino`` for a profile run by OpenVINO's own runtime, else ``onnxruntime``."""
+        return "openvino" if self.execution_provider == OPENVINO else "onnxruntime"
 
     def left_out(self, precision: str) -> str:
         """Why this profile does not run ``precision``.
@@ -251,6 +268,8 @@ class HardwareProfile(_Strict):
         """
         if self.measure == "remote":
             return None
+        if self.execution_provider == OPENVINO:
+            return openvino_missing()
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -259,6 +278,12 @@ class HardwareProfile(_Strict):
                 f"execution provider {self.execution_provider!r} is not available in this onnxruntime "
                 f"({ort.__version__}; available: {', '.join(available)}). Use a profile for one of those, "
                 "or install the onnxruntime build that provides it"
+                + (
+                    " (for OpenVINO's own runtime, which autocl runs beside onnxruntime, write `execution_provider: "
+                    f"{OPENVINO}`)"
+                    if self.execution_provider == "OpenVINOExecutionProvider"
+                    else ""
+                )
             )
         if isinstance(self.affinity, list):
             allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []

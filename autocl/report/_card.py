@@ -44,13 +44,18 @@ def _latency_section(f: dict) -> list[str]:
     device = f.get("device") or {}
     speed, again = f.get("speedup_search"), f.get("speedup_remeasured")
     meas = prof.get("measurement", {})
+    runtime = (
+        f"OpenVINO {str(device['openvino']).split('-')[0]}"
+        if device.get("openvino")
+        else f"onnxruntime {device.get('onnxruntime', '?')}"
+    )
     return [
         "## Latency",
         "",
-        f"Measured with onnxruntime on the artifact itself, profile **{prof['name']}**: "
+        f"Measured with {runtime.split()[0]} on the artifact itself, profile **{prof['name']}**: "
         f"{prof.get('execution_provider')}, {prof.get('threads')} thread(s), batch {prof.get('batch_size')}, "
         f"{meas.get('warmup')} warm-up runs then up to {meas.get('repeats')} timed runs "
-        f"(device: {device.get('cpu', 'unknown')}, onnxruntime {device.get('onnxruntime', '?')}).",
+        f"(device: {device.get('cpu', 'unknown')}, {runtime}).",
         "",
         "| | median ms | p90 ms | IQR ms | runs |",
         "| --- | ---: | ---: | ---: | ---: |",

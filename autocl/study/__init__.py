@@ -1,7 +1,8 @@
 """Studies: create/resume on RDB storage, run trials, keep the Pareto front in autocl's table."""
 
-from autocl.study._baselines import measured_profiles, primary_profile, study_baseline
+from autocl.study._baselines import measured_profiles, metric_profile, primary_profile, study_baseline
 from autocl.study._cache_use import StudyCacheUse, home_cache_uses, keep_predicate, study_cache_use
+from autocl.study._cross_target import CrossTargets, Winner, cross_targets
 from autocl.study._disk import ADVICE, disk_full
 from autocl.study._fingerprint import check_study_name, fingerprint_changes, study_fingerprint
 from autocl.study._front import front_numbers, front_records, read_front, stored_profiles, write_front
@@ -46,6 +47,7 @@ __all__ = [
     "OBJECTIVES",
     "ROW_KEYS",
     "SAMPLERS",
+    "CrossTargets",
     "Interrupted",
     "Narrowing",
     "Reporter",
@@ -55,8 +57,10 @@ __all__ = [
     "SilentReporter",
     "StudyCacheUse",
     "TrialRecord",
+    "Winner",
     "as_profiles",
     "check_study_name",
+    "cross_targets",
     "default_storage",
     "disk_full",
     "dominates",
@@ -75,6 +79,7 @@ __all__ = [
     "make_storage",
     "measured_profiles",
     "metric_change",
+    "metric_profile",
     "narrow_space",
     "narrowing",
     "normalized_ms",

@@ -35,6 +35,26 @@ def profile_settings(study: optuna.Study, profile: str) -> dict | None:
     return max((p for p in _profile_dicts(study) if p["name"] == profile), key=len, default=None)
 
 
+def metric_profile(study: optuna.Study) -> dict | None:
+    """The settings of the profile whose session computed the study's metric (``run_search`` uses the
+    first local profile: another runtime, e.g. OpenVINO, may give slightly different outputs).
+
+    Args:
+        study: The study.
+
+    Returns:
+        The stored ``metric_profile``; for a study made before it was stored, its first local profile;
+        None when neither is known (then onnxruntime's CPU provider computed it).
+    """
+    stored = study.user_attrs.get("metric_profile")
+    if isinstance(stored, dict) and stored.get("name"):
+        return stored
+    names: dict[str, dict] = {}
+    for p in _profile_dicts(study):
+        names.setdefault(p["name"], p)
+    return next((p for p in names.values() if p.get("measure", "local") == "local"), None)
+
+
 def primary_profile(study: optuna.Study) -> str:
     """The profile the search optimized latency on (the first one given to ``autocl search``).
 
@@ -91,4 +111,4 @@ def study_baseline(study: optuna.Study, profile: str) -> dict | None:
     return {k: v for k, v in base.items() if not k.startswith("latency")}
 
 
-__all__ = ["measured_profiles", "primary_profile", "profile_settings", "study_baseline"]
+__all__ = ["measured_profiles", "metric_profile", "primary_profile", "profile_settings", "study_baseline"]

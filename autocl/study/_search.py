@@ -432,6 +432,8 @@ def run_search(
     if workload_spec and (study.user_attrs.get("workload") or {}).get("spec") != workload_spec:
         study.set_user_attr("workload", {**(study.user_attrs.get("workload") or {}), "spec": workload_spec})
     study.set_user_attr("profiles", {p.name: p.model_dump(mode="json") for p in profiles})
+    if "metric_profile" not in study.user_attrs:  # the runtime whose outputs the metric is computed from
+        study.set_user_attr("metric_profile", _eval_profile(profiles).model_dump(mode="json"))
     names = constraint_names(profiles) + (["metric:max_drop"] if max_drop is not None else [])
     study.set_user_attr("constraint_names", names)
     root = cache_dir()

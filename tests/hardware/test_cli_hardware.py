@@ -19,7 +19,7 @@ measurement: {{warmup: 2, repeats: 6, min_repeats: 3, max_seconds: 0.5}}
 def test_profiles_lists_every_shipped_profile_and_what_runs_here():
     run = autocl("profiles", cwd=ROOT)
     assert run.returncode == 0, run.stderr
-    for name in ("cpu-local", "cpu-edge-1t", "cpu-server", "cuda", "remote-device"):
+    for name in ("cpu-local", "cpu-edge-1t", "cpu-server", "cpu-openvino", "cuda", "remote-device"):
         assert name in run.stdout
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         cuda_row = next(line for line in run.stdout.splitlines() if line.startswith("│ cuda"))
@@ -30,7 +30,7 @@ def test_profiles_lists_every_shipped_profile_and_what_runs_here():
 
 def test_help_lists_the_hardware_commands():
     run = autocl("--help", cwd=ROOT)
-    assert all(c in run.stdout for c in ("profiles", "agent", "remeasure"))
+    assert all(c in run.stdout for c in ("profiles", "agent", "remeasure", "compare-targets"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from autocl.compress.support import unsupported_reason
 from autocl.config import PRECISIONS
 from autocl.errors import ConfigError
 from autocl.hardware import default_precisions, load_profile, profile_from_dict
+from autocl.openvino_session import OPENVINO, openvino_missing
 from autocl.space import SearchSpace, load_space
 from autocl.study import narrowing
 from autocl.study._targets import record_narrowing
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CPU = "CPUExecutionProvider"
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
 CPU_PROFILES = [p for p in sorted((ROOT / "hardware_profiles").glob("*.yaml"))
-                if p.stem not in ("cuda", "remote-template")]
+                if p.stem not in ("cuda", "remote-template", "cpu-openvino")]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,19 @@ def test_the_cpu_default_is_what_the_cpu_provider_runs(cpu_runs):
     assert profile_from_dict({"name": "plain"}).precisions == default_precisions(CPU)
     cuda = profile_from_dict({"name": "gpu", "execution_provider": "CUDAExecutionProvider"})
     assert "fp16" in cuda.precisions and "int8" not in cuda.precisions
+
+
+@pytest.mark.skipif(openvino_missing() is not None, reason="needs the openvino package (make install)")
+def test_the_openvino_default_is_what_openvino_runs_and_the_space_is_narrowed_with_why():
+    runs = {p for p in PRECISIONS if unsupported_reason("MatMul", p, OPENVINO) is None}
+    assert set(default_precisions(OPENVINO)) == runs == {"fp32", "int8", "int4"}
+    ov = load_profile(ROOT / "hardware_profiles" / "cpu-openvino.yaml", check=False)
+    space = SearchSpace.model_validate({"name": "all", "prune": {"ratio": [0.0, 0.5]},
+                                        "quant": {"precisions": ["fp32", "fp16", "int8", "int8_dynamic"]}})
+    narrowed, note = narrowing(space, [ov])
+    assert narrowed.quant.precisions == ["fp32", "int8"] and note is not None
+    assert set(note.removed) == {"fp16", "int8_dynamic"} and "cpu-openvino" in note.line()
+    assert "float32" in note.line()  # why: OpenVINO computes them in float32
 
 
 def test_the_shipped_cpu_profiles_are_found():
