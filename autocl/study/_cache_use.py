@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from autocl.compress import ARTIFACT, CacheEntry, CacheLayout
 from autocl.runtime import home_dir
-from autocl.study._record import FRONT, read_trials
+from autocl.study._front import front_numbers
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,7 @@ def study_cache_use(study: optuna.Study, url: str, cache_root: Path) -> StudyCac
     by_number = {t.number: t for t in trials}
     used_s = {t.user_attrs["student_key"] for t in trials if t.user_attrs.get("student_key")}
     used_a = {_artifact_stem(t.user_attrs) for t in trials} - {""}
-    front: set[int] = set()
-    for profile in attrs.get("profiles") or {}:
-        front |= {r.number for r in read_trials(study, profile) if r.status == FRONT}
+    front = front_numbers(study)  # the union of every measured profile's front, as every view reads it
     waiting = (TrialState.WAITING, TrialState.RUNNING)
     sources = {n for t in trials if t.state in waiting for n in _links(t.user_attrs)}
     kept = [by_number[n].user_attrs for n in sorted(front | sources) if n in by_number]
