@@ -211,3 +211,11 @@ BITS_LEGEND = (
     "quantization-aware trained (else post-training calibrated), k shared = weights clustered to k values "
     "per layer (smaller size, same latency)"
 )
+
+
+def bits_legend() -> str:
+    """``BITS_LEGEND`` and the legend of each technique of the registry (``autocl.techniques``)."""
+    from autocl.techniques import techniques
+
+    extra = [t.legend for t in techniques() if t.legend and getattr(t, "section", None) is None]
+    return "; ".join([BITS_LEGEND, *extra])

@@ -52,6 +52,7 @@ from autocl.compress.prune import (
 from autocl.compress.quantize import QUANTIZER_VERSION, precision_in_graph, quantize_model, reduce_range_default
 from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
+from autocl.techniques import BuildContext, Hold
 from autocl.workloads import Workload, input_tuple
 
 StageCallback = Callable[[str], None]
@@ -249,7 +250,28 @@ class Compressor:
         student = prune_model(
             student, w.example_inputs(), structured, ignored_layers=w.ignored_layers, loss_fn=self._taylor_loss
         )
-        return self._factorize(student, cfg), features
+        student = self._factorize(student, cfg)
+        self._apply_techniques(student, cfg, "structure")
+        return student, features
+
+    def _context(self, cfg: CompressionConfig) -> BuildContext:
+        ignored = tuple(self.workload.ignored_layers) + tuple(cfg.prune.ignored_layers)
+        return BuildContext(cfg, self.workload, list(self.layers), ignored)
+
+    def _apply_techniques(self, student: torch.nn.Module, cfg: CompressionConfig, phase: str) -> list[Hold]:
+        """Apply the registry's techniques of ``phase`` that ``cfg`` turns on, in order; what each
+        did is kept in :attr:`structure` under its name."""
+        holds = []
+        for t, conf in cfg.techniques_on():
+            if t.phase != phase:
+                continue
+            context = self._context(cfg)
+            hold = t.apply(student, conf, context)
+            if context.facts:
+                self.structure[t.name] = context.facts
+            if hold is not None:
+                holds.append(hold)
+        return holds
 
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
         """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache).
@@ -278,11 +300,15 @@ class Compressor:
             )
             masks = sparsify(student, cfg.prune.unstructured, keep)
         clusters = cluster_layers(student, self.layers, cfg.cluster.clusters) if cfg.cluster.clusters else None
+        holds = self._apply_techniques(student, cfg, "train")
         fake_quantized = qat.wrap(student, self.qat_layers(cfg), self._reduce_range(cfg)) if cfg.qat_key() else []
 
         def on_step(step: int, total: int) -> None:
             if clusters is not None:
                 clusters.snap()
+            for hold in holds:
+                if hold.step is not None:
+                    hold.step(step, total)
             apply_masks(masks)  # after the snap: pruned weights stay zero
             qat.freeze_observers(student, step, total)
 
@@ -308,6 +334,9 @@ class Compressor:
                 resume=resume,
                 on_end=None if ladder is None else lambda state: self._ladder_end(cfg, student, state, ladder),
             )
+        for hold in holds:
+            if hold.end is not None:
+                hold.end()
         if fake_quantized:
             # read by student(), stored beside the weights (torch types Module attributes as tensors or modules only)
             student.qat_ranges = qat.unwrap(student)  # type: ignore[assignment]

@@ -73,6 +73,7 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
     ):
         if len(options) > 1 and plain in options:
             common[name] = plain
+    common.update(space.techniques_off())
     choices = space.layer_choices(layer_names)
     recipes: list[dict[str, Any]] = []
     for ratio in RECIPE_RATIOS:

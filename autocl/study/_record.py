@@ -169,7 +169,7 @@ def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = 
         True when the trial's model is not the fp32 teacher.
     """
     cfg = _config(config)
-    if cfg is not None and (cfg.prune.changes_model or cfg.cluster.clusters):
+    if cfg is not None and cfg.changes_weights:
         return True
     if layer_precisions:
         names = [k if isinstance(v, int) else v for k, v in layer_precisions.items()]
@@ -400,6 +400,10 @@ class TrialRecord:
         clusters = (self.config.get("cluster") or {}).get("clusters")
         if clusters:
             out.append(f"{clusters} shared")
+        cfg = _config(self.config) if self.config.get("techniques") else None
+        for t, conf in cfg.techniques_on() if cfg is not None else ():
+            if getattr(t, "section", None) is None:
+                out.extend(t.notes(conf))
         return tuple(out)
 
     def to_row(self) -> dict:
