@@ -1,0 +1,61 @@
+"""The registry: built-ins found by module, third-party techniques by entry point, in build order."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+from pydantic import BaseModel
+from torch import nn
+
+import autocl.techniques._base as base
+from autocl.config import CompressionConfig
+from autocl.errors import ConfigError
+from autocl.techniques import BaseTechnique, Hold, techniques
+
+
+class ToyConfig(BaseModel):
+    scale: float = 1.0
+
+
+class ToySpace(BaseModel):
+    scale: list[float] = [1.0]
+
+
+class Toy(BaseTechnique):
+    name = "toy"
+    phase = "structure"
+    order = 0
+    config_type = ToyConfig
+    space_type = ToySpace
+    legend = "toy = scaled"
+
+    def apply(self, student: nn.Module, config: BaseModel, context) -> Hold | None:
+        return None
+
+
+@pytest.fixture
+def plugged(monkeypatch):
+    def fake(group: str):
+        assert group == base.ENTRY_POINT_GROUP
+        return [EntryPoint("toy", f"{__name__}:Toy", group)]
+
+    monkeypatch.setattr(base, "entry_points", fake)
+    monkeypatch.setattr(base, "_cache", None)
+    yield  # monkeypatch puts the real entry points and cache back
+
+
+def test_an_entry_point_adds_a_technique_in_build_order(plugged):
+    names = [t.name for t in techniques()]
+    assert "toy" in names and "nm_sparsity" in names
+    assert names.index("toy") < names.index("nm_sparsity")  # structure before train
+    cfg = CompressionConfig(techniques={"toy": {"scale": 0.5}})
+    assert cfg.trains and [t.name for t, _ in cfg.techniques_on()] == ["toy"]
+
+
+def test_a_broken_entry_point_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(base, "entry_points", lambda group: [EntryPoint("bad", "no_such_module_x:T", group)])
+    monkeypatch.setattr(base, "_cache", None)
+    with pytest.raises(ConfigError, match=r"technique 'bad' \(no_such_module_x:T\) cannot be loaded") as err:
+        techniques()
+    assert "\n" not in str(err.value)
