@@ -295,7 +295,7 @@ class CompressionConfig(_Record):
     def changes_weights(self) -> bool:
         """The student differs from the teacher before quantization: the model changed (``PruneConfig.
         changes_model``) or a technique of the registry is on (clustering, N:M sparsity, ...)."""
-        return self.prune.changes_model or bool(self.cluster.clusters) or bool(self.techniques_on())
+        return self.prune.changes_model or bool(self.techniques_on())
 
     def qat_key(self) -> dict[str, Any] | None:
         """What a quantization-aware-trained student depends on: which layers are static int8 (the
@@ -330,8 +330,6 @@ class CompressionConfig(_Record):
         record: dict[str, Any] = {"w": workload_key, "p": prune, "d": distill}
         if self.qat_key() is not None:
             record["q"] = self.qat_key()
-        if self.cluster.clusters:
-            record["c"] = self.cluster.model_dump(mode="json")
         for t, conf in self.techniques_on():
             key_name = getattr(t, "key_name", None)
             if key_name is None:  # plug-ins: absent when off, so keys of students cached before them stay

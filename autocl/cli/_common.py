@@ -208,8 +208,7 @@ BITS_LEGEND = (
     "d = int8 dynamic, 4 = int4 MatMulNBits; 8×62 = 62 layers in a row at int8); after depth pruning (prune.depth) the student's blocks are "
     "renumbered and take the characters of the first blocks' layers; a low-rank layer (prune.rank_ratio) is "
     "one layer, two MatMul/Conv nodes at its precision; notes: QAT = the 8 layers were "
-    "quantization-aware trained (else post-training calibrated), k shared = weights clustered to k values "
-    "per layer (smaller size, same latency)"
+    "quantization-aware trained (else post-training calibrated)"
 )
 
 
@@ -217,5 +216,4 @@ def bits_legend() -> str:
     """``BITS_LEGEND`` and the legend of each technique of the registry (``autocl.techniques``)."""
     from autocl.techniques import techniques
 
-    extra = [t.legend for t in techniques() if t.legend and getattr(t, "section", None) is None]
-    return "; ".join([BITS_LEGEND, *extra])
+    return ", ".join([BITS_LEGEND, *(t.legend for t in techniques() if t.legend)])

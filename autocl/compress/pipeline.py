@@ -27,7 +27,6 @@ from autocl.compress import qat
 from autocl.compress._budget import CacheBudget
 from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
 from autocl.compress.adaptive_bn import adapt_batchnorm
-from autocl.compress.cluster import cluster_layers
 from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import (
     TeacherFeatureCache,
@@ -299,14 +298,11 @@ class Compressor:
                 student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers), field="prune.ignored_layers"
             )
             masks = sparsify(student, cfg.prune.unstructured, keep)
-        clusters = cluster_layers(student, self.layers, cfg.cluster.clusters) if cfg.cluster.clusters else None
         holds = self._apply_techniques(student, cfg, "train")
         fake_quantized = qat.wrap(student, self.qat_layers(cfg), self._reduce_range(cfg)) if cfg.qat_key() else []
 
         def on_step(step: int, total: int) -> None:
-            if clusters is not None:
-                clusters.snap()
-            for hold in holds:
+            for hold in holds:  # clustering snaps its shared values, N:M sparsity zeroes its masks, ...
                 if hold.step is not None:
                     hold.step(step, total)
             apply_masks(masks)  # after the snap: pruned weights stay zero

@@ -110,13 +110,11 @@ def _technique_lines(config: dict) -> list[str]:
     from autocl.config import CompressionConfig
     from autocl.errors import AutoclError
 
-    if not config.get("techniques"):
-        return []
     try:
         cfg = CompressionConfig.from_dict(dict(config), source="export.json")
     except AutoclError:  # a technique no longer installed: the card says so rather than fail
         return [f"- Techniques: {', '.join(config['techniques'])} (not installed here)."]
-    return [f"- {t.card(conf)}." for t, conf in cfg.techniques_on() if getattr(t, "section", None) is None]
+    return [f"- {t.card(conf)}." for t, conf in cfg.techniques_on()]
 
 
 def model_card(f: dict) -> str:

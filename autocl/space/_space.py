@@ -336,22 +336,26 @@ class SearchSpace(_Strict):
 
         out: dict[str, Any] = {}
         for t in techniques():
-            if getattr(t, "section", None) is None and t.name in self.techniques:
+            if getattr(t, "section", None) is not None or t.name in self.techniques:
                 out.update(t.recipe_params(self.technique_space(t)))
         return out
 
-    def _suggest_techniques(self, trial: optuna.Trial) -> dict[str, BaseModel]:
-        """Each plug-in technique's config of one trial (those the space turns on, and any whose
-        section the space gives; built-ins with their own field are sampled where that field is)."""
+    def _suggest_techniques(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The ``CompressionConfig`` fields of the registry's techniques for one trial: a built-in's own
+        field (``cluster``), and ``techniques`` with each plug-in the space names and the trial turns on."""
         from autocl.techniques import techniques
 
-        out = {}
+        fields: dict[str, Any] = {}
+        plugins = {}
         for t in techniques():
-            if getattr(t, "section", None) is None and t.name in self.techniques:
+            section = getattr(t, "section", None)
+            if section is not None:
+                fields[section] = t.suggest(trial, self.technique_space(t))
+            elif t.name in self.techniques:
                 conf = t.suggest(trial, self.technique_space(t))
                 if t.is_on(conf):
-                    out[t.name] = conf
-        return out
+                    plugins[t.name] = conf
+        return {**fields, "techniques": plugins}
 
     def with_ranking(self, ranking: dict[str, list[str]] | None) -> SearchSpace:
         """A copy whose fallback layers are chosen by ``ranking``.
@@ -575,8 +579,7 @@ class SearchSpace(_Strict):
                 fuse_first=_pick(trial, "quant.fuse_first", q.fuse_first) if chosen - {"fp32"} else False,
                 qat=_pick(trial, "quant.qat", q.qat) if "int8" in chosen else False,
             ),
-            cluster=ClusterConfig(clusters=_pick(trial, "cluster.clusters", self.cluster.clusters)),
-            techniques=self._suggest_techniques(trial),
+            **self._suggest_techniques(trial),
         )
 
     def at_rung(self, distill: DistillConfig, rung: int) -> DistillConfig:

@@ -397,13 +397,9 @@ class TrialRecord:
             out.append(f"re-measured {self.speedup_remeasured:.2f}x ({self.remeasured_ms or 0:.3f} ms)")
         if (self.config.get("quant") or {}).get("qat") and "8" in self.bits:
             out.append("QAT")
-        clusters = (self.config.get("cluster") or {}).get("clusters")
-        if clusters:
-            out.append(f"{clusters} shared")
-        cfg = _config(self.config) if self.config.get("techniques") else None
-        for t, conf in cfg.techniques_on() if cfg is not None else ():
-            if getattr(t, "section", None) is None:
-                out.extend(t.notes(conf))
+        cfg = _config(self.config)
+        for t, conf in cfg.techniques_on() if cfg is not None else ():  # "k shared", "2:4 sparse", ...
+            out.extend(t.notes(conf))
         return tuple(out)
 
     def to_row(self) -> dict:

@@ -59,3 +59,41 @@ def test_a_broken_entry_point_is_one_clear_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"technique 'bad' \(no_such_module_x:T\) cannot be loaded") as err:
         techniques()
     assert "\n" not in str(err.value)
+
+
+def _key_before_the_registry(cfg: CompressionConfig, workload_key: str) -> str:
+    """``CompressionConfig.student_key`` as written before the registry (commit 00c7484)."""
+    import hashlib
+    import json
+
+    from autocl.config import PruneConfig
+
+    prune = cfg.prune.model_dump(mode="json")
+    for knob in ("depth", "depth_criterion", "rank_ratio", "layer_rank_ratios"):
+        if prune[knob] == PruneConfig.model_fields[knob].get_default(call_default_factory=True):
+            del prune[knob]
+    distill = cfg.distill.model_dump(mode="json")
+    if distill["ladder_steps"] is None:
+        del distill["ladder_steps"]
+    record = {"w": workload_key, "p": prune, "d": distill}
+    if cfg.qat_key() is not None:
+        record["q"] = cfg.qat_key()
+    if cfg.cluster.clusters:
+        record["c"] = cfg.cluster.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"cluster": {"clusters": 16}},
+        {"prune": {"ratio": 0.3, "depth": 1, "rank_ratio": 0.5, "unstructured": 0.5}},
+        {"quant": {"default": "int8", "qat": True}, "distill": {"ladder_steps": 90}},
+        {"cluster": {"clusters": 4}, "quant": {"default": "int8", "qat": True}},
+    ],
+)
+def test_student_keys_of_existing_configs_do_not_change(data):
+    cfg = CompressionConfig.from_dict(data)
+    assert cfg.student_key("wk") == _key_before_the_registry(cfg, "wk")
+    assert "techniques" not in cfg.to_dict()
