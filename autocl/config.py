@@ -217,6 +217,16 @@ class QuantConfig(_Record):
             raise ValueError(f"must be a power of two (16, 32, 64, 128, ...), got {v}")
         return v
 
+    def qat_key(self) -> dict[str, Any] | None:
+        """See :meth:`CompressionConfig.qat_key` (the one definition, read by the QAT technique too)."""
+        if not self.qat or (self.default != "int8" and "int8" not in self.layers.values()):
+            return None
+        return {
+            "default": self.default == "int8",
+            "layers": {n: p == "int8" for n, p in sorted(self.layers.items())},
+            "reduce_range": self.reduce_range,
+        }
+
     def precision_of(self, layer: str) -> str:
         return self.layers.get(layer, self.default)
 
@@ -300,14 +310,7 @@ class CompressionConfig(_Record):
     def qat_key(self) -> dict[str, Any] | None:
         """What a quantization-aware-trained student depends on: which layers are static int8 (the
         default and each named layer's int8-ness) and the weight range; None without QAT."""
-        q = self.quant
-        if not q.qat or (q.default != "int8" and "int8" not in q.layers.values()):
-            return None
-        return {
-            "default": q.default == "int8",
-            "layers": {n: p == "int8" for n, p in sorted(q.layers.items())},
-            "reduce_range": q.reduce_range,
-        }
+        return self.quant.qat_key()
 
     @property
     def trains(self) -> bool:
@@ -328,13 +331,11 @@ class CompressionConfig(_Record):
         if distill["ladder_steps"] is None:  # off, keys stay those of students cached before the ladder
             del distill["ladder_steps"]
         record: dict[str, Any] = {"w": workload_key, "p": prune, "d": distill}
-        if self.qat_key() is not None:
-            record["q"] = self.qat_key()
         for t, conf in self.techniques_on():
             key_name = getattr(t, "key_name", None)
             if key_name is None:  # plug-ins: absent when off, so keys of students cached before them stay
                 record.setdefault("t", {})[t.name] = t.cache_key(conf)
-            else:
+            elif key_name not in record:  # "p": its fields are keyed with the prune section already
                 record[key_name] = t.cache_key(conf)
         payload = json.dumps(record, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

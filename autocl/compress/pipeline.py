@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autocl.compress import qat
 from autocl.compress._budget import CacheBudget
 from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
 from autocl.compress.adaptive_bn import adapt_batchnorm
@@ -36,7 +35,6 @@ from autocl.compress.distill import (
     task_loss,
     teacher_logits,
 )
-from autocl.compress.lowrank import factorize_model, lowrank_plan
 from autocl.compress.onnx_export import export_onnx, layer_nodes, output_channels
 from autocl.compress.prune import (
     achieved_fractions,
@@ -249,13 +247,12 @@ class Compressor:
         student = prune_model(
             student, w.example_inputs(), structured, ignored_layers=w.ignored_layers, loss_fn=self._taylor_loss
         )
-        student = self._factorize(student, cfg)
-        self._apply_techniques(student, cfg, "structure")
+        self._apply_techniques(student, cfg, "structure")  # low rank, ...
         return student, features
 
     def _context(self, cfg: CompressionConfig) -> BuildContext:
         ignored = tuple(self.workload.ignored_layers) + tuple(cfg.prune.ignored_layers)
-        return BuildContext(cfg, self.workload, list(self.layers), ignored)
+        return BuildContext(cfg, self.workload, list(self.layers), ignored, self.precisions(cfg))
 
     def _apply_techniques(self, student: torch.nn.Module, cfg: CompressionConfig, phase: str) -> list[Hold]:
         """Apply the registry's techniques of ``phase`` that ``cfg`` turns on, in order; what each
@@ -266,7 +263,7 @@ class Compressor:
                 continue
             context = self._context(cfg)
             hold = t.apply(student, conf, context)
-            if context.facts:
+            if context.facts is not None:
                 self.structure[t.name] = context.facts
             if hold is not None:
                 holds.append(hold)
@@ -299,14 +296,12 @@ class Compressor:
             )
             masks = sparsify(student, cfg.prune.unstructured, keep)
         holds = self._apply_techniques(student, cfg, "train")
-        fake_quantized = qat.wrap(student, self.qat_layers(cfg), self._reduce_range(cfg)) if cfg.qat_key() else []
 
         def on_step(step: int, total: int) -> None:
             for hold in holds:  # clustering snaps its shared values, N:M sparsity zeroes its masks, ...
                 if hold.step is not None:
                     hold.step(step, total)
             apply_masks(masks)  # after the snap: pruned weights stay zero
-            qat.freeze_observers(student, step, total)
 
         resume: TrainingState | None = None
         if ladder is not None and below is not None:
@@ -330,12 +325,9 @@ class Compressor:
                 resume=resume,
                 on_end=None if ladder is None else lambda state: self._ladder_end(cfg, student, state, ladder),
             )
-        for hold in holds:
+        for hold in holds:  # QAT puts the layers back and leaves the learned ranges on student.qat_ranges
             if hold.end is not None:
                 hold.end()
-        if fake_quantized:
-            # read by student(), stored beside the weights (torch types Module attributes as tensors or modules only)
-            student.qat_ranges = qat.unwrap(student)  # type: ignore[assignment]
         return student
 
     def ladder_key(self, cfg: CompressionConfig) -> str:
@@ -420,15 +412,6 @@ class Compressor:
         out = prune_depth(self.workload.model, self.workload.example_inputs(), cfg.prune, loss_fn=self._taylor_loss)
         self.structure["depth"] = {"kept": out.kept, "removed": out.removed, "criterion": cfg.prune.depth_criterion}
         return out.model, feature_map(out.kept, tuple(self.workload.feature_layers or ()))
-
-    def _factorize(self, student: torch.nn.Module, cfg: CompressionConfig) -> torch.nn.Module:
-        """Low-rank factorization of the layers ``cfg.prune`` asks for; the plan (ranks, layers left
-        whole because the pair would cost more) is kept in :attr:`structure`."""
-        if not cfg.prune.is_lowrank:
-            return student
-        plan = lowrank_plan(student, cfg.prune, tuple(self.workload.ignored_layers))
-        self.structure["lowrank"] = plan
-        return factorize_model(student, plan)
 
     def qat_layers(self, cfg: CompressionConfig) -> list[str]:
         """The layers quantization-aware training fake-quantizes: the static int8 ones, with QAT on.

@@ -350,7 +350,8 @@ class SearchSpace(_Strict):
         for t in techniques():
             section = getattr(t, "section", None)
             if section is not None:
-                fields[section] = t.suggest(trial, self.technique_space(t))
+                if getattr(t, "own_section", True):
+                    fields[section] = t.suggest(trial, self.technique_space(t))
             elif t.name in self.techniques:
                 conf = t.suggest(trial, self.technique_space(t))
                 if t.is_on(conf):

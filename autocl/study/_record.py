@@ -395,8 +395,6 @@ class TrialRecord:
             out.append("not faster than fp32")
         if self.latency_changed and self.speedup_remeasured is not None:
             out.append(f"re-measured {self.speedup_remeasured:.2f}x ({self.remeasured_ms or 0:.3f} ms)")
-        if (self.config.get("quant") or {}).get("qat") and "8" in self.bits:
-            out.append("QAT")
         cfg = _config(self.config)
         for t, conf in cfg.techniques_on() if cfg is not None else ():  # "k shared", "2:4 sparse", ...
             out.extend(t.notes(conf))

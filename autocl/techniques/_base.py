@@ -53,7 +53,8 @@ class BuildContext:
         workload: The workload whose teacher is compressed.
         layers: The workload's quantizable layers (Linear/Conv/embedding names).
         ignored_layers: Layers never touched (the workload's and ``prune.ignored_layers``).
-        facts: Write what the technique did here (JSON-able); it is stored with the student
+        precisions: Each quantizable layer's precision in the artifact (QAT reads its int8 layers).
+        facts: Set what the technique did here (JSON-able); it is stored with the student
             (``Student.structure[name]``) and shown in the trial's details.
     """
 
@@ -61,7 +62,8 @@ class BuildContext:
     workload: Workload
     layers: list[str]
     ignored_layers: tuple[str, ...] = ()
-    facts: dict[str, Any] = field(default_factory=dict)
+    precisions: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,11 @@ class BaseTechnique:
     and ``SearchSpace`` (``cluster``), so stored configs and spaces load unchanged; None (every
     plug-in): ``techniques.<name>``."""
     key_name: str | None = None
-    """Likewise, its entry in the student key (``c``), so keys of cached students stay; None: ``t.<name>``."""
+    """Likewise, its entry in the student key (``c``, ``q``), so keys of cached students stay; an entry
+    already there (``p``: low rank's fields are keyed with the prune section) is left; None: ``t.<name>``."""
+    own_section: bool = True
+    """False for a built-in whose knobs sit in a section shared with others (low rank in ``prune``, QAT in
+    ``quant``): that section samples them (where they interleave with the others), not ``suggest``."""
 
     def suggest(self, trial: optuna.Trial, space: BaseModel) -> BaseModel:
         from autocl.space._knobs import suggest_knob

@@ -99,7 +99,7 @@ class NMSparsity(BaseTechnique):
         layers = [name for name in context.layers if name not in context.ignored_layers]
         masks = nm_masks(student, layers, n, m)
         modules = dict(student.named_modules())
-        context.facts.update(pattern=config.pattern, layers=sorted(masks))
+        context.facts = {"pattern": config.pattern, "layers": sorted(masks)}
 
         def step(_step: int, _total: int) -> None:
             with torch.no_grad():
