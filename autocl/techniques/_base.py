@@ -141,9 +141,10 @@ class BaseTechnique:
         from autocl.space._knobs import suggest_knob
 
         values = {}
-        for knob in type(space).model_fields:
-            annotation = self.config_type.model_fields[knob].annotation
-            values[knob] = suggest_knob(trial, f"{self.name}.{knob}", getattr(space, knob), integer=annotation is int)
+        fields = self.config_type.model_fields
+        for knob in type(space).model_fields:  # a knob of the space is the config's field of the same name
+            integer = knob in fields and fields[knob].annotation is int
+            values[knob] = suggest_knob(trial, f"{self.name}.{knob}", getattr(space, knob), integer=integer)
         return self.config_type(**values)
 
     def is_on(self, config: BaseModel) -> bool:
