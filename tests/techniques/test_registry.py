@@ -97,3 +97,17 @@ def test_student_keys_of_existing_configs_do_not_change(data):
     cfg = CompressionConfig.from_dict(data)
     assert cfg.student_key("wk") == _key_before_the_registry(cfg, "wk")
     assert "techniques" not in cfg.to_dict()
+
+
+def test_the_cli_refuses_a_misspelt_technique_in_one_line_with_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from autocl.cli import app
+
+    path = tmp_path / "space.yaml"
+    path.write_text("techniques:\n  nm_sparsty: {}\n")
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    result = CliRunner().invoke(app, ["search", "--space", str(path), "--study", "bad", "--storage", url])
+    assert result.exit_code == 2, result.output
+    assert "unknown technique 'nm_sparsty'" in result.output and "field 'techniques'" in result.output
+    assert not (tmp_path / "bad.db").exists()  # refused before anything was created
