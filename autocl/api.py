@@ -204,4 +204,66 @@ def load_study(name: str, storage: str | None = None) -> StudyView:
     return StudyView(load_existing(name, url), url)
 
 
-__all__ = ["StudyView", "load_study"]
+def search(
+    workload,
+    space,
+    profile,
+    study: str,
+    *,
+    storage: str | None = None,
+    n_trials: int | None = 12,
+    sampler: str | optuna.samplers.BaseSampler = "tpe",
+    seed: int = 0,
+    **options,
+) -> StudyView:
+    """Run (or resume) a search from Python: what ``autocl search`` runs, with any Optuna sampler.
+
+        sampler = optuna.samplers.QMCSampler(seed=1)
+        view = autocl.search("mnist", "search_spaces/cnn-small.yaml", "hardware_profiles/cpu-local.yaml",
+                             "demo", n_trials=20, sampler=sampler)
+
+    Args:
+        workload: A workload spec (as ``--workload`` takes it) or a ``Workload``.
+        space: A search-space YAML path or a ``SearchSpace``.
+        profile: A profile YAML path or a ``HardwareProfile``, or a list of them (the first is primary).
+        study: The study's name.
+        storage: The database URL (default: ``sqlite:///<AUTOCL_HOME>/<study>.db``).
+        n_trials: How many more screened trials to run.
+        sampler: ``tpe``, ``nsga2``, ``gp``, ``random`` (seeded with ``seed``), or an
+            ``optuna.samplers.BaseSampler`` instance, used as built.
+        seed: Seeds the search (and a sampler given by name).
+        **options: Passed on to :func:`autocl.study.run_search` (``timeout``, ``max_drop``, ...).
+
+    Returns:
+        A :class:`StudyView` of the study.
+
+    Raises:
+        AutoclError: A file is invalid, the workload cannot be loaded, or the study cannot be resumed.
+    """
+    from autocl.hardware import load_profile
+    from autocl.space import SearchSpace, load_space
+    from autocl.study import default_storage, run_search
+    from autocl.workloads import load_workload
+
+    spec = workload if isinstance(workload, str) else None
+    wl = load_workload(workload) if isinstance(workload, str) else workload
+    sp = space if isinstance(space, SearchSpace) else load_space(space)
+    given = profile if isinstance(profile, (list, tuple)) else [profile]
+    profiles = [load_profile(p) if isinstance(p, (str, Path)) else p for p in given]
+    url = storage or default_storage(study)
+    result = run_search(
+        wl,
+        sp,
+        profiles,
+        study_name=study,
+        storage=url,
+        n_trials=n_trials,
+        seed=seed,
+        sampler=sampler,
+        workload_spec=spec,
+        **options,
+    )
+    return StudyView(result.study, url)
+
+
+__all__ = ["StudyView", "load_study", "search"]

@@ -12,12 +12,15 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from autocl._yaml import parse_yaml
 from autocl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autocl.techniques import Technique
 
 Precision = Literal["fp32", "fp16", "int8", "int8_dynamic", "int4"]
 """Per-layer precisions, each a real kernel in the artifact:
@@ -214,6 +217,16 @@ class QuantConfig(_Record):
             raise ValueError(f"must be a power of two (16, 32, 64, 128, ...), got {v}")
         return v
 
+    def qat_key(self) -> dict[str, Any] | None:
+        """See :meth:`CompressionConfig.qat_key` (the one definition, read by the QAT technique too)."""
+        if not self.qat or (self.default != "int8" and "int8" not in self.layers.values()):
+            return None
+        return {
+            "default": self.default == "int8",
+            "layers": {n: p == "int8" for n, p in sorted(self.layers.items())},
+            "reduce_range": self.reduce_range,
+        }
+
     def precision_of(self, layer: str) -> str:
         return self.layers.get(layer, self.default)
 
@@ -249,25 +262,62 @@ class CompressionConfig(_Record):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     quant: QuantConfig = Field(default_factory=QuantConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    techniques: dict[str, Any] = Field(
+        default_factory=dict,
+        description="technique name -> its config, for techniques of the registry (autocl.techniques)",
+    )
+
+    @field_validator("techniques", mode="before")
+    @classmethod
+    def _known_techniques(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        from autocl.techniques import validate_sections
+
+        return validate_sections(value, "config")
+
+    @model_serializer(mode="wrap")
+    def _stable(self, handler):
+        dumped = handler(self)
+        if not dumped.get("techniques"):  # stored configs stay as they were before the registry
+            dumped.pop("techniques", None)
+        return dumped
+
+    def technique_config(self, technique: Technique) -> BaseModel:
+        """``technique``'s config in this configuration (its defaults, "off", when absent)."""
+        section = getattr(technique, "section", None)
+        if section is not None:
+            return getattr(self, section)
+        return self.techniques.get(technique.name) or technique.config_type()
+
+    def techniques_on(self) -> list[tuple[Technique, BaseModel]]:
+        """The registry's techniques this configuration turns on, in build order, with their configs."""
+        from autocl.techniques import techniques
+
+        out = []
+        for t in techniques():
+            conf = self.technique_config(t)
+            if t.is_on(conf):
+                out.append((t, conf))
+        return out
+
+    @property
+    def changes_weights(self) -> bool:
+        """The student differs from the teacher before quantization: the model changed (``PruneConfig.
+        changes_model``) or a technique of the registry is on (clustering, N:M sparsity, ...)."""
+        return self.prune.changes_model or bool(self.techniques_on())
 
     def qat_key(self) -> dict[str, Any] | None:
         """What a quantization-aware-trained student depends on: which layers are static int8 (the
         default and each named layer's int8-ness) and the weight range; None without QAT."""
-        q = self.quant
-        if not q.qat or (q.default != "int8" and "int8" not in q.layers.values()):
-            return None
-        return {
-            "default": q.default == "int8",
-            "layers": {n: p == "int8" for n, p in sorted(q.layers.items())},
-            "reduce_range": q.reduce_range,
-        }
+        return self.quant.qat_key()
 
     @property
     def trains(self) -> bool:
         """The student is fine-tuned (distilled from the teacher): the model changed (``PruneConfig.
-        changes_model``), its weights are clustered, or its static int8 layers are quantization-aware
-        trained. The one definition: the pipeline, the student cache and the study record read it."""
-        return self.prune.changes_model or bool(self.cluster.clusters) or self.qat_key() is not None
+        changes_model``), a technique of the registry changed its weights (:attr:`changes_weights`), or
+        its static int8 layers are quantization-aware trained. The one definition: the pipeline, the student cache and the study record read it."""
+        return self.changes_weights or self.qat_key() is not None
 
     def student_key(self, workload_key: str) -> str:
         """Key of the pruned and distilled student: bit-widths do not change it, so trials that
@@ -281,10 +331,12 @@ class CompressionConfig(_Record):
         if distill["ladder_steps"] is None:  # off, keys stay those of students cached before the ladder
             del distill["ladder_steps"]
         record: dict[str, Any] = {"w": workload_key, "p": prune, "d": distill}
-        if self.qat_key() is not None:
-            record["q"] = self.qat_key()
-        if self.cluster.clusters:
-            record["c"] = self.cluster.model_dump(mode="json")
+        for t, conf in self.techniques_on():
+            key_name = getattr(t, "key_name", None)
+            if key_name is None:  # plug-ins: absent when off, so keys of students cached before them stay
+                record.setdefault("t", {})[t.name] = t.cache_key(conf)
+            elif key_name not in record:  # "p": its fields are keyed with the prune section already
+                record[key_name] = t.cache_key(conf)
         payload = json.dumps(record, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -315,7 +367,7 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     msg = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":
         msg = "unknown field (check its spelling against the documented fields)"
-    elif "input" in err and err.get("type") != "missing":
+    elif "input" in err and err.get("type") not in ("missing", "technique"):  # a technique's names its value
         msg += f" (got {err['input']!r})"
     return field, msg
 

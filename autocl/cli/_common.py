@@ -207,7 +207,13 @@ BITS_LEGEND = (
     "bits per layer: one character per quantizable layer in model order (f = fp32, h = fp16, 8 = int8 QDQ, "
     "d = int8 dynamic, 4 = int4 MatMulNBits; 8×62 = 62 layers in a row at int8); after depth pruning (prune.depth) the student's blocks are "
     "renumbered and take the characters of the first blocks' layers; a low-rank layer (prune.rank_ratio) is "
-    "one layer, two MatMul/Conv nodes at its precision; notes: QAT = the 8 layers were "
-    "quantization-aware trained (else post-training calibrated), k shared = weights clustered to k values "
-    "per layer (smaller size, same latency)"
+    "one layer, two MatMul/Conv nodes at its precision"
 )
+
+
+def bits_legend() -> str:
+    """``BITS_LEGEND`` and the legend of each technique of the registry (``autocl.techniques``)."""
+    from autocl.techniques import techniques
+
+    legends = [t.legend for t in techniques() if t.legend]
+    return BITS_LEGEND + (f"; notes: {', '.join(legends)}" if legends else "")

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from autocl.cli._common import BITS_LEGEND, console, front_table, handles_errors
+from autocl.cli._common import bits_legend, console, front_table, handles_errors
 from autocl.errors import ConfigError, StudyError, redact
 from autocl.hardware import load_profile
 from autocl.space import load_space
@@ -360,7 +360,7 @@ def _print_front(url: str, study_name: str, profile: str | None, study: optuna.S
     console.print(table)
     console.print(
         f"[dim]ordered by speed-up over fp32 (re-measured where present, else the search's): raw ms taken "
-        f"minutes apart are not comparable. {BITS_LEGEND}; layers: {' '.join(data.layers)}[/]",
+        f"minutes apart are not comparable. {bits_legend()}; layers: {' '.join(data.layers)}[/]",
         soft_wrap=True,
     )
 

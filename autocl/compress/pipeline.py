@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autocl.compress import qat
 from autocl.compress._budget import CacheBudget
 from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
 from autocl.compress.adaptive_bn import adapt_batchnorm
-from autocl.compress.cluster import cluster_layers
 from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import (
     TeacherFeatureCache,
@@ -37,7 +35,6 @@ from autocl.compress.distill import (
     task_loss,
     teacher_logits,
 )
-from autocl.compress.lowrank import factorize_model, lowrank_plan
 from autocl.compress.onnx_export import export_onnx, layer_nodes, output_channels
 from autocl.compress.prune import (
     achieved_fractions,
@@ -52,6 +49,7 @@ from autocl.compress.prune import (
 from autocl.compress.quantize import QUANTIZER_VERSION, precision_in_graph, quantize_model, reduce_range_default
 from autocl.compress.size import compressed_size
 from autocl.config import CompressionConfig
+from autocl.techniques import BuildContext, Hold
 from autocl.workloads import Workload, input_tuple
 
 StageCallback = Callable[[str], None]
@@ -249,7 +247,27 @@ class Compressor:
         student = prune_model(
             student, w.example_inputs(), structured, ignored_layers=w.ignored_layers, loss_fn=self._taylor_loss
         )
-        return self._factorize(student, cfg), features
+        self._apply_techniques(student, cfg, "structure")  # low rank, ...
+        return student, features
+
+    def _context(self, cfg: CompressionConfig) -> BuildContext:
+        ignored = tuple(self.workload.ignored_layers) + tuple(cfg.prune.ignored_layers)
+        return BuildContext(cfg, self.workload, list(self.layers), ignored, self.precisions(cfg))
+
+    def _apply_techniques(self, student: torch.nn.Module, cfg: CompressionConfig, phase: str) -> list[Hold]:
+        """Apply the registry's techniques of ``phase`` that ``cfg`` turns on, in order; what each
+        did is kept in :attr:`structure` under its name."""
+        holds = []
+        for t, conf in cfg.techniques_on():
+            if t.phase != phase:
+                continue
+            context = self._context(cfg)
+            hold = t.apply(student, conf, context)
+            if context.facts is not None:
+                self.structure[t.name] = context.facts
+            if hold is not None:
+                holds.append(hold)
+        return holds
 
     def build_student(self, cfg: CompressionConfig, stage: StageCallback = lambda s: None) -> torch.nn.Module:
         """Prune, sparsify and distill a PyTorch student for ``cfg`` (no cache).
@@ -277,14 +295,13 @@ class Compressor:
                 student, tuple(w.ignored_layers) + tuple(cfg.prune.ignored_layers), field="prune.ignored_layers"
             )
             masks = sparsify(student, cfg.prune.unstructured, keep)
-        clusters = cluster_layers(student, self.layers, cfg.cluster.clusters) if cfg.cluster.clusters else None
-        fake_quantized = qat.wrap(student, self.qat_layers(cfg), self._reduce_range(cfg)) if cfg.qat_key() else []
+        holds = self._apply_techniques(student, cfg, "train")
 
         def on_step(step: int, total: int) -> None:
-            if clusters is not None:
-                clusters.snap()
+            for hold in holds:  # clustering snaps its shared values, N:M sparsity zeroes its masks, ...
+                if hold.step is not None:
+                    hold.step(step, total)
             apply_masks(masks)  # after the snap: pruned weights stay zero
-            qat.freeze_observers(student, step, total)
 
         resume: TrainingState | None = None
         if ladder is not None and below is not None:
@@ -308,9 +325,9 @@ class Compressor:
                 resume=resume,
                 on_end=None if ladder is None else lambda state: self._ladder_end(cfg, student, state, ladder),
             )
-        if fake_quantized:
-            # read by student(), stored beside the weights (torch types Module attributes as tensors or modules only)
-            student.qat_ranges = qat.unwrap(student)  # type: ignore[assignment]
+        for hold in holds:  # QAT puts the layers back and leaves the learned ranges on student.qat_ranges
+            if hold.end is not None:
+                hold.end()
         return student
 
     def ladder_key(self, cfg: CompressionConfig) -> str:
@@ -395,15 +412,6 @@ class Compressor:
         out = prune_depth(self.workload.model, self.workload.example_inputs(), cfg.prune, loss_fn=self._taylor_loss)
         self.structure["depth"] = {"kept": out.kept, "removed": out.removed, "criterion": cfg.prune.depth_criterion}
         return out.model, feature_map(out.kept, tuple(self.workload.feature_layers or ()))
-
-    def _factorize(self, student: torch.nn.Module, cfg: CompressionConfig) -> torch.nn.Module:
-        """Low-rank factorization of the layers ``cfg.prune`` asks for; the plan (ranks, layers left
-        whole because the pair would cost more) is kept in :attr:`structure`."""
-        if not cfg.prune.is_lowrank:
-            return student
-        plan = lowrank_plan(student, cfg.prune, tuple(self.workload.ignored_layers))
-        self.structure["lowrank"] = plan
-        return factorize_model(student, plan)
 
     def qat_layers(self, cfg: CompressionConfig) -> list[str]:
         """The layers quantization-aware training fake-quantizes: the static int8 ones, with QAT on.

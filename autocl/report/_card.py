@@ -110,6 +110,18 @@ def _legend(bits: str) -> str:
     return ", ".join(f"{c} = {precision_of(c)[0]}" for c in sorted(set(bits))) or "no layers"
 
 
+def _technique_lines(config: dict) -> list[str]:
+    """One line per technique of the registry the configuration turned on (``Technique.card``)."""
+    from autocl.config import CompressionConfig
+    from autocl.errors import AutoclError
+
+    try:
+        cfg = CompressionConfig.from_dict(dict(config), source="export.json")
+    except AutoclError:  # a technique no longer installed: the card says so rather than fail
+        return [f"- Techniques: {', '.join(config['techniques'])} (not installed here)."]
+    return [f"- {t.card(conf)}." for t, conf in cfg.techniques_on()]
+
+
 def model_card(f: dict) -> str:
     """The model card as Markdown.
 
@@ -179,6 +191,7 @@ def model_card(f: dict) -> str:
             if distilled
             else "- No distillation: the model was not changed, the teacher's weights are kept."
         ),
+        *_technique_lines(cfg),
         f"- Quantization: per layer, bits `{f.get('bits')}` ({_legend(f.get('bits') or '')}); "
         f"{quant.get('calibration_samples')} calibration samples.",
         "",

@@ -77,6 +77,7 @@ def recipe_params(space: SearchSpace, layer_names: list[str]) -> list[dict[str, 
     ):
         if len(options) > 1 and plain in options:
             common[name] = plain
+    common.update(space.techniques_off())
     # a peer's tuned config: the unpruned recipes again on the fused graph, where the space has the knob
     fused_twin = len(q.fuse_first) > 1 and True in q.fuse_first
     choices = space.layer_choices(layer_names)

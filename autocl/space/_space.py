@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Union, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import optuna
 from pydantic import (
@@ -43,6 +43,12 @@ from autocl.config import (
     load_yaml_model,
 )
 from autocl.errors import ConfigError
+from autocl.space._knobs import Knob, Range
+from autocl.space._knobs import bounds_check as _bounds_check
+from autocl.space._knobs import pick as _pick
+
+if TYPE_CHECKING:
+    from autocl.techniques import Technique
 
 
 class _Strict(BaseModel):
@@ -57,62 +63,6 @@ def _without_defaults(space: BaseModel, dumped: dict, knobs: tuple[str, ...]) ->
         if name in dumped and getattr(space, name) == fields[name].get_default(call_default_factory=True):
             del dumped[name]
     return dumped
-
-
-class Range(_Strict):
-    """A numeric range sampled by Optuna; ``step`` makes it discrete (and student caching likelier)."""
-
-    low: float
-    high: float
-    step: float | None = None
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Range:
-        if self.high < self.low:
-            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
-        if self.step is not None and self.log:
-            raise ValueError("step and log cannot be combined (Optuna samples one or the other)")
-        if self.step is not None and self.step <= 0:
-            raise ValueError("step must be positive")
-        return self
-
-
-Knob = Union[float, list[float], Range]
-
-
-_RULES = (
-    ("ge", ">=", lambda v, b: v < b),
-    ("gt", ">", lambda v, b: v <= b),
-    ("le", "<=", lambda v, b: v > b),
-    ("lt", "<", lambda v, b: v >= b),
-)
-
-
-def _bounds_check(config_cls: type[BaseModel], field: str):
-    """A validator refusing knob values the configuration record ``config_cls.field`` would refuse
-    (the one definition of each knob's range), when the space is loaded rather than at sampling."""
-    limits = config_cls.model_fields[field].metadata
-
-    def check(value, info: ValidationInfo):
-        values = (
-            {"low": value.low, "high": value.high}
-            if isinstance(value, Range)
-            else ({str(i): v for i, v in enumerate(value)} if isinstance(value, list) else {"": value})
-        )
-        for where, v in values.items():
-            if v is None:
-                continue
-            for rule in limits:
-                for attr, op, fails in _RULES:
-                    bound = getattr(rule, attr, None)
-                    if bound is not None and fails(v, bound):
-                        raise ValueError(
-                            f"{v}{f' ({where})' if where else ''} is out of range: {field} must be {op} {bound}"
-                        )
-        return value
-
-    return check
 
 
 def _suggest(trial: optuna.Trial, name: str, knob: Knob, *, integer: bool = False) -> float:
@@ -352,13 +302,61 @@ class SearchSpace(_Strict):
     distill: DistillSpace = Field(default_factory=DistillSpace)
     quant: QuantSpace = Field(default_factory=QuantSpace)
     cluster: ClusterSpace = Field(default_factory=ClusterSpace)
+    techniques: dict[str, Any] = Field(
+        default_factory=dict,
+        description="technique name -> its knobs, for techniques of the registry (autocl.techniques)",
+    )
     source: str = Field(default="<space>", exclude=True)
     _choices: dict[str, list[str]] | None = PrivateAttr(None)
     _ranking: dict[str, list[str]] | None = PrivateAttr(None)
 
     @model_serializer(mode="wrap")
     def _stable(self, handler):
-        return _without_defaults(self, handler(self), ("cluster",))
+        return _without_defaults(self, handler(self), ("cluster", "techniques"))
+
+    @field_validator("techniques", mode="before")
+    @classmethod
+    def _known_techniques(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        from autocl.techniques import validate_sections
+
+        return validate_sections(value, "space")
+
+    def technique_space(self, technique: Technique) -> BaseModel:
+        """``technique``'s knobs in this space (its defaults, "off", when the space leaves it out)."""
+        section = getattr(technique, "section", None)
+        if section is not None:
+            return getattr(self, section)
+        return self.techniques.get(technique.name) or technique.space_type()
+
+    def techniques_off(self) -> dict[str, Any]:
+        """The parameters that turn every plug-in technique off (what the by-hand recipes pin)."""
+        from autocl.techniques import techniques
+
+        out: dict[str, Any] = {}
+        for t in techniques():
+            if getattr(t, "section", None) is not None or t.name in self.techniques:
+                out.update(t.recipe_params(self.technique_space(t)))
+        return out
+
+    def _suggest_techniques(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The ``CompressionConfig`` fields of the registry's techniques for one trial: a built-in's own
+        field (``cluster``), and ``techniques`` with each plug-in the space names and the trial turns on."""
+        from autocl.techniques import techniques
+
+        fields: dict[str, Any] = {}
+        plugins = {}
+        for t in techniques():
+            section = getattr(t, "section", None)
+            if section is not None:
+                if getattr(t, "own_section", True):
+                    fields[section] = t.suggest(trial, self.technique_space(t))
+            elif t.name in self.techniques:
+                conf = t.suggest(trial, self.technique_space(t))
+                if t.is_on(conf):
+                    plugins[t.name] = conf
+        return {**fields, "techniques": plugins}
 
     def with_ranking(self, ranking: dict[str, list[str]] | None) -> SearchSpace:
         """A copy whose fallback layers are chosen by ``ranking``.
@@ -582,7 +580,7 @@ class SearchSpace(_Strict):
                 fuse_first=_pick(trial, "quant.fuse_first", q.fuse_first) if chosen - {"fp32"} else False,
                 qat=_pick(trial, "quant.qat", q.qat) if "int8" in chosen else False,
             ),
-            cluster=ClusterConfig(clusters=_pick(trial, "cluster.clusters", self.cluster.clusters)),
+            **self._suggest_techniques(trial),
         )
 
     def at_rung(self, distill: DistillConfig, rung: int) -> DistillConfig:
@@ -695,11 +693,6 @@ def _take(precision: str, choices: list[str], fallbacks: Sequence[str]) -> str:
         if p in choices:
             return p
     return choices[0]
-
-
-def _pick(trial: optuna.Trial, name: str, options: list):
-    """One of ``options``; a single option is used as is and not recorded as a parameter."""
-    return options[0] if len(options) == 1 else trial.suggest_categorical(name, options)
 
 
 def load_space(path: str | Path) -> SearchSpace:

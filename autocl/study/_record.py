@@ -169,7 +169,7 @@ def is_compressed(config: Mapping, layer_precisions: Mapping[str, Any] | None = 
         True when the trial's model is not the fp32 teacher.
     """
     cfg = _config(config)
-    if cfg is not None and (cfg.prune.changes_model or cfg.cluster.clusters):
+    if cfg is not None and cfg.changes_weights:
         return True
     if layer_precisions:
         names = [k if isinstance(v, int) else v for k, v in layer_precisions.items()]
@@ -395,11 +395,9 @@ class TrialRecord:
             out.append("not faster than fp32")
         if self.latency_changed and self.speedup_remeasured is not None:
             out.append(f"re-measured {self.speedup_remeasured:.2f}x ({self.remeasured_ms or 0:.3f} ms)")
-        if (self.config.get("quant") or {}).get("qat") and "8" in self.bits:
-            out.append("QAT")
-        clusters = (self.config.get("cluster") or {}).get("clusters")
-        if clusters:
-            out.append(f"{clusters} shared")
+        cfg = _config(self.config)
+        for t, conf in cfg.techniques_on() if cfg is not None else ():  # "k shared", "2:4 sparse", ...
+            out.extend(t.notes(conf))
         return tuple(out)
 
     def to_row(self) -> dict:

@@ -347,7 +347,7 @@ def run_search(
     timeout: float | None = None,
     max_drop: float | None = None,
     polish: bool = True,
-    sampler: str = "tpe",
+    sampler: str | optuna.samplers.BaseSampler = "tpe",
     seeds: Sequence[Seed] = (),
     recipes: bool = True,
     sampler_seed: int | None = None,
@@ -376,7 +376,8 @@ def run_search(
         max_drop: Make members whose metric drop (:func:`autocl.evaluate.metric_drop`) exceeds it
             infeasible.
         polish: Run the long-distillation rounds of ``space.distill.polish``.
-        sampler: ``tpe``, ``nsga2``, ``gp`` or ``random``.
+        sampler: ``tpe``, ``nsga2``, ``gp`` or ``random`` (seeded by autocl), or an Optuna sampler
+            instance, used as built (see :func:`autocl.study.make_sampler`).
         seeds: Configurations enqueued first (a fork's, a warm start's).
         recipes: Enqueue the by-hand recipes first in a new study.
         sampler_seed: Seeds the sampler instead of ``seed`` (a worker's own, so workers do not sample
