@@ -1,7 +1,14 @@
-"""Shared fixtures: a per-session AUTOCL_HOME, the tiny `digits` workload, fast spaces and profiles."""
+"""Shared fixtures: a per-session AUTOCL_HOME, the tiny `digits` workload, fast spaces and profiles.
+
+Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``) each worker is a session of its
+own, with its own AUTOCL_HOME: the digits teacher is trained once for all of them (see
+``_share_digits_teacher``), and each test file runs on one worker, so its module fixtures (a search, a
+server) are built once (see ``pytest_collection_modifyitems``).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -28,10 +35,46 @@ def autocl_home(tmp_path_factory) -> Path:
     if teachers and Path(teachers).is_dir():
         shutil.copytree(teachers, home / "cache" / "teachers")
     os.environ.setdefault("AUTOCL_TRAIN_THREADS", "2")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # the run's folder, above every worker's own (pytest-of-<user>/pytest-<n>/popen-gw<i>)
+        _share_digits_teacher(tmp_path_factory.getbasetemp().parent / "shared-teachers", home)
     # the minilm workload as before its distillation corpus: its teacher embeddings of 4,096 sentences
     # would be recomputed in every session's fresh cache (tests that need the corpus ask for it)
     os.environ.setdefault("AUTOCL_MINILM_DISTILL_SENTENCES", "1536")
     return home
+
+
+def _share_digits_teacher(shared: Path, home: Path) -> None:
+    """Train the digits teacher (which nearly every test file needs) once for all xdist workers: the
+    first worker here trains it under a lock, the others wait, and each copies it into its own home."""
+    from autocl.workloads._digits import digits
+
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "teachers" / "digits-resnet-v1.pt").is_file():
+            own = home / "cache" / "teachers"
+            if own.is_dir():  # AUTOCL_TEST_TEACHERS already gave it
+                shutil.copytree(own, shared / "teachers", dirs_exist_ok=True)
+            digits(shared)  # trains into <shared>/teachers/ unless it is there
+        shutil.copytree(shared / "teachers", home / "cache" / "teachers", dirs_exist_ok=True)
+
+
+SHARED_STUDY_FILES = ("tests/report/", "tests/test_api.py", "tests/test_export.py", "tests/study/test_record.py")
+"""The files that read ``tests.report.studies.searched_study``, one real search per session."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """Group tests for ``--dist loadgroup``: a test file's tests run on one worker, so its module-scoped
+    fixtures are built once; the files sharing the session's searched study run on one worker too, so
+    that search runs once. A test's own ``xdist_group`` marker wins. Without xdist this changes nothing."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        path = item.path.relative_to(ROOT).as_posix()
+        shared = any(path.startswith(prefix) for prefix in SHARED_STUDY_FILES)
+        item.add_marker(pytest.mark.xdist_group("searched-study" if shared else path))
 
 
 @pytest.fixture(scope="session")
