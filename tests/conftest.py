@@ -1,9 +1,10 @@
 """Shared fixtures: a per-session AUTOCL_HOME, the tiny `digits` workload, fast spaces and profiles.
 
-Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``) each worker is a session of its
+Under pytest-xdist (``make test`` runs ``-n auto --dist loadfile``) each worker is a session of its
 own, with its own AUTOCL_HOME: the digits teacher is trained once for all of them (see
-``_share_digits_teacher``), and each test file runs on one worker, so its module fixtures (a search, a
-server) are built once (see ``pytest_collection_modifyitems``).
+``_share_digits_teacher``). ``loadfile`` runs each test file on one worker, so its module fixtures (a
+search, a server) are built once; the session's shared searched study (``tests/report/studies.py``) is
+built once per worker that needs it.
 """
 
 from __future__ import annotations
@@ -58,23 +59,6 @@ def _share_digits_teacher(shared: Path, home: Path) -> None:
                 shutil.copytree(own, shared / "teachers", dirs_exist_ok=True)
             digits(shared)  # trains into <shared>/teachers/ unless it is there
         shutil.copytree(shared / "teachers", home / "cache" / "teachers", dirs_exist_ok=True)
-
-
-SHARED_STUDY_FILES = ("tests/report/", "tests/test_api.py", "tests/test_export.py", "tests/study/test_record.py")
-"""The files that read ``tests.report.studies.searched_study``, one real search per session."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items) -> None:
-    """Group tests for ``--dist loadgroup``: a test file's tests run on one worker, so its module-scoped
-    fixtures are built once; the files sharing the session's searched study run on one worker too, so
-    that search runs once. A test's own ``xdist_group`` marker wins. Without xdist this changes nothing."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        path = item.path.relative_to(ROOT).as_posix()
-        shared = any(path.startswith(prefix) for prefix in SHARED_STUDY_FILES)
-        item.add_marker(pytest.mark.xdist_group("searched-study" if shared else path))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 OPEN_AT = """
 import sys, time
 from autocl.study import open_study
-start = float(sys.argv[2])
+print("ready", flush=True)
+start = float(sys.stdin.readline())  # sent once every interpreter has imported autocl
 while time.time() < start:
     time.sleep(0.001)
 try:
@@ -29,18 +30,22 @@ def test_three_processes_open_a_new_sqlite_study_at_once_and_all_proceed(tmp_pat
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     for attempt in range(3):
         url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
-        start = time.time() + 6  # after every interpreter has imported autocl
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", OPEN_AT, url, str(start)],
+                [sys.executable, "-c", OPEN_AT, url],
                 env=env,
                 text=True,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
             for _ in range(3)
         ]
-        outs = [p.communicate(timeout=180)[0].strip().splitlines()[-1:] for p in procs]
+        for p in procs:  # a failed import says why in the outputs below
+            assert p.stdout is not None and p.stdin is not None
+            p.stdout.readline()
+        start = time.time() + 0.2  # the same moment for all three
+        outs = [p.communicate(f"{start}\n", timeout=180)[0].strip().splitlines()[-1:] for p in procs]
         assert all(out == ["ok"] for out in outs), outs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["race0.db", "race1.db", "race2.db"]  # no lock file left
 
