@@ -9,7 +9,6 @@ built once per worker that needs it.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +47,8 @@ def autocl_home(tmp_path_factory) -> Path:
 def _share_digits_teacher(shared: Path, home: Path) -> None:
     """Train the digits teacher (which nearly every test file needs) once for all xdist workers: the
     first worker here trains it under a lock, the others wait, and each copies it into its own home."""
+    import fcntl  # POSIX: the workers' lock
+
     from autocl.workloads._digits import digits
 
     shared.mkdir(exist_ok=True)
