@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from autocl.compress import prune_model
 from autocl.compress import prune as prune_module
+from autocl.compress import prune_model
 from autocl.config import PruneConfig
 
 
