@@ -1,4 +1,11 @@
-"""Shared fixtures: a per-session AUTOCL_HOME, the tiny `digits` workload, fast spaces and profiles."""
+"""Shared fixtures: a per-session AUTOCL_HOME, the tiny `digits` workload, fast spaces and profiles.
+
+Under pytest-xdist (``make test`` runs ``-n auto --dist loadfile``) each worker is a session of its
+own, with its own AUTOCL_HOME: the digits teacher is trained once for all of them (see
+``_share_digits_teacher``). ``loadfile`` runs each test file on one worker, so its module fixtures (a
+search, a server) are built once; the session's shared searched study (``tests/report/studies.py``) is
+built once per worker that needs it.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +35,31 @@ def autocl_home(tmp_path_factory) -> Path:
     if teachers and Path(teachers).is_dir():
         shutil.copytree(teachers, home / "cache" / "teachers")
     os.environ.setdefault("AUTOCL_TRAIN_THREADS", "2")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # the run's folder, above every worker's own (pytest-of-<user>/pytest-<n>/popen-gw<i>)
+        _share_digits_teacher(tmp_path_factory.getbasetemp().parent / "shared-teachers", home)
     # the minilm workload as before its distillation corpus: its teacher embeddings of 4,096 sentences
     # would be recomputed in every session's fresh cache (tests that need the corpus ask for it)
     os.environ.setdefault("AUTOCL_MINILM_DISTILL_SENTENCES", "1536")
     return home
+
+
+def _share_digits_teacher(shared: Path, home: Path) -> None:
+    """Train the digits teacher (which nearly every test file needs) once for all xdist workers: the
+    first worker here trains it under a lock, the others wait, and each copies it into its own home."""
+    import fcntl  # POSIX: the workers' lock
+
+    from autocl.workloads._digits import digits
+
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "teachers" / "digits-resnet-v1.pt").is_file():
+            own = home / "cache" / "teachers"
+            if own.is_dir():  # AUTOCL_TEST_TEACHERS already gave it
+                shutil.copytree(own, shared / "teachers", dirs_exist_ok=True)
+            digits(shared)  # trains into <shared>/teachers/ unless it is there
+        shutil.copytree(shared / "teachers", home / "cache" / "teachers", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
+import importlib.metadata
+import warnings
 from collections.abc import Callable
 from typing import cast
 
@@ -203,7 +206,8 @@ def _structured(
             )
         student.zero_grad()
         loss_fn(student).backward()
-    pruner = _AlignedPruner(
+    pruner_class = _AlignedPruner if aligned_rounding() else tp.pruner.MetaPruner
+    pruner = pruner_class(
         student,
         example_inputs,
         importance=_importance(cfg),
@@ -228,11 +232,43 @@ def _structured(
         a.all_head_size = query.out_features  # type: ignore[assignment]
 
 
+ROUND_TO_WRITTEN_FOR = "1.6.1"
+"""The torch-pruning release whose private ``MetaPruner._round_to`` :class:`_AlignedPruner` overrides."""
+
+
+@functools.cache
+def aligned_rounding() -> bool:
+    """Whether the installed torch-pruning is the release :class:`_AlignedPruner` was written for.
+
+    The override replaces a private method: another release may rename it (the override would
+    silently do nothing) or change what its arguments mean (it would prune wrong counts). On any
+    other release autocl falls back to torch-pruning's own rounding, which is consistent with that
+    release, and warns once: channel counts then round down, so high ratios on narrow layers may
+    remove nothing (the search reports such trials). ``tests/compress/test_prune_round.py`` pins
+    the kept channel counts; re-run it before moving :data:`ROUND_TO_WRITTEN_FOR`."""
+    try:
+        installed = importlib.metadata.version("torch-pruning")
+    except importlib.metadata.PackageNotFoundError:
+        installed = "unknown"
+    if installed == ROUND_TO_WRITTEN_FOR:
+        return True
+    warnings.warn(
+        f"torch-pruning {installed} is installed; autocl's nearest-multiple round_to was written for "
+        f"{ROUND_TO_WRITTEN_FOR}, so channel counts round down as torch-pruning does (high ratios on narrow "
+        f"layers may prune nothing): pip install 'torch-pruning=={ROUND_TO_WRITTEN_FOR}' to restore it",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
+
+
 class _AlignedPruner(tp.pruner.MetaPruner):
     """MetaPruner whose ``round_to`` rounds the channels a layer keeps to the *nearest* multiple, and
     never below one multiple. torch-pruning rounds the kept count down, so on 16-channel layers
     ratios of 0.6 and above kept 0 channels, which it then refuses to do: nothing was pruned at all,
-    and 0.6 kept more parameters than 0.4. Layers narrower than two multiples are not rounded."""
+    and 0.6 kept more parameters than 0.4. Layers narrower than two multiples are not rounded.
+
+    Used only with torch-pruning :data:`ROUND_TO_WRITTEN_FOR` (see :func:`aligned_rounding`)."""
 
     def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
         kept = current_channels - n_pruned

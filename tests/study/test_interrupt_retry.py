@@ -54,3 +54,32 @@ def test_an_interrupted_trial_is_retried_once_with_its_parameters_and_origin(obj
 
 def test_interrupted_is_a_keyboard_interrupt():
     assert issubclass(Interrupted, KeyboardInterrupt)
+
+
+def test_a_worker_fails_and_retries_once_the_trial_of_a_worker_killed_on_its_host(tmp_path):
+    """What tests/study/test_postgres.py's three-workers run (``make test-slow``) shows end to end, on
+    one SQLite study in-process: before its next trial, a live worker fails the RUNNING trial whose
+    process on this host is gone, and that trial runs again once, with its parameters, here."""
+    import os
+    import socket
+    import subprocess
+
+    url = f"sqlite:///{tmp_path / 'killed.db'}"
+    victim = optuna.create_study(study_name="k", storage=url, directions=["maximize", "minimize"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a process of this host that is gone
+    running = victim.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    running.set_user_attr("worker", {"host": socket.gethostname(), "pid": dead.pid, "started": None})
+    running.set_user_attr("config", {"recorded": "by the killed worker"})
+
+    def objective(trial: optuna.Trial):
+        return trial.suggest_float("x", 0.0, 1.0), 1.0
+
+    survivor = optuna.load_study(study_name="k", storage=url)
+    survivor.optimize(TrialRun().wrap(objective), n_trials=2)
+    killed = survivor.trials[running.number]
+    assert killed.state == FAIL and "died while the trial ran" in killed.user_attrs["error"]
+    retries = [t for t in survivor.trials if t.system_attrs.get("failed_trial") == running.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE and retries[0].user_attrs["worker"]["pid"] == os.getpid()
+    assert "config" not in retries[0].user_attrs  # not what the killed run recorded

@@ -161,6 +161,9 @@ def _wait_running(url, study, pid, procs, timeout=180):
                          + "; ".join(p.stderr.read()[-800:] for p in procs if p.poll() is not None))
 
 
+@pytest.mark.slow  # a minute of three worker processes; fast: tests/study/test_interrupt_retry.py (a live worker
+# reaps and retries a killed worker's trial), tests/cli/test_stops.py (a killed search process), and
+# test_two_searches_at_once_share_one_study above (workers sharing a PostgreSQL study)
 def test_three_workers_one_killed_mid_trial(files, postgres_url):
     url = postgres_url.replace("postgresql://", "postgresql+psycopg://")
     _finish(_search(files, postgres_url, "three", 1))  # makes the study; workers join it

@@ -14,34 +14,55 @@ from tests.conftest import ROOT
 OPEN_AT = """
 import sys, time
 from autocl.study import open_study
-start = float(sys.argv[2])
-while time.time() < start:
-    time.sleep(0.001)
-try:
-    open_study("race", sys.argv[1], {"workload": "w"}, higher_is_better=True)
-    print("ok")
-except Exception as exc:
-    print(f"{type(exc).__name__}: {exc}")
+print("ready", flush=True)
+for line in sys.stdin:  # one attempt a line: a new database, and the moment all three open it
+    url, start = line.split()
+    while time.time() < float(start):
+        time.sleep(0.001)
+    try:
+        open_study("race", url, {"workload": "w"}, higher_is_better=True)
+        print("result: ok", flush=True)
+    except Exception as exc:
+        print("result:", f"{type(exc).__name__}: {exc}".replace("\\n", " "), flush=True)
 """
+
+
+def _result(proc: subprocess.Popen) -> str:
+    """The next result line of ``proc`` (Optuna logs its own lines in between)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("result: "):
+            return line.removeprefix("result: ").strip()
+    return "exited without a result"
 
 
 def test_three_processes_open_a_new_sqlite_study_at_once_and_all_proceed(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for attempt in range(3):
-        url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
-        start = time.time() + 6  # after every interpreter has imported autocl
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", OPEN_AT, url, str(start)],
-                env=env,
-                text=True,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            for _ in range(3)
-        ]
-        outs = [p.communicate(timeout=180)[0].strip().splitlines()[-1:] for p in procs]
-        assert all(out == ["ok"] for out in outs), outs
+    # three interpreters, each importing autocl once; three attempts, each on a new database
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdin is not None
+            ready = p.stdout.readline()
+            assert ready == "ready\n", ready + p.stdout.read()[-2000:]  # an import failed: say why
+        for attempt in range(3):
+            url = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
+            start = time.time() + 0.2  # the same moment for all three
+            for p in procs:
+                p.stdin.write(f"{url} {start}\n")
+                p.stdin.flush()
+            outs = [_result(p) for p in procs]
+            assert outs == ["ok"] * 3, (attempt, outs)
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=60)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["race0.db", "race1.db", "race2.db"]  # no lock file left
 
 
