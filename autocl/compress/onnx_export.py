@@ -72,6 +72,9 @@ def export_onnx(
                 dynamic_axes=axes,
             )
         onnx.checker.check_model(str(tmp))
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise  # the disk, not the model: a full disk is reported as one (study._disk)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise WorkloadError(

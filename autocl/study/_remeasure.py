@@ -121,7 +121,9 @@ def remeasure_front(
         # re-measured speed-ups move the front: a trial that joins it is measured too, in a next round
         for _ in range(ROUNDS):
             front = [r.number for r in front_records(study, p.name) if r.number not in result]
-            if any(n not in by_number for n in front):  # other workers completed trials meanwhile
+            # other workers completed trials meanwhile: one read before may hold them unfinished, without
+            # their measurements
+            if any(n not in by_number or by_number[n].state != optuna.trial.TrialState.COMPLETE for n in front):
                 by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
             trials = [by_number[n] for n in front]
             if not trials:

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -211,10 +212,21 @@ def sigterm_as_interrupt() -> Iterator[None]:
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:  # an ignored SIGINT (a background job) stays ignored
         signal.signal(signal.SIGINT, on_int)
+    previous_hook = sys.unraisablehook
+
+    def quiet_interrupt(unraisable) -> None:
+        # a signal that lands in a weakref or __del__ callback is swallowed there; it is recorded in
+        # _PENDING and raised again at the trial's end, so Python's "Exception ignored" traceback is noise
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _PENDING:
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_interrupt
     _PENDING.clear()
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
