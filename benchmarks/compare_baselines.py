@@ -308,7 +308,7 @@ def main() -> None:
         return
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("compare_baselines-*.json"))]
     runs = [r for r in runs if "rows" in r.get("result", {}) and "best_other" in r["result"]]
-    order = {"digits": 0, "mnist": 1, "minilm": 2}
+    order = {"digits": 0, "mnist": 1, "minilm": 2, "vit": 3}
     runs.sort(key=lambda run: (order.get(run["result"]["workload"], 9), run["result"]["date"]))
     (out / "compare_baselines.md").write_text(_markdown(runs))
 
