@@ -139,7 +139,10 @@ def test_a_home_that_fills_up_loses_nothing(small_home, fast_space, fast_profile
     front = runner.invoke(app, ["front", "--study", "full", "--storage", url, "--format", "json"])
     assert front.exit_code == 0, front.output
     out = runner.invoke(
-        app, ["export", "--study", "full", "--storage", url, "--trial", str(done[0]), "-o", str(tmp_path / "bundle")]
+        app,
+        # what is checked is that the study survived; a tiny model's latency on a busy machine is not
+        ["export", "--study", "full", "--storage", url, "--trial", str(done[0]), "-o", str(tmp_path / "bundle"),
+         "--latency-tolerance", "100"],
     )
     assert out.exit_code == 0, out.output
     assert (tmp_path / "bundle" / "model.onnx").is_file()
