@@ -63,13 +63,17 @@ def test_sigterm_fails_the_trial_with_the_reason_in_one_line(files, autocl_home)
 def test_a_killed_workers_trial_is_failed_and_retried_at_once(files, autocl_home, fast_space, fast_profile):
     from autocl.study import open_study
 
-    url = f"sqlite:///{autocl_home / 'killed.db'}"
-    proc = _start(files, "killed")
-    trial = _wait_running(url, "killed", proc)
-    proc.kill()
-    proc.wait()
-    stored = optuna.load_study(study_name="killed", storage=url).user_attrs["fingerprint"]
-    study = open_study("killed", url, stored, higher_is_better=True)  # a resume, long before the heartbeat grace
+    for attempt in range(3):  # the trial seen running may finish before the kill lands: kill another run's
+        name = f"killed{attempt}"
+        url = f"sqlite:///{autocl_home / (name + '.db')}"
+        proc = _start(files, name)
+        trial = _wait_running(url, name, proc)
+        proc.kill()
+        proc.wait()
+        if not optuna.load_study(study_name=name, storage=url).trials[trial.number].state.is_finished():
+            break
+    stored = optuna.load_study(study_name=name, storage=url).user_attrs["fingerprint"]
+    study = open_study(name, url, stored, higher_is_better=True)  # a resume, long before the heartbeat grace
     t = study.trials[trial.number]
     assert t.state == optuna.trial.TrialState.FAIL and "died while the trial ran" in t.user_attrs["error"]
     retry = [r for r in study.get_trials(states=(optuna.trial.TrialState.WAITING,))
