@@ -17,6 +17,7 @@ The registry holds, in order of ``(phase, order, name)``:
 
 from __future__ import annotations
 
+import abc
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
@@ -112,7 +113,7 @@ class Technique(Protocol):
     def recipe_params(self, space: BaseModel) -> dict[str, Any]: ...
 
 
-class BaseTechnique:
+class BaseTechnique(abc.ABC):
     """Generic parts of a technique: a subclass sets the class attributes and writes ``apply``.
 
     ``suggest`` samples each field of ``space_type`` as the parameter ``<name>.<field>`` into the
@@ -150,8 +151,10 @@ class BaseTechnique:
     def is_on(self, config: BaseModel) -> bool:
         return config != self.config_type()
 
+    @abc.abstractmethod
     def apply(self, student: torch.nn.Module, config: BaseModel, context: BuildContext) -> Hold | None:
-        raise NotImplementedError
+        """Change ``student`` as ``config`` says (each technique writes its own); a subclass without it
+        cannot be instantiated, so a plug-in that forgot it fails when it loads, not inside a trial."""
 
     def cache_key(self, config: BaseModel) -> dict[str, Any]:
         return config.model_dump(mode="json")
