@@ -438,13 +438,16 @@ def create_app(token: str, *, max_running: int = 1) -> FastAPI:
         trial: Optional[int] = Query(None, ge=0, le=10**9),
         pick: Optional[str] = Query(None, max_length=200, description="e.g. knee, fastest-within:0.01"),
         profile: Optional[str] = profile,
+        latency_tolerance: Optional[float] = Query(
+            None, gt=0, le=1000, description="as 'autocl export --latency-tolerance' (default: its default)"
+        ),
     ) -> FileResponse:
         """Export one trial (or the front member ``pick`` chooses) as ``autocl export`` does, verified,
         and download the bundle as a zip."""
         _studies.open_study(study)  # 404 first for a study that does not exist
         if trial is None and not pick:
             raise InputError(422, "give trial (a front member's number) or pick (e.g. knee)")
-        archive, filename = _studies.export_zip(study, trial, pick, profile)
+        archive, filename = _studies.export_zip(study, trial, pick, profile, latency_tolerance)
         return FileResponse(
             archive,
             media_type="application/zip",

@@ -228,7 +228,9 @@ def figures(name: str, profile: str | None) -> dict:
     }
 
 
-def export_zip(name: str, trial: int | None, pick: str | None, profile: str | None) -> tuple[Path, str]:
+def export_zip(
+    name: str, trial: int | None, pick: str | None, profile: str | None, latency_tolerance: float | None = None
+) -> tuple[Path, str]:
     """Export and verify one trial the way ``autocl export`` does, then zip the bundle. Returns the
     zip (in a folder the caller removes, see :func:`discard`) and a download name."""
     from autocl.api import StudyView
@@ -246,7 +248,8 @@ def export_zip(name: str, trial: int | None, pick: str | None, profile: str | No
     out = work / "bundle"
     try:
         with _EXPORT_LOCK:
-            result = StudyView(study, study_url(name)).export(out, trial=trial, pick=pick, profile=profile)
+            extra = {} if latency_tolerance is None else {"latency_tolerance": latency_tolerance}
+            result = StudyView(study, study_url(name)).export(out, trial=trial, pick=pick, profile=profile, **extra)
     except AutoclError as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise InputError(404 if "has no trial" in str(exc) else 422, str(exc)) from None
