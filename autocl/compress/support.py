@@ -7,7 +7,10 @@ same passes a trial uses, opens it on the provider, runs it once with profiling 
 * the session opens and runs (a missing kernel fails here);
 * onnxruntime did not insert Casts of its own (how the CPU provider runs a float16 MatMul or Conv:
   cast to float32, compute in float32, cast back; measured on onnxruntime 1.32);
-* every node ran on the profile's provider, not a fallback to the CPU provider.
+* every node ran on the profile's provider, not a fallback to the CPU provider;
+* a layer quantized to an integer precision runs an integer kernel after optimization
+  (``INTEGER_KERNELS``), not DequantizeLinear -> float op -> QuantizeLinear, which is how a provider
+  without QDQ fusion (CUDA without TensorRT) runs a QDQ model.
 
 For OpenVINO's runtime (``execution_provider: OpenVINO``, see ``autocl.openvino_session``) the same
 quantized one-op model is compiled by OpenVINO, run once, and its execution graph read: the op's
@@ -128,6 +131,8 @@ def _probe(op: str, precision: str, provider: str, version: str) -> str | None:
                 f"{provider} has no float16 kernel for {op} in onnxruntime {version}: it inserts Casts and "
                 "computes in float32, so the layer would be fp32 with extra casts"
             )
+        if opt.is_file() and (why := float_between_conversions(op, precision, provider, onnx.load(str(opt)))):
+            return f"{why} (onnxruntime {version})"
         elsewhere = sorted(
             {
                 e["args"].get("op_name", "?")
@@ -162,6 +167,48 @@ def _openvino_refusal(op: str, precision: str, path: Path, feed: dict[str, np.nd
         ran = ", ".join(f"{kind} in {prec}" for kind, prec in nodes) or "no compute node"
         return f"OpenVINO {version} runs {op} at {precision} as {ran}: no {precision} kernel, only conversions"
     return None
+
+
+INTEGER_PRECISIONS = ("int8", "int8_dynamic", "int4")
+INTEGER_KERNELS = {
+    "QLinearConv",
+    "ConvInteger",
+    "QGemm",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "MatMulNBits",
+    "QAttention",
+}
+"""Ops whose kernels compute on integers: after onnxruntime's optimizations, a layer quantized to an
+integer precision must run one of them (on the CPU provider QDQ pairs fuse into QLinearConv, QGemm,
+QLinearMatMul; a provider without the fusion keeps DequantizeLinear -> float Conv -> QuantizeLinear,
+which is float32 with conversions). An embedding table (``Gather``) is weight-only: its gain is size."""
+
+
+def float_between_conversions(op: str, precision: str, provider: str, optimized: onnx.ModelProto) -> str | None:
+    """Why a layer quantized to an integer ``precision`` still computes in float32, read from the
+    graph onnxruntime optimized for ``provider``: no op of ``INTEGER_KERNELS`` is left in it.
+
+    Args:
+        op: The layer's op type; ``Gather`` (a weight-only table) is never refused here.
+        precision: The precision asked for; only integer ones are checked.
+        provider: The execution provider, for the reason.
+        optimized: The optimized graph (``SessionOptions.optimized_model_filepath``).
+
+    Returns:
+        The reason, or None when an integer kernel runs (or the check does not apply).
+    """
+    if precision not in INTEGER_PRECISIONS or op == "Gather":
+        return None
+    ran = {n.op_type for n in optimized.graph.node}
+    if ran & INTEGER_KERNELS:
+        return None
+    return (
+        f"{provider} runs {op} at {precision} as {', '.join(sorted(ran))}: no integer kernel, "
+        "the layer computes in float32 between conversions"
+    )
 
 
 def _computes_in_float16(optimized: onnx.ModelProto) -> bool:
