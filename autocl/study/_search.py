@@ -449,9 +449,15 @@ def run_search(
     reporter.stage(-1, "measuring the fp32 baseline")
     baseline = _baseline(study, compressor, workload, profiles)
     cache_budget.enforce(root)  # a resumed search may start over budget
-    # refuse precisions the primary provider cannot run; per-layer sensitivity pre-pass (ranks fallbacks)
+    # refuse precisions no target's provider runs; per-layer sensitivity pre-pass (ranks fallbacks)
     space = prepare_space(
-        study, space, compressor, profiles[0], sensitivity=sensitivity, progress=lambda s: reporter.stage(-1, s)
+        study,
+        space,
+        compressor,
+        profiles[0],
+        others=profiles[1:],
+        sensitivity=sensitivity,
+        progress=lambda s: reporter.stage(-1, s),
     )
     enqueue_seeds(study, seeds)  # a fork's or a warm start's configurations first, then the recipes
     # several workers may open a new study at once: one of them enqueues the recipes (_claims)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
@@ -158,23 +158,52 @@ def ranking(table: dict[str, dict[str, float]]) -> dict[str, list[str]]:
     return out
 
 
+def refused_everywhere(
+    op_types: dict[str, set[str]], precisions: list[str], profiles: Sequence[HardwareProfile]
+) -> dict[str, dict[str, str]]:
+    """``{layer: {precision: reason}}`` for the precisions that every profile's provider refuses on a
+    layer (see :func:`autocl.compress.support.refusals`); with several profiles the reason names each.
+
+    Args:
+        op_types: ``{layer: op types}`` of the exported graph.
+        precisions: The precisions the space declares.
+        profiles: The study's targets (the same provider is probed once).
+
+    Returns:
+        The refusals shared by all targets.
+    """
+    providers = list(dict.fromkeys(p.execution_provider for p in profiles))
+    each = {prov: refusals(op_types, precisions, prov) for prov in providers}
+    out: dict[str, dict[str, str]] = {}
+    for layer, refused in each[providers[0]].items():
+        for precision, why in refused.items():
+            if all(precision in each[prov].get(layer, {}) for prov in providers[1:]):
+                out.setdefault(layer, {})[precision] = (
+                    why if len(providers) == 1 else "; ".join(f"{prov}: {each[prov][layer][precision]}" for prov in providers)
+                )
+    return out
+
+
 def prepare_space(
     study: optuna.Study,
     space: SearchSpace,
     compressor: Compressor,
     profile: HardwareProfile,
     *,
+    others: Sequence[HardwareProfile] = (),
     sensitivity: bool | None = None,
     progress: Progress = lambda s: None,
 ) -> SearchSpace:
-    """Bind the space to the model and the profile before any trial: refuse precisions the provider
-    cannot run (stored as study user attr ``refused_precisions``), and with ``sensitivity`` (None: on a
+    """Bind the space to the model and the profile before any trial: refuse precisions no target's
+    provider runs on a layer (``profile`` and ``others``: a study searched on several targets keeps a
+    precision one of them runs, as its front for that target needs it; stored as study user attr
+    ``refused_precisions``), and with ``sensitivity`` (None: on a
     new study, for the :func:`cheap_precisions` only) run the pre-pass once per study (stored as
     ``sensitivity``), drop hopeless choices and rank the layers that fall back first. A resumed study
     reuses what it stored, so every trial of a study sees the same choices."""
     layers = compressor.layers
     wanted = sorted({p for ps in space._declared_choices(layers).values() for p in ps} | {space.quant.default})
-    refused = refusals(layer_op_types(compressor.baseline(), layers), wanted, profile.execution_provider)
+    refused = refused_everywhere(layer_op_types(compressor.baseline(), layers), wanted, [profile, *others])
     if "refused_precisions" not in study.user_attrs:
         study.set_user_attr("refused_precisions", refused)
     bound = space.restrict(layers, refused)

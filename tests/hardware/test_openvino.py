@@ -92,3 +92,17 @@ def test_precisions_are_probed_on_openvino_s_execution_graph():
     assert why and "OpenVINO" in why and "f32" in why  # ConvInteger's convolution computes in f32 there
     assert unsupported_reason("Conv", "fp16", OPENVINO)  # decompressed to f32 under the f32 hint
     assert "Conv" in (unsupported_reason("Conv", "int4", OPENVINO) or "")  # autocl's own refusal, as on the CPU provider
+
+
+@needs_openvino
+def test_a_study_on_two_targets_keeps_a_precision_one_of_them_runs():
+    from autocl.study._sensitivity import refused_everywhere
+
+    cpu = profile_from_dict({"name": "cpu", "threads": 1, "batch_size": 4})
+    ops = {"conv": {"Conv"}, "fc": {"MatMul"}}
+    alone = refused_everywhere(ops, ["fp16", "int8_dynamic"], [_ov()])
+    assert "int8_dynamic" in alone["conv"]  # OpenVINO alone computes dynamic int8 Conv in f32
+    both = refused_everywhere(ops, ["fp16", "int8_dynamic"], [_ov(), cpu])
+    assert "int8_dynamic" not in both.get("conv", {})  # the CPU provider runs it: its front needs it
+    why = both["conv"]["fp16"]  # neither runs a float16 Conv: refused, with each provider's reason
+    assert OPENVINO in why and "CPUExecutionProvider" in why
