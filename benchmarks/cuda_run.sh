@@ -15,6 +15,7 @@ out=${1:-benchmarks/results}
 py=${PYTHON:-python3}
 trials=${TRIALS:-16}
 gpu=${GPU_PROFILE:-hardware_profiles/cuda.yaml}   # another profile tries the script where there is no GPU
+space=${SPACE:-search_spaces/gpu.yaml}   # fp16 for the GPU, int8 for the CPU
 timeout=${TIMEOUT:-5m}
 export AUTOCL_HOME=${AUTOCL_HOME:-$(mktemp -d /tmp/autocl-cuda-XXXX)}
 if [ -n "${TEACHER:-}" ]; then mkdir -p "$AUTOCL_HOME/cache/teachers" && cp "$TEACHER" "$AUTOCL_HOME/cache/teachers/"; fi  # a teacher trained elsewhere
@@ -31,7 +32,7 @@ step() { echo; echo "\$ $*"; "$@"; echo "(exit $?)"; }
   $py -c "import onnxruntime as o, torch; print('onnxruntime', o.__version__, o.get_available_providers(), '| torch', torch.__version__)"
   step $py -m autocl profiles
   step $py -m autocl layers --workload mnist --profile "$gpu"
-  step $py -m autocl search --workload mnist --space search_spaces/default.yaml \
+  step $py -m autocl search --workload mnist --space "$space" \
     --profile "$gpu" --profile hardware_profiles/cpu-local.yaml \
     --study "$study" --storage "$db" --trials "$trials" --timeout "$timeout" --max-drop 0.01
   step $py -m autocl front --study "$study" --storage "$db" --profile "$(basename "$gpu" .yaml)"

@@ -9,6 +9,7 @@ optional budgets that become constraints of the search; and the measurement prot
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Literal, Union, cast
@@ -42,6 +43,22 @@ PROVIDER_GAPS: dict[tuple[str, str], str] = {
     (OPENVINO, "int8_dynamic"): "OpenVINO computes dynamic int8 Conv/MatMul in float32 (only int8 tables stay int8)",
 }
 """Why a provider's default leaves a precision out, for the line that reports a narrowed space."""
+
+
+@functools.cache
+def _load_cuda_libraries() -> None:
+    """Load CUDA's and cuDNN's libraries from the nvidia-* wheels that ``onnxruntime-gpu[cuda,cudnn]``
+    installs (``make gpu-install``), once per process: with torch's CPU build nothing else loads them,
+    and the CUDA provider would fail when its first session opens. A system CUDA (LD_LIBRARY_PATH)
+    needs none of this, and a failure here leaves the session to say what is missing."""
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # noqa: BLE001 - the session that follows reports the missing library
+            pass
 
 
 def default_precisions(provider: str) -> list[Precision]:
@@ -279,12 +296,19 @@ class HardwareProfile(_Strict):
                 f"({ort.__version__}; available: {', '.join(available)}). Use a profile for one of those, "
                 "or install the onnxruntime build that provides it"
                 + (
+                    " (`make gpu-install` on a machine with an NVIDIA GPU installs onnxruntime-gpu)"
+                    if self.execution_provider == "CUDAExecutionProvider"
+                    else ""
+                )
+                + (
                     " (for OpenVINO's own runtime, which autocl runs beside onnxruntime, write `execution_provider: "
                     f"{OPENVINO}`)"
                     if self.execution_provider == "OpenVINOExecutionProvider"
                     else ""
                 )
             )
+        if self.execution_provider == "CUDAExecutionProvider":
+            _load_cuda_libraries()
         if isinstance(self.affinity, list):
             allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
             missing = [c for c in self.affinity if allowed and c not in allowed]
