@@ -57,7 +57,7 @@ def _load_cuda_libraries() -> None:
     if preload is not None:
         try:
             preload()
-        except Exception:  # noqa: BLE001 - the session that follows reports the missing library
+        except Exception:  # the session that follows reports the missing library
             pass
 
 

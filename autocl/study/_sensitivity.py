@@ -179,7 +179,9 @@ def refused_everywhere(
         for precision, why in refused.items():
             if all(precision in each[prov].get(layer, {}) for prov in providers[1:]):
                 out.setdefault(layer, {})[precision] = (
-                    why if len(providers) == 1 else "; ".join(f"{prov}: {each[prov][layer][precision]}" for prov in providers)
+                    why
+                    if len(providers) == 1
+                    else "; ".join(f"{prov}: {each[prov][layer][precision]}" for prov in providers)
                 )
     return out
 
