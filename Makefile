@@ -84,6 +84,7 @@ bench: $(STAMP) peer-venv
 # the committed results in benchmarks/results/ stay untouched
 QUICK_OUT ?= /tmp/autocl-bench-quick
 bench-quick: $(STAMP) peer-venv
+	@mkdir -p $(QUICK_OUT) && date +%s > $(QUICK_OUT)/.started
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads mnist --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_baselines.py --workloads minilm --profile cpu-local --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_encodings.py --workload mnist --quick --out $(QUICK_OUT)
@@ -95,6 +96,10 @@ bench-quick: $(STAMP) peer-venv
 	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_qat.py --workload mnist --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_cluster.py --workload mnist --quick --out $(QUICK_OUT)
 	$(PY) benchmarks/mutation.py --quick --out $(QUICK_OUT)/mutation
+	@s=$$(( $$(date +%s) - $$(cat $(QUICK_OUT)/.started) )); \
+	printf '# make bench-quick\n\nEvery benchmark'"'"'s --quick run, one after the other: %dm %02ds wall on %s (%s cores), %s UTC, commit %s. Target: under 60 minutes on 2 cores.\n' \
+		$$((s / 60)) $$((s % 60)) "$$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" "$$(nproc)" \
+		"$$(date -u '+%F %H:%M')" "$$(git rev-parse --short HEAD 2>/dev/null)" | tee $(QUICK_OUT)/bench-quick.md
 
 # peer tools for benchmarks/compare_baselines.py, each in its own venv (see benchmarks/peers/README.md).
 # INC pins numpy<2 and imports prettytable and scipy undeclared; Olive imports requests undeclared and needs torch, so the
