@@ -22,6 +22,15 @@ profile among others, e.g. ``--profile cpu-local --profile cpu-openvino``) store
 correlation of two runtimes are then measured on the same artifacts, one run after the other (the
 protocol's cost per trial is not measured then).
 
+``--versus PROFILE`` (with ``--from-study``) compares two targets' noise side by side, since raw noise
+figures taken minutes apart on a shared machine are not comparable: in each of ``--repeats`` rounds,
+every artifact of the study and the fp32 baseline are measured interleaved on one profile, then on
+the other (the order alternating between rounds), and the CV of each artifact's speed-up is reported
+per profile (mean, median and largest over the artifacts; and for the fastest artifact).
+
+    python benchmarks/measure_noise.py --workloads mnist --from-study two-runtimes \
+        --profile hardware_profiles/cpu-local.yaml --versus hardware_profiles/cpu-openvino.yaml --repeats 8
+
 Results go to ``<--out>/measure_noise[-<profile>].json`` and ``.md`` (default ``benchmarks/results/``), with
 ``_record.header`` (command, machine, git commit).
 """
@@ -158,6 +167,66 @@ def bench_workload(name: str, args, profile, space) -> dict:
     }
 
 
+def paired(name: str, args, profiles: list) -> dict:
+    """Every artifact of ``--from-study`` and the baseline, interleaved, on each profile in turn, for
+    ``--repeats`` rounds (the profiles' order alternating): the CV of each artifact's speed-up per profile."""
+    import optuna
+
+    from autocl.compress import Compressor
+    from autocl.hardware import measure_many
+    from autocl.runtime import cache_dir
+    from autocl.study import existing_storage, load_existing
+    from autocl.workloads import load_workload
+
+    wl = load_workload(name)
+    study = load_existing(args.from_study, existing_storage(args.from_study, args.storage))
+    arts: dict[str, Path] = {}
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE and Path(t.user_attrs.get("artifact_path", "")).is_file():
+            arts.setdefault(t.user_attrs["artifact_sha256"], Path(t.user_attrs["artifact_path"]))
+    paths = [*arts.values(), Compressor(wl, cache_dir()).baseline()]
+    feeds = {p.name: wl.sample_feed(p.batch_size) for p in profiles}
+    ratios: dict[str, list[list[float]]] = {p.name: [] for p in profiles}
+    loads: list[float] = []
+    for r in range(args.repeats):
+        for p in profiles if r % 2 == 0 else profiles[::-1]:
+            ms = measure_many(paths, p, feeds[p.name], memory=False)
+            loads += [m.load_1m for m in ms[-1:] if m.load_1m is not None]
+            ratios[p.name].append([ms[-1].median_ms / m.median_ms for m in ms[:-1]])
+        print(f"[{name}] paired round {r + 1}/{args.repeats}", flush=True)
+    out = {"workload": name, "study": args.from_study, "artifacts": len(arts), "rounds": args.repeats,
+           "load_1m": [min(loads), max(loads)] if loads else None, "profiles": {}}
+    for p in profiles:
+        per_art = list(zip(*ratios[p.name], strict=True))
+        cvs = [_cv(list(c)) for c in per_art]
+        means = [statistics.fmean(c) for c in per_art]
+        fastest = max(range(len(means)), key=means.__getitem__)
+        out["profiles"][p.name] = {
+            "cv_mean": round(statistics.fmean(cvs), 5), "cv_median": round(statistics.median(cvs), 5),
+            "cv_max": round(max(cvs), 5), "cv_fastest": round(cvs[fastest], 5),
+            "speedup_fastest": round(means[fastest], 3), "speedup_range": [round(min(means), 3), round(max(means), 3)],
+            "ratios": [[round(x, 4) for x in row] for row in ratios[p.name]],
+        }
+    return out
+
+
+def _paired_markdown(out: dict) -> str:
+    lines = [f"# Latency noise of two targets, side by side: study `{out['paired']['study']}`", "",
+             f"Command: `{out['command']}`  ", f"Date: {out['date']}  ", f"Commit: {commit_text(out.get('git') or {})}  ",
+             f"Machine: {out['device']['cpu']}, {out['device']['cores']} logical CPUs, onnxruntime "
+             f"{out['device']['onnxruntime']}" + (f", OpenVINO {out['device']['openvino']}" if out["device"].get("openvino") else ""),
+             "", f"{out['paired']['artifacts']} artifacts and the fp32 baseline, measured interleaved on one profile and then "
+             f"on the other, {out['paired']['rounds']} rounds (the order alternating); load {_load(out['paired']['load_1m'])}. "
+             "CV: coefficient of variation of an artifact's speed-up over the rounds.", "",
+             "| profile | CV mean | CV median | CV largest | fastest artifact: speed-up, CV | speed-ups |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in out["paired"]["profiles"].items():
+        lines.append(f"| {name} | {r['cv_mean']:.2%} | {r['cv_median']:.2%} | {r['cv_max']:.2%} | "
+                     f"{r['speedup_fastest']:.2f}x, {r['cv_fastest']:.2%} | {r['speedup_range'][0]:.2f}-{r['speedup_range'][1]:.2f}x |")
+    lines += ["", "Target: CV < 3%. Raw ratios: the .json file."]
+    return "\n".join(lines) + "\n"
+
+
 def _markdown(out: dict) -> str:
     lines = [f"# Measurement protocol noise and cost: profile `{out['profile']['name']}`", "",
              f"Command: `{out['command']}`{' (quick run)' if out.get('quick') else ''}  ", f"Date: {out['date']}  ",
@@ -202,6 +271,8 @@ def main() -> None:
     ap.add_argument("--from-study", default=None,
                     help="measure the artifacts of this existing study (searched on --profile, among others) instead "
                          "of searching: compares runtimes on the same artifacts; --workloads must be its workload")
+    ap.add_argument("--versus", default=None,
+                    help="with --from-study: a second profile; both are measured in alternating rounds (see above)")
     ap.add_argument("--storage", default=None, help="the --from-study database URL [default: sqlite:///studies/<study>.db]")
     add_run_args(ap, quick="the mnist workload alone, 4 trials, 4 repeats")
     args = ap.parse_args()
@@ -215,6 +286,18 @@ def main() -> None:
     set_torch_threads()
     profile = load_profile(args.profile)
     space = load_space(args.space)
+    if args.versus:
+        if not args.from_study:
+            raise SystemExit("--versus needs --from-study: the two targets are compared on one study's artifacts")
+        other = load_profile(args.versus)
+        name = args.workloads.split(",")[0].strip()
+        out = {**header(profile, quick=args.quick), "paired": paired(name, args, [profile, other])}
+        out["device"]["openvino"] = out["device"].get("openvino") or header(other)["device"].get("openvino")
+        base = out_dir(args) / f"measure_noise-{profile.name}-vs-{other.name}-{args.from_study}"
+        base.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
+        base.with_suffix(".md").write_text(_paired_markdown(out))
+        print(_paired_markdown(out))
+        return
     out = {**header(profile, quick=args.quick), "profile": profile.model_dump(mode="json"), "workloads": []}
     for name in args.workloads.split(","):
         print(f"[{name}] searching {args.trials} trials, then measuring noise", flush=True)
