@@ -80,7 +80,9 @@ def main() -> int:
         "--study", "budget", "--storage", storage, "--timeout", args.timeout, "--max-drop", str(args.max_drop),
         "--cache-max", args.cache_max,
     ]  # fmt: skip
-    h = header(quick=args.quick)
+    from autocl.hardware import load_profile
+
+    h = header(load_profile(args.profile, check=False), quick=args.quick)
     log(f"searching with --cache-max {args.cache_max} in {home}")
     samples: list[tuple[float, int]] = []
     done = threading.Event()
@@ -97,8 +99,8 @@ def main() -> int:
     done.set()
     sampler.join()
     samples.append((round(time.time() - t0, 1), folder_bytes(cache)))
-    tail = proc.stdout.strip().splitlines()[-3:] + proc.stderr.strip().splitlines()[-3:]
-    log(f"search exit {proc.returncode}: {' | '.join(tail)}")
+    said = [line for line in proc.stdout.splitlines() if line.startswith("study budget") or line.startswith("error")]
+    log(f"search exit {proc.returncode}: {' | '.join(said) or proc.stderr.strip()[-300:]}")
     summary = re.search(r"(\d+) new trial\(s\), (\d+) complete in all, (\d+) failed", proc.stdout)
     front = subprocess.run(
         [*autocl, "front", "--study", "budget", "--storage", storage, "--format", "json"],
@@ -152,6 +154,8 @@ def main() -> int:
     }
     name = f"cache_budget-{args.workload}{'-quick' if args.quick else ''}"
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    from autocl.compress._budget import format_size
+
     mb = 1024 * 1024
     over = [(t, b) for t, b in samples if b > budget]
     ok_exports = all(e["exit"] == 0 and e["identical"] and not e["retrained"] for e in exports) and bool(exports)
@@ -164,9 +168,9 @@ def main() -> int:
         + (f"{summary[2]} trials complete, {summary[3]} failed" if summary else "no summary line")
         + f"; front of {len(members)} member(s).",
         f"- Cache size sampled every {args.every:g} s over {samples[-1][0]:.0f} s ({len(samples)} samples): "
-        f"peak {peak / mb:.0f} MB, at the end {cache_after / mb:.0f} MB, budget {budget / mb:.0f} MB; "
+        f"peak {format_size(peak)}, at the end {format_size(cache_after)}, budget {format_size(budget)}; "
         f"{len(over)} sample(s) over the budget"
-        + (f" (largest {max(b for _, b in over) / mb:.0f} MB, at {over[0][0]:.0f} s first)" if over else "")
+        + (f" (largest {format_size(max(b for _, b in over))}, at {over[0][0]:.0f} s first)" if over else "")
         + ". The budget allows one entry being written on top.",
         f"- Every front member exported from the cache without retraining, artifact identical: "
         f"**{'yes' if ok_exports else 'no'}**.",
