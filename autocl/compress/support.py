@@ -263,6 +263,34 @@ def refusals(
     return out
 
 
+def refused_by_all(
+    op_types: dict[str, set[str]], precisions: list[str] | tuple[str, ...], providers: list[str]
+) -> dict[str, dict[str, str]]:
+    """:func:`refusals` for a study on several targets: a precision is refused on a layer only when
+    every provider refuses it (a target's front needs what its own provider runs).
+
+    Args:
+        op_types: ``{layer: op types of its nodes}``.
+        precisions: The precisions to check.
+        providers: The targets' execution providers (each distinct one is probed once).
+
+    Returns:
+        ``{layer: {precision: reason}}``; with several providers the reason names each.
+    """
+    distinct = list(dict.fromkeys(providers))
+    each = {prov: refusals(op_types, precisions, prov) for prov in distinct}
+    out: dict[str, dict[str, str]] = {}
+    for layer, refused in each[distinct[0]].items():
+        for precision, why in refused.items():
+            if all(precision in each[prov].get(layer, {}) for prov in distinct[1:]):
+                out.setdefault(layer, {})[precision] = (
+                    why
+                    if len(distinct) == 1
+                    else "; ".join(f"{prov}: {each[prov][layer][precision]}" for prov in distinct)
+                )
+    return out
+
+
 def layer_op_types(model_path: str | Path, layer_names: list[str]) -> dict[str, set[str]]:
     """The op types of each layer's compute nodes in an exported (fp32) graph.
 

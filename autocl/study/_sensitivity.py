@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 
 from autocl.compress import Compressor
-from autocl.compress.support import layer_op_types, refusals
+from autocl.compress.support import layer_op_types, refused_by_all
 from autocl.config import CompressionConfig, QuantConfig
 from autocl.errors import StudyError
 from autocl.evaluate import evaluate_artifact
@@ -158,34 +158,6 @@ def ranking(table: dict[str, dict[str, float]]) -> dict[str, list[str]]:
     return out
 
 
-def refused_everywhere(
-    op_types: dict[str, set[str]], precisions: list[str], profiles: Sequence[HardwareProfile]
-) -> dict[str, dict[str, str]]:
-    """``{layer: {precision: reason}}`` for the precisions that every profile's provider refuses on a
-    layer (see :func:`autocl.compress.support.refusals`); with several profiles the reason names each.
-
-    Args:
-        op_types: ``{layer: op types}`` of the exported graph.
-        precisions: The precisions the space declares.
-        profiles: The study's targets (the same provider is probed once).
-
-    Returns:
-        The refusals shared by all targets.
-    """
-    providers = list(dict.fromkeys(p.execution_provider for p in profiles))
-    each = {prov: refusals(op_types, precisions, prov) for prov in providers}
-    out: dict[str, dict[str, str]] = {}
-    for layer, refused in each[providers[0]].items():
-        for precision, why in refused.items():
-            if all(precision in each[prov].get(layer, {}) for prov in providers[1:]):
-                out.setdefault(layer, {})[precision] = (
-                    why
-                    if len(providers) == 1
-                    else "; ".join(f"{prov}: {each[prov][layer][precision]}" for prov in providers)
-                )
-    return out
-
-
 def prepare_space(
     study: optuna.Study,
     space: SearchSpace,
@@ -205,7 +177,8 @@ def prepare_space(
     reuses what it stored, so every trial of a study sees the same choices."""
     layers = compressor.layers
     wanted = sorted({p for ps in space._declared_choices(layers).values() for p in ps} | {space.quant.default})
-    refused = refused_everywhere(layer_op_types(compressor.baseline(), layers), wanted, [profile, *others])
+    providers = [p.execution_provider for p in (profile, *others)]
+    refused = refused_by_all(layer_op_types(compressor.baseline(), layers), wanted, providers)
     if "refused_precisions" not in study.user_attrs:
         study.set_user_attr("refused_precisions", refused)
     bound = space.restrict(layers, refused)

@@ -96,13 +96,12 @@ def test_precisions_are_probed_on_openvino_s_execution_graph():
 
 @needs_openvino
 def test_a_study_on_two_targets_keeps_a_precision_one_of_them_runs():
-    from autocl.study._sensitivity import refused_everywhere
+    from autocl.compress.support import refused_by_all
 
-    cpu = profile_from_dict({"name": "cpu", "threads": 1, "batch_size": 4})
     ops = {"conv": {"Conv"}, "fc": {"MatMul"}}
-    alone = refused_everywhere(ops, ["fp16", "int8_dynamic"], [_ov()])
+    alone = refused_by_all(ops, ["fp16", "int8_dynamic"], [OPENVINO])
     assert "int8_dynamic" in alone["conv"]  # OpenVINO alone computes dynamic int8 Conv in f32
-    both = refused_everywhere(ops, ["fp16", "int8_dynamic"], [_ov(), cpu])
+    both = refused_by_all(ops, ["fp16", "int8_dynamic"], [OPENVINO, "CPUExecutionProvider"])
     assert "int8_dynamic" not in both.get("conv", {})  # the CPU provider runs it: its front needs it
     why = both["conv"]["fp16"]  # neither runs a float16 Conv: refused, with each provider's reason
     assert OPENVINO in why and "CPUExecutionProvider" in why
