@@ -91,6 +91,7 @@ bench-quick: $(STAMP) peer-venv
 	OMP_NUM_THREADS=2 $(PY) benchmarks/compare_samplers.py --workload mnist --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/measure_noise.py --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_fuse.py --workload minilm --quick --out $(QUICK_OUT)
+	OMP_NUM_THREADS=2 $(PY) benchmarks/minilm_kernels.py --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_depth.py --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_lowrank.py --quick --out $(QUICK_OUT)
 	OMP_NUM_THREADS=2 $(PY) benchmarks/technique_qat.py --workload mnist --quick --out $(QUICK_OUT)
