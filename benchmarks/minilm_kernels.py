@@ -86,7 +86,6 @@ def skip_layernorm_micro(rounds: int) -> dict[str, float]:
     """12 residual blocks on MiniLM's shape (8 x 64 x 384): fused into SkipLayerNormalization by the
     session, and with that fusion disabled (Add + Add + LayerNormalization); median ms of each."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

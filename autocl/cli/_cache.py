@@ -3,8 +3,8 @@
 The cache (``<AUTOCL_HOME>/cache``) keeps teachers, each workload's fp32 baseline, students and
 quantized artifacts. ``autocl cache`` shows its use per workload and per study (the studies of
 ``AUTOCL_HOME``'s SQLite files, and those of ``--storage``), and how much belongs to front members.
-``autocl cache prune --max SIZE`` lists the least recently used students and artifacts that would
-go to bring the cache under SIZE, and removes them only with ``--yes``; front members, queued
+``autocl cache prune --max SIZE`` lists the least recently used entries (students, artifacts, ladder
+checkpoints) that would go to bring the cache under SIZE, and removes them only with ``--yes``; front members, queued
 polishing, entries a running trial holds, baselines and teachers are never removed, nor any file
 autocl did not write.
 """
@@ -20,6 +20,7 @@ from rich.table import Table
 from autocl.cli._common import console, handles_errors
 from autocl.compress import (
     ARTIFACT,
+    CHECKPOINT,
     STUDENT,
     CacheEntry,
     CacheLayout,
@@ -60,8 +61,8 @@ def cache(
     ctx: typer.Context,
     storage: Optional[list[str]] = typer.Option(None, help=STORAGE_HELP),
 ) -> None:
-    """Show the artifact cache's use: per workload (baseline, students, artifacts, front members'
-    share) and per study.
+    """Show the artifact cache's use: per workload (baseline, students, artifacts, ladder checkpoints,
+    and what eviction keeps: front members' entries and what queued trials build on) and per study.
 
     Example: autocl cache   then   autocl cache prune --max 2GB
     """
@@ -77,7 +78,7 @@ def _usage(storage: list[str]) -> None:
     total = cache_usage(root)
     teachers = teacher_files(root)
     table = Table(title=f"artifact cache {root}", title_justify="left")
-    for col in ("workload", "baseline", "students", "artifacts", "front members'", "studies"):
+    for col in ("workload", "baseline", "students", "artifacts", "checkpoints", "kept", "studies"):
         table.add_column(col, justify="left" if col in ("workload", "studies") else "right")
     counted = sum(p.stat().st_size for p in teachers)
     for layout in layouts:
@@ -91,6 +92,7 @@ def _usage(storage: list[str]) -> None:
             format_size(base) if base else "-",
             _cell(_sum(mine, STUDENT)),
             _cell(_sum(mine, ARTIFACT)),
+            _cell(_sum(mine, CHECKPOINT)),
             _cell(_sum(kept)),
             ", ".join(names) or "-",
         )
@@ -108,7 +110,7 @@ def _usage(storage: list[str]) -> None:
 
 def _study_table(uses: list[StudyCacheUse], entries: list[CacheEntry]) -> Table:
     table = Table(title="per study (an entry two studies share counts in both)", title_justify="left")
-    for col in ("study", "workload", "students", "artifacts", "front members'", "front trials"):
+    for col in ("study", "workload", "students", "artifacts", "checkpoints", "kept", "front trials"):
         table.add_column(col, justify="left" if col in ("study", "workload", "front trials") else "right")
     for u in uses:
         used = [e for e in entries if u.uses(e)]
@@ -119,6 +121,7 @@ def _study_table(uses: list[StudyCacheUse], entries: list[CacheEntry]) -> Table:
             u.layout.folder.name if u.layout else "-",
             _cell(_sum(used, STUDENT)),
             _cell(_sum(used, ARTIFACT)),
+            _cell(_sum(used, CHECKPOINT)),
             _cell(_sum(kept)),
             front or "-",
         )
@@ -131,8 +134,8 @@ def prune(
     yes: bool = typer.Option(False, "--yes", help="remove them (without it, only list what would go)"),
     storage: Optional[list[str]] = typer.Option(None, help=STORAGE_HELP),
 ) -> None:
-    """List the least recently used students and artifacts to remove to bring the cache under
-    --max, and remove them with --yes. Front members, queued polishing, what a running trial
+    """List the least recently used students, artifacts and ladder checkpoints to remove to bring the
+    cache under --max, and remove them with --yes. Front members, queued polishing, what a running trial
     holds, baselines and teachers stay; a removed entry is rebuilt when a trial or an export needs it.
 
     Example: autocl cache prune --max 2GB --yes

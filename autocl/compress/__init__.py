@@ -10,7 +10,16 @@ from autocl.compress._budget import (
     parse_size,
     plan_eviction,
 )
-from autocl.compress._cache import ARTIFACT, STUDENT, CacheEntry, CacheLayout, file_sha256, teacher_files
+from autocl.compress._cache import (
+    ARTIFACT,
+    CHECKPOINT,
+    STUDENT,
+    CacheEntry,
+    CacheLayout,
+    checkpoint_key,
+    file_sha256,
+    teacher_files,
+)
 from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.onnx_export import export_onnx, layer_nodes, module_of, output_channels
 from autocl.compress.pipeline import Artifact, Compressor, Student
@@ -20,6 +29,7 @@ from autocl.compress.support import layer_op_types, refusals, unsupported_reason
 
 __all__ = [
     "ARTIFACT",
+    "CHECKPOINT",
     "STUDENT",
     "Artifact",
     "CacheBudget",
@@ -31,6 +41,7 @@ __all__ = [
     "adapt_batchnorm",
     "cache_max",
     "cache_usage",
+    "checkpoint_key",
     "count_parameters",
     "evict",
     "export_onnx",

@@ -2,10 +2,10 @@
 
 A search that runs for days writes a student and an artifact per trial. With a budget, whenever the
 cache (everything under its root: teachers, data, baselines, students, artifacts) grows past it, the
-entries (:class:`autocl.compress.CacheEntry`: students and artifacts) that were used longest ago are
+entries (:class:`autocl.compress.CacheEntry`: students, artifacts, ladder checkpoints) used longest ago are
 deleted until it fits again. Never deleted: what is not an entry (teachers, baselines, data), what a
 running trial holds (:meth:`autocl.compress.CacheLayout.hold`), and what the caller protects (the
-study's front members and queued polishing, see ``autocl.study``). An evicted entry is rebuilt on
+study's front members, queued polishing and waiting ladder promotions, see ``autocl.study``). An evicted entry is rebuilt on
 demand and verified by its sha256 like any rebuild.
 
 The default budget is 10 GB or a quarter of the space the cache may use (its disk's free space

@@ -31,12 +31,13 @@ teacher's outputs (2 shared cores); under a budget, twice as many students fit, 
 evicted costs a retraining. A
 ``student.onnx`` an older cache holds is still used.
 
-It keeps no optimizer state: a finished student is never trained again. A checkpoint that *will* be
-distilled further (a rung of a distillation ladder) may keep its optimizer state, in its own file
-named in :data:`STUDENT_FILES`, and drops it once the last rung is written.
+It keeps no optimizer state: a finished student is never trained again. A ladder's checkpoint
+(``checkpoints/``) is what keeps optimizer state, since a promoted student resumes from it.
 
-**Entries and eviction.** Students and artifacts are *entries* (:class:`CacheEntry`): each can be
-deleted and is rebuilt on demand, verified by its sha256 like any rebuild. The baseline, the
+**Entries and eviction.** Students, artifacts and ladder checkpoints are *entries*
+(:class:`CacheEntry`): each can be deleted and is rebuilt on demand, verified by its sha256 like any
+rebuild (a promoted student whose checkpoint was evicted resumes from a lower rung's, or distils
+from the start). The baseline, the
 teachers (``<cache root>/teachers``) and data files are not entries and are never evicted. An
 entry's last use is the modification time of its primary file (``info.json``, the ``.onnx``),
 which the pipeline touches on every reuse. Only the files named here are ever deleted.
@@ -55,7 +56,7 @@ from pathlib import Path
 
 from autocl.compress._holds import EntryHold, alive
 
-STUDENT, ARTIFACT = "student", "artifact"
+STUDENT, ARTIFACT, CHECKPOINT = "student", "artifact", "checkpoint"
 
 STUDENT_FILES = (
     "student.onnx",
@@ -68,6 +69,19 @@ STUDENT_FILES = (
 
 ARTIFACT_RECORDS = (".sha256", ".size")
 """The records kept beside an artifact (``<artifact>.sha256``, ``<artifact>.size``)."""
+
+
+def checkpoint_key(ladder_key: str, steps: int) -> str:
+    """The entry key of a ladder checkpoint (what holds and eviction name it by).
+
+    Args:
+        ladder_key: The ladder student's key (``Compressor.ladder_key``).
+        steps: The rung's cumulative steps.
+
+    Returns:
+        ``<ladder key>-<steps>``.
+    """
+    return f"{ladder_key}-{steps}"
 
 
 def file_sha256(path: Path) -> str:
@@ -101,9 +115,10 @@ def teacher_files(cache_root: str | Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One evictable entry of a workload's cache: a student or a quantized artifact.
+    """One evictable entry of a workload's cache: a student, a quantized artifact or a ladder checkpoint.
 
-    ``key`` is the student's key, or the artifact's file stem (``<student key>-<quantization key>``);
+    ``key`` is the student's key, the artifact's file stem (``<student key>-<quantization key>``),
+    or a checkpoint's ``<ladder key>-<steps>``;
     ``files`` are the entry's own files that exist (only those are ever deleted); ``last_used`` is
     the modification time of its primary file (the pipeline touches it on every reuse).
     """
@@ -117,7 +132,7 @@ class CacheEntry:
 
     @property
     def student_key(self) -> str:
-        """The key of the student this entry is, or was quantized from."""
+        """The key of the student this entry is, was quantized from, or (a checkpoint) the ladder key."""
         return self.key if self.kind == STUDENT else self.key.split("-", 1)[0]
 
     def describe(self) -> str:
@@ -328,11 +343,11 @@ class CacheLayout:
         return tuple(p for p in (self.baseline, self.baseline.with_name(self.baseline.name + ".sha256")) if p.is_file())
 
     def entries(self) -> list[CacheEntry]:
-        """The students and artifacts of this cache, as they are on disk now.
+        """The students, artifacts and ladder checkpoints of this cache, as they are on disk now.
 
         Returns:
-            One ``CacheEntry`` per student folder and per artifact file (temporary files of a
-            writer are not entries).
+            One ``CacheEntry`` per student folder, per artifact file and per checkpoint (temporary
+            files of a writer are not entries).
         """
         out = []
         students = self.folder / "students"
@@ -345,6 +360,11 @@ class CacheLayout:
             if path.stem.count(".") == 0:  # not "<stem>.<pid>.tmp.onnx"
                 files = [path, *(path.with_name(path.name + r) for r in ARTIFACT_RECORDS)]
                 out.append(self._entry(ARTIFACT, path.stem, files, path))
+        ladders = self.folder / "checkpoints"
+        for folder in sorted(ladders.iterdir()) if ladders.is_dir() else []:
+            for steps, path in self.checkpoints(folder.name).items() if folder.is_dir() else []:
+                files = [path, path.with_name(path.name + ".sha256")]
+                out.append(self._entry(CHECKPOINT, checkpoint_key(folder.name, steps), files, path))
         return out
 
     def _entry(self, kind: str, key: str, candidates: list[Path], primary: Path) -> CacheEntry:
@@ -411,9 +431,11 @@ class CacheLayout:
                     freed += size
                 except FileNotFoundError:
                     continue
-            if entry.kind == STUDENT:
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # the entry's folder, once empty
+                if entry.kind == STUDENT:
                     self.student_folder(entry.key).rmdir()
+                elif entry.kind == CHECKPOINT:
+                    self.checkpoint(entry.student_key, 0).parent.rmdir()
             return freed
         finally:
             os.close(fd)
@@ -435,11 +457,13 @@ class CacheLayout:
 
 __all__ = [
     "ARTIFACT",
+    "CHECKPOINT",
     "STUDENT",
     "STUDENT_FILES",
     "CacheEntry",
     "CacheLayout",
     "EntryHold",
+    "checkpoint_key",
     "file_sha256",
     "teacher_files",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from autocl.compress._budget import CacheBudget
-from autocl.compress._cache import ARTIFACT, STUDENT, CacheLayout, file_sha256
+from autocl.compress._cache import ARTIFACT, CHECKPOINT, STUDENT, CacheLayout, checkpoint_key, file_sha256
 from autocl.compress.adaptive_bn import adapt_batchnorm
 from autocl.compress.depth import feature_map, prune_depth
 from autocl.compress.distill import (
@@ -365,10 +365,15 @@ class Compressor:
         return float(self.workload.metric(out.numpy(), targets))
 
     def _checkpoint_below(self, cfg: CompressionConfig) -> tuple[int, Path] | None:
-        """The latest sealed checkpoint of ``cfg``'s ladder student below its rung, or None."""
-        for steps, path in reversed(self.cache.checkpoints(self.ladder_key(cfg)).items()):
-            if steps < cfg.distill.steps and _verified(path):
-                return steps, path
+        """The latest sealed checkpoint of ``cfg``'s ladder student below its rung, or None.
+
+        It is held before it is checked, so eviction cannot remove it before it is read."""
+        ladder = self.ladder_key(cfg)
+        for steps, path in reversed(self.cache.checkpoints(ladder).items()):
+            if steps < cfg.distill.steps:
+                self._hold(CHECKPOINT, checkpoint_key(ladder, steps))
+                if _verified(path):
+                    return steps, path
         return None
 
     def _adapt(self, cfg: CompressionConfig, student: torch.nn.Module) -> dict:
@@ -393,8 +398,11 @@ class Compressor:
         metric = self.held_out_metric(student)
         facts["curve"] = [*facts.get("curve", []), [state.step, metric]]
         facts.update(steps=state.step, metric=metric)
+        ladder = self.ladder_key(cfg)
+        facts["ladder_key"] = ladder  # the study keeps this ladder's checkpoints while a promotion waits
         self.fidelity = dict(facts)
-        path = self.cache.checkpoint(self.ladder_key(cfg), state.step)
+        path = self.cache.checkpoint(ladder, state.step)
+        self._hold(CHECKPOINT, checkpoint_key(ladder, state.step))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp(path)
         record = {k: v for k, v in facts.items() if k != "resumed_from"}
@@ -402,6 +410,7 @@ class Compressor:
         _seal(tmp)
         tmp.with_name(tmp.name + ".sha256").replace(path.with_name(path.name + ".sha256"))
         tmp.replace(path)
+        self._written()
 
     def _prune_depth(self, cfg: CompressionConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
         """The teacher without ``cfg.prune.depth`` of its blocks, and which teacher feature layer each

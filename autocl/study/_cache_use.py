@@ -6,7 +6,8 @@ A study's trials record the student and the artifact they were built from (``stu
 * **used**: every entry a trial of the study refers to (what ``autocl cache`` counts per study);
 * **kept**: what eviction never removes: the students and artifacts of the current front members
   on every profile (they are what users export), and those of the trials that a queued or running
-  trial will build on (a polished twin's ``polish_of``, or any ``*_of`` link to a trial number).
+  trial will build on (a polished twin's ``polish_of``, or any ``*_of`` link to a trial number),
+  with the ladder checkpoints such a trial resumes from (a waiting promotion's ``rung_of``).
 
 Entries are matched through :class:`autocl.compress.CacheLayout`; no path is spelled here.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from autocl.compress import ARTIFACT, CacheEntry, CacheLayout
+from autocl.compress import ARTIFACT, CHECKPOINT, CacheEntry, CacheLayout
 from autocl.runtime import home_dir
 from autocl.study._front import front_numbers
 
@@ -37,6 +38,8 @@ class StudyCacheUse:
     used_artifacts: frozenset[str] = frozenset()
     kept_students: frozenset[str] = frozenset()
     kept_artifacts: frozenset[str] = frozenset()
+    used_ladders: frozenset[str] = frozenset()
+    kept_ladders: frozenset[str] = frozenset()
     front_trials: tuple[int, ...] = field(default=())
 
     def _mine(self, entry: CacheEntry) -> bool:
@@ -46,12 +49,16 @@ class StudyCacheUse:
         """Whether a trial of this study refers to ``entry``."""
         if not self._mine(entry):
             return False
+        if entry.kind == CHECKPOINT:
+            return entry.student_key in self.used_ladders
         return entry.key in (self.used_artifacts if entry.kind == ARTIFACT else self.used_students)
 
     def keeps(self, entry: CacheEntry) -> bool:
         """Whether ``entry`` belongs to a front member, or to a trial a queued one builds on."""
         if not self._mine(entry):
             return False
+        if entry.kind == CHECKPOINT:
+            return entry.student_key in self.kept_ladders
         if entry.kind == ARTIFACT:
             # a member stored without its artifact's path keeps every artifact of its student
             return entry.key in self.kept_artifacts or f"{entry.student_key}-*" in self.kept_artifacts
@@ -64,6 +71,12 @@ def _artifact_stem(attrs: dict) -> str:
         return ""
     stem = Path(path).stem if path else ""
     return stem if stem.startswith(key + "-") else f"{key}-*"
+
+
+def _ladder(attrs: dict) -> str:
+    """The ladder key a trial's student was distilled under ('' when it is not on a ladder)."""
+    fid = attrs.get("fidelity")
+    return str(fid.get("ladder_key") or "") if isinstance(fid, dict) else ""
 
 
 def _links(attrs: dict) -> list[int]:
@@ -102,6 +115,8 @@ def study_cache_use(study: optuna.Study, url: str, cache_root: Path) -> StudyCac
         used_artifacts=frozenset(used_a),
         kept_students=frozenset(a["student_key"] for a in kept if a.get("student_key")),
         kept_artifacts=frozenset(_artifact_stem(a) for a in kept) - {""},
+        used_ladders=frozenset(_ladder(t.user_attrs) for t in trials) - {""},
+        kept_ladders=frozenset(_ladder(by_number[n].user_attrs) for n in sources if n in by_number) - {""},
         front_trials=tuple(sorted(front)),
     )
 

@@ -51,7 +51,7 @@ def test_cache_shows_use_per_workload_and_study(study):
     result = CliRunner().invoke(app, ["cache"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "digits-" in out and "cachecli" in out and "front members'" in out and "teachers" in out
+    assert "digits-" in out and "cachecli" in out and "kept" in out and "checkpoints" in out and "teachers" in out
     assert "budget of a search here" in out
 
 

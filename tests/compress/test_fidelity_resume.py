@@ -88,3 +88,38 @@ def test_a_promoted_student_resumes_from_its_rung_checkpoint(digits, tmp_path):
     fresh = Compressor(digits, tmp_path / "a")
     fresh.build_student(cfg(12))
     assert fresh.fidelity["resumed_from"] is None
+
+
+def test_ladder_checkpoints_are_cache_entries_a_budget_evicts_and_a_promotion_then_retrains(digits, tmp_path):
+    from autocl.compress import CHECKPOINT, CacheBudget, cache_usage, checkpoint_key
+
+    def cfg(steps: int) -> CompressionConfig:
+        return CompressionConfig(
+            prune=PruneConfig(ratio=0.5),
+            distill=DistillConfig(steps=steps, ladder_steps=12, batch_size=32, lr=2e-3),
+        )
+
+    comp = Compressor(digits, tmp_path)
+    first = comp.student(cfg(4))
+    key = comp.ladder_key(cfg(4))
+    assert first.fidelity["ladder_key"] == key  # the trial records it: a waiting promotion keeps it
+    entries = [e for e in comp.cache.entries() if e.kind == CHECKPOINT]
+    assert [e.key for e in entries] == [checkpoint_key(key, 4)] and entries[0].student_key == key
+    assert entries[0].size == sum(p.stat().st_size for p in entries[0].files) and len(entries[0].files) == 2
+    # a promotion under a budget with room for nothing more: it holds the checkpoint it resumes from
+    budget = CacheBudget(cache_usage(tmp_path))
+    held = Compressor(digits, tmp_path, budget=budget)
+    with held.holding():
+        second = held.student(cfg(12))
+    assert second.fidelity["resumed_from"] == 4
+    assert budget.evicted and checkpoint_key(key, 4) not in {e.key for e in budget.evicted}  # held while used
+    budget.enforce(tmp_path)  # the next write, once nobody holds it: it goes like any entry
+    assert checkpoint_key(key, 4) in {e.key for e in budget.evicted}
+    assert 4 not in comp.cache.checkpoints(key)
+    # with its checkpoints gone, the next promotion of that student distils from step 0
+    for e in [e for e in comp.cache.entries() if e.kind == CHECKPOINT]:
+        comp.cache.remove(e)
+    assert not (tmp_path / comp.cache.folder.name / "checkpoints" / key).exists()
+    again = Compressor(digits, tmp_path)
+    again.build_student(cfg(12))
+    assert again.fidelity["resumed_from"] is None
