@@ -47,7 +47,7 @@ def folder_bytes(path: Path) -> int:
 
 
 def parse_size(text: str) -> int:
-    """``1GB``, ``500MB``, ``20MB`` -> bytes (as ``--cache-max`` reads them, powers of 1024)."""
+    """``1GB``, ``500MB``, ``20MB`` -> bytes, as ``--cache-max`` reads them (GB = 10^9, GiB = 2^30)."""
     from autocl.compress._budget import parse_size as autocl_parse
 
     return int(autocl_parse(text))
