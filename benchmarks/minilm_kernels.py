@@ -34,7 +34,8 @@ FUSED = ("SkipLayerNormalization", "LayerNormalization", "Add", "DynamicQuantize
          "DynamicQuantizeLinear", "MatMul", "FusedMatMul", "Gelu", "BiasGelu")
 
 
-def _session(path: Path | bytes, optimized: Path | None = None):
+def _options():
+    """One thread, no spinning, quiet: the options every session here uses."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -42,18 +43,18 @@ def _session(path: Path | bytes, optimized: Path | None = None):
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if optimized is not None:
-        so.optimized_model_filepath = str(optimized)
-    return ort.InferenceSession(path if isinstance(path, bytes) else str(path), so,
-                                providers=["CPUExecutionProvider"])
+    return so
 
 
 def executed_ops(path: Path, tmp: Path) -> dict[str, int]:
     """The op types of ``path`` after the session's load-time fusions (its written optimized graph)."""
     import onnx
+    import onnxruntime as ort
 
     out = tmp / f"{path.stem}-optimized.onnx"
-    _session(path, out)
+    so = _options()
+    so.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     graph = onnx.load(str(out), load_external_data=False).graph
     counts = collections.Counter(n.op_type for n in graph.node)
     return {k: counts[k] for k in FUSED if counts[k]}
@@ -63,11 +64,7 @@ def op_time_shares(path: Path, feed: dict, runs: int, tmp: Path) -> dict[str, fl
     """Each op type's share of the kernel time over ``runs`` runs (onnxruntime's profiler), largest first."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so = _options()
     so.enable_profiling = True
     so.profile_file_prefix = str(tmp / path.stem)
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -103,9 +100,7 @@ def skip_layernorm_micro(rounds: int) -> dict[str, float]:
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     data = model.SerializeToString()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so = _options()
     sessions = {
         "SkipLayerNormalization": ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]),
         "Add + LayerNormalization": ort.InferenceSession(data, so, providers=["CPUExecutionProvider"],
