@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _technique import cpu_model, log  # noqa: E402
+from _record import cpu_model, log  # noqa: E402
 
 
 def fidelity(student, workload) -> float:

@@ -81,3 +81,35 @@ def test_the_figure_puts_the_whole_front_and_every_other_row_on_one_plot(tmp_pat
     fig = _front_figure.figure(data)
     assert [t.name for t in fig.data] == ["autocl front", "peer", "by hand", "fp32"]
     assert list(fig.data[0].x) == [2.8, 3.5]
+
+
+def _top_level_names(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def test_every_benchmark_imports_only_names_its_helper_modules_define():
+    """A helper module's refactor must not leave a benchmark importing a name that is gone (no benchmark
+    runs in ``make test``, so this is the check that they still start)."""
+    import ast
+
+    bench = ROOT / "benchmarks"
+    helpers = {p.stem: _top_level_names(p) for p in bench.glob("_*.py")}
+    missing = []
+    for script in sorted(bench.glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in helpers:
+                missing += [
+                    f"{script.name}: {node.module}.{a.name}" for a in node.names if a.name not in helpers[node.module]
+                ]
+    assert helpers and not missing, missing
