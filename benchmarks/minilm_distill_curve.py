@@ -52,7 +52,9 @@ def write(out: Path, result: dict) -> None:
         "Fidelity: mean cosine between the fp32 student's embeddings and the teacher's on the 512 "
         "validation snippets (the workload's metric; identical validation split in both workloads). "
         f"Distillation: batch {result['batch_size']}, lr {result['lr']:g}, {result['warmup']} warm-up steps "
-        "then constant, loss 1 - cosine to the teacher, no early stop; one run per row, read at each "
+        "then constant, loss 1 - cosine to the teacher"
+        + (f" + {result['feature_weight']:g} x the six blocks' feature loss" if result.get("feature_weight") else "")
+        + ", no early stop; one run per row, read at each "
         "checkpoint.",
         "",
         "| student | distillation data | MACs kept | " + " | ".join(f"{s} steps" for s in steps) + " | training s |",
@@ -75,9 +77,16 @@ def main() -> None:
     parser.add_argument("--sentences", default="4096", help="distillation corpus size (a count or 'all')")
     parser.add_argument("--depth", type=float, default=1, help="transformer layers removed (count)")
     parser.add_argument("--ffn-ratio", type=float, default=0.5, help="FFN neurons removed per layer")
+    parser.add_argument("--head-ratio", type=float, default=0.25, help="attention heads removed per layer")
+    parser.add_argument(
+        "--feature-weight",
+        type=float,
+        default=0.0,
+        help="weight of the six blocks' feature loss (distill.feature_weight)",
+    )
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--students", nargs="+", default=["depth", "ffn"], choices=["depth", "ffn"])
+    parser.add_argument("--students", nargs="+", default=["depth", "ffn"], choices=["depth", "ffn", "heads"])
     parser.add_argument(
         "--data",
         nargs="+",
@@ -124,12 +133,17 @@ def main() -> None:
         batch_size=args.batch_size,
         schedule="constant",
         warmup_steps=warmup,
+        feature_weight=args.feature_weight,
     )
     prunes = {
         "depth": (f"depth -{args.depth:g} (importance)", PruneConfig(depth=args.depth, depth_criterion="importance")),
         "ffn": (
             f"FFN -{args.ffn_ratio:.0%} (taylor)",
             PruneConfig(ratio=args.ffn_ratio, head_ratio=0.0, importance="taylor", round_to=8),
+        ),
+        "heads": (
+            f"heads -{args.head_ratio:.0%} (taylor)",
+            PruneConfig(ratio=0.0, head_ratio=args.head_ratio, importance="taylor", round_to=8),
         ),
     }
     result = {
@@ -145,6 +159,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "warmup": warmup,
+        "feature_weight": args.feature_weight,
         "sentences": {"old": len(old.train[1]), "corpus": len(big.train[1])},
         "arms": [],
         "notes": [],
@@ -156,7 +171,7 @@ def main() -> None:
         label, prune = prunes[which]
         for data, w in [(d, w) for k, (d, w) in zip(("old", "corpus"), arms, strict=True) if k in args.data]:
             comp = Compressor(w, cache_dir())
-            student = comp.architecture(CompressionConfig(prune=prune))
+            student, features = comp._architecture(CompressionConfig(prune=prune))
             arm = {
                 "student": label,
                 "data": data,
@@ -196,7 +211,17 @@ def main() -> None:
 
             x = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in w.train[0])
             y = torch.from_numpy(np.ascontiguousarray(w.train[1]))
-            distill(student, x, y, y, cfg_d, output_kind="embedding", on_step=on_step)
+            distill(
+                student,
+                x,
+                y,
+                y,
+                cfg_d,
+                output_kind="embedding",
+                on_step=on_step,
+                teacher_features=comp._features if args.feature_weight else None,
+                feature_map=features,
+            )
     write(out, result)
     log(f"wrote {out}.md")
 

@@ -180,6 +180,10 @@ def prune_model(
     return student
 
 
+HEAD_SCOPE_RATIO = 0.01
+"""The width ratio given to attention projections that prune heads only (see :func:`_structured`)."""
+
+
 def _importance(cfg: PruneConfig):
     if cfg.importance == "taylor":
         return tp.importance.GroupTaylorImportance()
@@ -206,13 +210,23 @@ def _structured(
             )
         student.zero_grad()
         loss_fn(student).backward()
+    ratios = {m: r for name, r in cfg.layer_ratios.items() for m in [ratio_layers[name]]}
+    if attention and head_ratio > 0:
+        # torch-pruning removes heads only inside a scope that also prunes channels (its n_pruned > 0):
+        # with no width ratio on the attention's projections, head_ratio alone removed nothing. A ratio
+        # just above zero opens the scope; prune_head_dims=False keeps every head's channels whole.
+        for a in attention.values():
+            for k in ("query", "key", "value"):
+                m = getattr(a, k)
+                if ratios.get(m, cfg.ratio) == 0:
+                    ratios[m] = HEAD_SCOPE_RATIO
     pruner_class = _AlignedPruner if aligned_rounding() else tp.pruner.MetaPruner
     pruner = pruner_class(
         student,
         example_inputs,
         importance=_importance(cfg),
         pruning_ratio=cfg.ratio,
-        pruning_ratio_dict={m: r for name, r in cfg.layer_ratios.items() for m in [ratio_layers[name]]} or None,
+        pruning_ratio_dict=ratios or None,
         global_pruning=cfg.scope == "global",
         ignored_layers=ignored,
         round_to=cfg.round_to,

@@ -71,3 +71,17 @@ def test_the_teacher_is_left_whole(encoder):
     prune_model(model, tuple(t[:1] for t in inputs), PruneConfig(ratio=0.5, head_ratio=0.5))
     att = next(iter(attention_modules(model).values()))
     assert att.num_attention_heads == 12 and att.query.out_features == 384
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_heads_go_without_any_width_ratio(encoder, scope):
+    """``head_ratio`` alone (``ratio`` 0, as minilm.yaml searches it) removes heads and leaves the FFNs
+    whole: torch-pruning skips a scope that prunes no channels, heads included, unless it is opened."""
+    model, inputs = encoder
+    pruned = prune_model(
+        model, tuple(t[:1] for t in inputs), PruneConfig(ratio=0.0, head_ratio=0.25, round_to=8, scope=scope)
+    )
+    heads = [att.num_attention_heads for att in attention_modules(pruned).values()]
+    assert sum(heads) == 6 * 9 and all(att.query.out_features == att.num_attention_heads * 32
+                                       for att in attention_modules(pruned).values())
+    assert {layer.intermediate.dense.out_features for layer in pruned.bert.encoder.layer} == {1536}

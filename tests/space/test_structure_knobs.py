@@ -49,6 +49,13 @@ def test_defaults_leave_fingerprints_and_keys_as_they_were():
     assert CompressionConfig(prune=PruneConfig(ratio=0.3)).student_key("w") == "893cc175fbc2fc44"
 
 
+def test_a_heads_only_student_is_not_the_one_cached_before_heads_alone_were_pruned():
+    # before, head_ratio with ratio 0 removed no head: such a cached student is unpruned (and its weights
+    # no longer fit the architecture), so its key moved; students pruned in width as well keep theirs
+    assert CompressionConfig(prune=PruneConfig(head_ratio=0.25)).student_key("w") != "4cdf2f1e49069fdf"
+    assert CompressionConfig(prune=PruneConfig(ratio=0.125, head_ratio=0.25)).student_key("w") == "4aec7d521e2df1b3"
+
+
 def test_recipes_pin_depth_and_rank_off():
     for params in recipe_params(_space(depth=[0, 1, 2], rank_ratio=[0.5, 1.0]), LAYERS):
         assert params["prune.depth"] == 0 and params["prune.rank_ratio"] == 1.0
