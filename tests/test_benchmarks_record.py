@@ -113,3 +113,11 @@ def test_every_benchmark_imports_only_names_its_helper_modules_define():
                     f"{script.name}: {node.module}.{a.name}" for a in node.names if a.name not in helpers[node.module]
                 ]
     assert helpers and not missing, missing
+
+
+def test_compare_fidelity_builds_a_valid_ladder_space_for_every_case():
+    import compare_fidelity
+
+    for case in compare_fidelity.SPACES:
+        polish, ladder = compare_fidelity.spaces(case, None, 3)
+        assert ladder.distill.fidelity.rungs == compare_fidelity.RUNGS[case] and polish.distill.fidelity is None
