@@ -11,7 +11,11 @@ same tensors.
 Rows: the fp32 model; ``quantize_dynamic`` as the README's by-hand row makes it (per-channel MatMul);
 the same plus the embedding tables (INC's op list); INC's tuned artifact when a
 ``compare_baselines`` run left it (``--inc``); autocl's all-layers ``int8_dynamic`` without and with
-``quant.fuse_first``.
+``quant.fuse_first``; and two ideas that did not pay here, kept so that they can be re-measured on
+another CPU: the fused graph with Q, K and V packed into one MatMul (their input is quantized once,
+one GEMM three times as wide) before ``quantize_dynamic``, and the fused graph with every MatMul as
+8-bit ``MatMulNBits`` (blockwise weights, activations quantized per block, int8 compute:
+``accuracy_level`` 4).
 
     python benchmarks/minilm_kernels.py
     python benchmarks/minilm_kernels.py --quick          # 2 rounds, 3 profiled runs
@@ -31,7 +35,7 @@ from pathlib import Path
 from _record import ROOT, add_run_args, header, header_line, log, measure_all, out_dir, quick_defaults
 
 FUSED = ("SkipLayerNormalization", "LayerNormalization", "Add", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
-         "DynamicQuantizeLinear", "MatMul", "FusedMatMul", "Gelu", "BiasGelu")
+         "DynamicQuantizeLinear", "MatMul", "FusedMatMul", "Gelu", "BiasGelu", "MatMulNBits", "Split")
 
 
 def _options():
@@ -117,6 +121,68 @@ def skip_layernorm_micro(rounds: int) -> dict[str, float]:
     return {k: round(float(np.median(v)) * 1000, 3) for k, v in times.items()}
 
 
+def pack_qkv(model):
+    """The graph with each set of MatMul + bias Add that read one tensor (an attention's Q, K and V)
+    merged into one MatMul + Add over concatenated weights, then Split back into their outputs."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    readers = collections.defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            readers[i].append(n)
+    groups = collections.defaultdict(list)
+    for n in g.node:
+        after = readers.get(n.output[0], [])
+        if (n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2 and len(after) == 1
+                and after[0].op_type == "Add" and any(i in inits for i in after[0].input)):
+            groups[n.input[0]].append((n, after[0]))
+    for k, (x, members) in enumerate((x, m) for x, m in groups.items() if len(m) > 1):
+        ws = [numpy_helper.to_array(inits[mm.input[1]]) for mm, _ in members]
+        bs = [numpy_helper.to_array(inits[next(i for i in add.input if i in inits)]) for _, add in members]
+        name = f"packed_{k}"
+        g.initializer.extend([numpy_helper.from_array(np.concatenate(ws, 1), f"{name}_W"),
+                              numpy_helper.from_array(np.concatenate(bs, 0), f"{name}_B"),
+                              numpy_helper.from_array(np.array([w.shape[1] for w in ws], np.int64), f"{name}_split")])
+        at = min(list(g.node).index(mm) for mm, _ in members)
+        for mm, add in members:
+            g.node.remove(mm)
+            g.node.remove(add)
+        new = [helper.make_node("MatMul", [x, f"{name}_W"], [f"{name}_mm"], name=f"{name}/MatMul"),
+               helper.make_node("Add", [f"{name}_mm", f"{name}_B"], [f"{name}_add"], name=f"{name}/Add"),
+               helper.make_node("Split", [f"{name}_add", f"{name}_split"], [a.output[0] for _, a in members],
+                                name=f"{name}/Split", axis=-1)]
+        for j, node in enumerate(new):
+            g.node.insert(at + j, node)
+    return model
+
+
+def tried_rows(fp32: Path, tmp: Path) -> dict[str, Path]:
+    """The two ideas that did not pay on the CPU measured (see the module docstring)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from autocl.compress.quantize import _nbits_quantizer, fuse
+
+    fused = tmp / "fused.onnx"
+    fuse(fp32, fused, [])
+    packed = tmp / "fused-packed.onnx"
+    onnx.save(pack_qkv(onnx.load(str(fused))), str(packed))
+    out = {"fused + packed Q/K/V + quantize_dynamic": tmp / "packed-qdyn.onnx"}
+    quantize_dynamic(str(packed), str(out["fused + packed Q/K/V + quantize_dynamic"]), weight_type=QuantType.QInt8,
+                     per_channel=True, op_types_to_quantize=["MatMul", "Gather"],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    q = _nbits_quantizer()(onnx.load(str(fused)), bits=8, block_size=128, is_symmetric=True, accuracy_level=4,
+                           op_types_to_quantize=("MatMul",))
+    q.process()
+    name = "fused + 8-bit MatMulNBits (block 128, int8 compute)"
+    out[name] = tmp / "nbits8.onnx"
+    onnx.save(q.model.model, str(out[name]))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", default="minilm")
@@ -155,6 +221,8 @@ def main() -> int:
         name = "autocl int8_dynamic" + (" + fuse_first" if fuse else "")
         log(f"building {name}")
         paths[name] = comp.artifact(CompressionConfig(quant=QuantConfig(default="int8_dynamic", fuse_first=fuse))).path
+    log("building the ideas that did not pay (packed Q/K/V, 8-bit MatMulNBits)")
+    paths.update(tried_rows(paths["fp32"], tmp))
     feed = w.sample_feed(profile.batch_size)
     log(f"measuring {len(paths)} artifacts in {args.rounds} interleaved rounds on {profile.name}")
     lat = measure_all(paths, w, profile, args.rounds)
