@@ -53,7 +53,7 @@ def write(out: Path, result: dict) -> None:
         "validation snippets (the workload's metric; identical validation split in both workloads). "
         f"Distillation: batch {result['batch_size']}, lr {result['lr']:g}, {result['warmup']} warm-up steps "
         "then constant, loss 1 - cosine to the teacher"
-        + (f" + {result['feature_weight']:g} x the six blocks' feature loss" if result.get("feature_weight") else "")
+        + " (plus the six blocks' feature loss, distill.feature_weight, where the data column names it)"
         + ", no early stop; one run per row, read at each "
         "checkpoint.",
         "",
@@ -63,7 +63,9 @@ def write(out: Path, result: dict) -> None:
     for arm in result["arms"]:
         cells = [f"{arm['curve'][s]:.4f}" if s in arm["curve"] else "" for s in steps]
         lines.append(
-            f"| {arm['student']} | {arm['data']} | {arm['macs_kept']:.0%} | "
+            f"| {arm['student']} | {arm['data']}"
+            + (f" + feature loss x{arm['feature_weight']:g}" if arm.get("feature_weight") else "")
+            + f" | {arm['macs_kept']:.0%} | "
             + " | ".join(cells)
             + f" | {arm['seconds']:.0f} |"
         )
@@ -102,7 +104,7 @@ def main() -> None:
         merged = {
             **runs[0],
             "command": " ; ".join(r["command"] for r in runs),
-            "arms": [a for r in runs for a in r["arms"]],
+            "arms": [{"feature_weight": r.get("feature_weight", 0.0), **a} for r in runs for a in r["arms"]],
             "notes": [n for r in runs for n in r["notes"]],
         }
         write(Path(args.out), merged)
@@ -175,6 +177,7 @@ def main() -> None:
             arm = {
                 "student": label,
                 "data": data,
+                "feature_weight": args.feature_weight,
                 "rows": len(w.train[1]),
                 "structure": comp.structure,
                 "macs_kept": achieved_fractions(w.model, student, w.example_inputs())["macs"],
