@@ -16,6 +16,7 @@ short screening + polishing) and the ladder (the same space with ``distill.fidel
 
     python benchmarks/compare_fidelity.py                    # 20 min per search, 2 seeds, 3 cases
     python benchmarks/compare_fidelity.py --quick            # mnist?train_limit=512, 1 seed, 4 min
+    python benchmarks/compare_fidelity.py --cases minilm --profile cpu-local --timeout 900 --tag minilm
 """
 
 from __future__ import annotations
@@ -259,6 +260,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="mnist?train_limit=512, seed 0, 4 min per search")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--tag", default="", help="suffix of the result files: compare_fidelity-TAG.md")
     args = parser.parse_args()
     if args.quick:
         args.cases, args.seeds, args.timeout, args.rounds = ["mnist?train_limit=512"], [0], 240.0, 10
@@ -272,7 +274,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     tag = time.strftime("%Y%m%d-%H%M%S")
     cases = [case(spec, args, profile, work, tag) for spec in args.cases]
-    name = "compare_fidelity" + ("-quick" if args.quick else "")
+    name = "compare_fidelity" + (f"-{args.tag}" if args.tag else "") + ("-quick" if args.quick else "")
     text = _markdown(cases, args, cpu())
     (out / f"{name}.md").write_text(text)
     (out / f"{name}.json").write_text(json.dumps({"cases": cases, "cpu": cpu()}, indent=1, default=str))
