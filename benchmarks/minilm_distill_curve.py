@@ -105,6 +105,8 @@ def main() -> None:
             **runs[0],
             "command": " ; ".join(r["command"] for r in runs),
             "arms": [{"feature_weight": r.get("feature_weight", 0.0), **a} for r in runs for a in r["arms"]],
+            "date": " / ".join(dict.fromkeys(r["date"] for r in runs)),
+            "load": " / ".join(dict.fromkeys(str([round(x, 1) for x in r["load"]]) for r in runs)),
             "notes": [n for r in runs for n in r["notes"]],
         }
         write(Path(args.out), merged)
@@ -140,11 +142,11 @@ def main() -> None:
     prunes = {
         "depth": (f"depth -{args.depth:g} (importance)", PruneConfig(depth=args.depth, depth_criterion="importance")),
         "ffn": (
-            f"FFN -{args.ffn_ratio:.0%} (taylor)",
+            f"FFN -{args.ffn_ratio * 100:g}% (taylor)",
             PruneConfig(ratio=args.ffn_ratio, head_ratio=0.0, importance="taylor", round_to=8),
         ),
         "heads": (
-            f"heads -{args.head_ratio:.0%} (taylor)",
+            f"heads -{args.head_ratio * 100:g}% (taylor)",
             PruneConfig(ratio=0.0, head_ratio=args.head_ratio, importance="taylor", round_to=8),
         ),
     }
