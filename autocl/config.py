@@ -331,7 +331,7 @@ class CompressionConfig(_Record):
         if distill["ladder_steps"] is None:  # off, keys stay those of students cached before the ladder
             del distill["ladder_steps"]
         record: dict[str, Any] = {"w": workload_key, "p": prune, "d": distill}
-        if self.prune.head_ratio and self.prune.ratio == 0:
+        if self.prune.head_ratio and (self.prune.ratio == 0 or 0 in self.prune.layer_ratios.values()):
             # students cached before heads were pruned without a width ratio kept every head
             record["heads_alone"] = 2
         for t, conf in self.techniques_on():

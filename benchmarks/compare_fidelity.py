@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SPACES = {"mnist": "default.yaml", "digits": "default.yaml", "minilm": "minilm.yaml"}
 RUNGS = {"mnist": [80, 320, 1280], "digits": [40, 160, 640], "minilm": [60, 180, 512]}
-"""Each case's ladder: its top rung is the space's polish cap (distill.polish.max_steps), the full budget."""
+"""Each case's ladder; its top rung is at most the space's polish cap (distill.polish.max_steps; MiniLM: 512)."""
 
 
 def _log(msg: str) -> None:

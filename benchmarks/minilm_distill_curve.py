@@ -129,6 +129,8 @@ def main() -> None:
     for a, b in zip((*old.validation[0], old.validation[1]), (*big.validation[0], big.validation[1]), strict=True):
         assert np.array_equal(a, b), "the two workloads' validation splits differ"
     warmup = 6
+    if args.feature_weight and not big.feature_layers:
+        parser.error("--feature-weight: the workload names no feature layers")
     cfg_d = DistillConfig(
         temperature=0.05,
         alpha=0.0,

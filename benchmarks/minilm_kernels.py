@@ -137,7 +137,8 @@ def pack_qkv(model):
     for n in g.node:
         after = readers.get(n.output[0], [])
         if (n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2 and len(after) == 1
-                and after[0].op_type == "Add" and any(i in inits for i in after[0].input)):
+                and after[0].op_type == "Add"
+                and any(i in inits and list(inits[i].dims) == [inits[n.input[1]].dims[1]] for i in after[0].input)):
             groups[n.input[0]].append((n, after[0]))
     for k, (x, members) in enumerate((x, m) for x, m in groups.items() if len(m) > 1):
         ws = [numpy_helper.to_array(inits[mm.input[1]]) for mm, _ in members]
@@ -150,12 +151,16 @@ def pack_qkv(model):
         for mm, add in members:
             g.node.remove(mm)
             g.node.remove(add)
+            for name_ in (mm.input[1], *(i for i in add.input if i in inits)):
+                g.initializer.remove(inits.pop(name_))
         new = [helper.make_node("MatMul", [x, f"{name}_W"], [f"{name}_mm"], name=f"{name}/MatMul"),
                helper.make_node("Add", [f"{name}_mm", f"{name}_B"], [f"{name}_add"], name=f"{name}/Add"),
                helper.make_node("Split", [f"{name}_add", f"{name}_split"], [a.output[0] for _, a in members],
                                 name=f"{name}/Split", axis=-1)]
         for j, node in enumerate(new):
             g.node.insert(at + j, node)
+    if not any(n.name.startswith("packed_") for n in g.node):
+        raise RuntimeError("pack_qkv: no MatMul + bias Add shares its input with another; nothing packed")
     return model
 
 

@@ -215,6 +215,7 @@ def _structured(
         # torch-pruning removes heads only inside a scope that also prunes channels (its n_pruned > 0):
         # with no width ratio on the attention's projections, head_ratio alone removed nothing. A ratio
         # just above zero opens the scope; prune_head_dims=False keeps every head's channels whole.
+        # (A ratio set on q/k/v themselves in layer_ratios is kept; one set on a parent module is not seen.)
         for a in attention.values():
             for k in ("query", "key", "value"):
                 m = getattr(a, k)

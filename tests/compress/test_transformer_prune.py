@@ -82,6 +82,7 @@ def test_heads_go_without_any_width_ratio(encoder, scope):
         model, tuple(t[:1] for t in inputs), PruneConfig(ratio=0.0, head_ratio=0.25, round_to=8, scope=scope)
     )
     heads = [att.num_attention_heads for att in attention_modules(pruned).values()]
-    assert sum(heads) == 6 * 9 and all(att.query.out_features == att.num_attention_heads * 32
-                                       for att in attention_modules(pruned).values())
+    assert sum(heads) == 6 * 9
+    for att in attention_modules(pruned).values():
+        assert att.query.out_features == att.key.out_features == att.value.out_features == att.num_attention_heads * 32
     assert {layer.intermediate.dense.out_features for layer in pruned.bert.encoder.layer} == {1536}
