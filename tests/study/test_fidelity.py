@@ -155,3 +155,24 @@ def test_workers_finishing_at_once_enqueue_a_promotion_once(tmp_path):
     assert [t.number for t in first] == [t.number for t in second] == [0]
     assert enqueue_promotions(study, first, url) + enqueue_promotions(other, second, url) == 1
     assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
+
+
+def test_a_fork_climbs_the_ladder_again_on_the_cached_students_and_checkpoints(ladder_study, digits):
+    from autocl.hardware import profile_from_dict
+    from autocl.study import prepare_run
+
+    _, space, url = ladder_study
+    wider = profile_from_dict({"name": "test-cpu", "threads": 1, "batch_size": 8,
+                               "measurement": {"warmup": 2, "repeats": 5, "min_repeats": 3, "max_seconds": 0.5}})
+    plan = prepare_run("ladder", url, "digits", space, [wider], fork="ladder-b8")
+    assert plan.seeds, "the ladder study's screened configurations carry over"
+    forked = run_search(digits, space, wider, study_name=plan.study_name, storage=plan.url,
+                        n_trials=len(plan.seeds) + 2, remeasure=False, recipes=False, sensitivity=False,
+                        seeds=plan.seeds)
+    done = [t for t in forked.study.trials if t.state == COMPLETE]
+    seeded = [t for t in done if "seeded_from" in t.user_attrs]
+    # a forked configuration starts at rung 0 again (its latency is new) on the student the old study
+    # cached, and a promotion in the fork resumes from the checkpoint of the rung below: nothing retrains
+    assert seeded and all(rung_of(t) == 0 and t.user_attrs["student_reused"] for t in seeded)
+    promoted = [t for t in done if rung_of(t) == 1]
+    assert promoted and all(t.user_attrs["fidelity"]["resumed_from"] == 3 for t in promoted)
