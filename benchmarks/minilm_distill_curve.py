@@ -52,8 +52,9 @@ def write(out: Path, result: dict) -> None:
         "Fidelity: mean cosine between the fp32 student's embeddings and the teacher's on the 512 "
         "validation snippets (the workload's metric; identical validation split in both workloads). "
         f"Distillation: batch {result['batch_size']}, lr {result['lr']:g}, {result['warmup']} warm-up steps "
-        "then constant, loss 1 - cosine to the teacher"
-        + " (plus the six blocks' feature loss, distill.feature_weight, where the data column names it)"
+        "then constant, loss 1 - cosine to the teacher, unless the data column names a feature loss "
+        "(distill.feature_weight), a similarity KL (distill.alpha: alpha x KL + (1 - alpha) x (1 - cosine)) or a "
+        "cosine schedule (decaying to 0 at the row's last checkpoint)"
         + ", no early stop; one run per row, read at each "
         "checkpoint.",
         "",
@@ -65,6 +66,8 @@ def write(out: Path, result: dict) -> None:
         lines.append(
             f"| {arm['student']} | {arm['data']}"
             + (f" + feature loss x{arm['feature_weight']:g}" if arm.get("feature_weight") else "")
+            + (f", similarity KL alpha {arm['alpha']:g}" if arm.get("alpha") else "")
+            + (f", {arm['schedule']} schedule" if arm.get("schedule", "constant") != "constant" else "")
             + f" | {arm['macs_kept']:.0%} | "
             + " | ".join(cells)
             + f" | {arm['seconds']:.0f} |"
@@ -87,6 +90,10 @@ def main() -> None:
         help="weight of the six blocks' feature loss (distill.feature_weight)",
     )
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--alpha", type=float, default=0.0, help="weight of the in-batch similarity KL (distill.alpha; 0: cosine only)"
+    )
+    parser.add_argument("--schedule", default="constant", choices=["constant", "cosine"], help="after the warm-up")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--students", nargs="+", default=["depth", "ffn"], choices=["depth", "ffn", "heads"])
     parser.add_argument(
@@ -133,11 +140,11 @@ def main() -> None:
         parser.error("--feature-weight: the workload names no feature layers")
     cfg_d = DistillConfig(
         temperature=0.05,
-        alpha=0.0,
+        alpha=args.alpha,
         steps=max(args.steps),
         lr=args.lr,
         batch_size=args.batch_size,
-        schedule="constant",
+        schedule=args.schedule,
         warmup_steps=warmup,
         feature_weight=args.feature_weight,
     )
@@ -182,6 +189,8 @@ def main() -> None:
                 "student": label,
                 "data": data,
                 "feature_weight": args.feature_weight,
+                "alpha": args.alpha,
+                "schedule": args.schedule,
                 "rows": len(w.train[1]),
                 "structure": comp.structure,
                 "macs_kept": achieved_fractions(w.model, student, w.example_inputs())["macs"],
