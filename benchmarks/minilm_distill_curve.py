@@ -40,7 +40,7 @@ def fidelity(student, workload) -> float:
 
 
 def write(out: Path, result: dict) -> None:
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    out.with_name(out.name + ".json").write_text(json.dumps(result, indent=1))
     steps = sorted({s for arm in result["arms"] for s in arm["curve"]}, key=int)
     lines = [
         "# MiniLM: fidelity against distillation steps and data",
@@ -73,7 +73,7 @@ def write(out: Path, result: dict) -> None:
             + f" | {arm['seconds']:.0f} |"
         )
     lines += ["", *[f"- {n}" for n in result["notes"]], ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
+    out.with_name(out.name + ".md").write_text("\n".join(lines))
 
 
 def main() -> None:
