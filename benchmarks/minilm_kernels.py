@@ -133,34 +133,39 @@ def pack_qkv(model):
     for n in g.node:
         for i in n.input:
             readers[i].append(n)
+    def bias(matmul, add) -> str | None:
+        """The constant of ``add`` shaped like ``matmul``'s output columns (its bias), if any."""
+        cols = [inits[matmul.input[1]].dims[1]]
+        return next((i for i in add.input if i in inits and list(inits[i].dims) == cols), None)
+
     groups = collections.defaultdict(list)
     for n in g.node:
         after = readers.get(n.output[0], [])
         if (n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2 and len(after) == 1
-                and after[0].op_type == "Add"
-                and any(i in inits and list(inits[i].dims) == [inits[n.input[1]].dims[1]] for i in after[0].input)):
-            groups[n.input[0]].append((n, after[0]))
-    for k, (x, members) in enumerate((x, m) for x, m in groups.items() if len(m) > 1):
-        ws = [numpy_helper.to_array(inits[mm.input[1]]) for mm, _ in members]
-        bs = [numpy_helper.to_array(inits[next(i for i in add.input if i in inits)]) for _, add in members]
+                and after[0].op_type == "Add" and bias(n, after[0]) is not None):
+            groups[n.input[0]].append((n, after[0], bias(n, after[0])))
+    packed = [(x, m) for x, m in groups.items() if len(m) > 1]
+    if not packed:
+        raise RuntimeError("pack_qkv: no MatMul + bias Add shares its input with another; nothing packed")
+    for k, (x, members) in enumerate(packed):
+        ws = [numpy_helper.to_array(inits[mm.input[1]]) for mm, _, _ in members]
+        bs = [numpy_helper.to_array(inits[b]) for _, _, b in members]
         name = f"packed_{k}"
         g.initializer.extend([numpy_helper.from_array(np.concatenate(ws, 1), f"{name}_W"),
                               numpy_helper.from_array(np.concatenate(bs, 0), f"{name}_B"),
                               numpy_helper.from_array(np.array([w.shape[1] for w in ws], np.int64), f"{name}_split")])
-        at = min(list(g.node).index(mm) for mm, _ in members)
-        for mm, add in members:
+        at = min(list(g.node).index(mm) for mm, _, _ in members)
+        for mm, add, b in members:
             g.node.remove(mm)
             g.node.remove(add)
-            for name_ in (mm.input[1], *(i for i in add.input if i in inits)):
-                g.initializer.remove(inits.pop(name_))
+            for weight in (mm.input[1], b):
+                g.initializer.remove(inits.pop(weight))
         new = [helper.make_node("MatMul", [x, f"{name}_W"], [f"{name}_mm"], name=f"{name}/MatMul"),
                helper.make_node("Add", [f"{name}_mm", f"{name}_B"], [f"{name}_add"], name=f"{name}/Add"),
-               helper.make_node("Split", [f"{name}_add", f"{name}_split"], [a.output[0] for _, a in members],
+               helper.make_node("Split", [f"{name}_add", f"{name}_split"], [a.output[0] for _, a, _ in members],
                                 name=f"{name}/Split", axis=-1)]
         for j, node in enumerate(new):
             g.node.insert(at + j, node)
-    if not any(n.name.startswith("packed_") for n in g.node):
-        raise RuntimeError("pack_qkv: no MatMul + bias Add shares its input with another; nothing packed")
     return model
 
 
